@@ -1,0 +1,51 @@
+package mnist
+
+import "slices"
+
+// TensorSpec names one tensor of the network and its shape, exactly as in the
+// PyTorch state_dict() of the seed's MNIST_Model.
+type TensorSpec struct {
+	Name  string
+	Shape []int
+}
+
+// Layout lists the network's tensors in state_dict order. Weights files hold
+// exactly these tensors, as float32, with these names and shapes.
+var Layout = []TensorSpec{
+	{"conv1.weight", []int{10, 1, 5, 5}},
+	{"conv1.bias", []int{10}},
+	{"conv2.weight", []int{20, 10, 5, 5}},
+	{"conv2.bias", []int{20}},
+	{"fc1.weight", []int{50, 320}},
+	{"fc1.bias", []int{50}},
+	{"fc2.weight", []int{10, 50}},
+	{"fc2.bias", []int{10}},
+}
+
+// NumParams is the number of trainable parameters of the network (21,840).
+const NumParams = 10*1*5*5 + 10 + 20*10*5*5 + 20 + 50*320 + 50 + 10*50 + 10
+
+// Weights holds the network's parameters in PyTorch layout (row-major, fc
+// weights as [out, in]). A Weights value is not safe for concurrent mutation;
+// models take a private copy (Clone) so callers may reuse theirs.
+type Weights struct {
+	// Tensors maps each name of Layout to its row-major float32 data.
+	Tensors map[string][]float32
+	// Metadata is the safetensors __metadata__ map (string to string).
+	Metadata map[string]string
+}
+
+// Clone returns a deep copy of w.
+func (w *Weights) Clone() *Weights {
+	c := &Weights{Tensors: make(map[string][]float32, len(w.Tensors))}
+	for k, v := range w.Tensors {
+		c.Tensors[k] = slices.Clone(v)
+	}
+	if w.Metadata != nil {
+		c.Metadata = make(map[string]string, len(w.Metadata))
+		for k, v := range w.Metadata {
+			c.Metadata[k] = v
+		}
+	}
+	return c
+}
