@@ -1,0 +1,110 @@
+package flag
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// fileSystem is the small slice of the operating system that the durable
+// handlers use. Production code uses osFS; tests swap in a wrapper that injects
+// write and sync failures, which is the only practical way to simulate a full
+// or failing disk without special mounts.
+type fileSystem interface {
+	MkdirAll(path string, perm fs.FileMode) error
+	CreateTemp(dir, pattern string) (file, error)
+	OpenFile(name string, flag int, perm fs.FileMode) (file, error)
+	Rename(oldpath, newpath string) error
+	Remove(name string) error
+	ReadFile(name string) ([]byte, error)
+	ReadDir(name string) ([]fs.DirEntry, error)
+	Stat(name string) (fs.FileInfo, error)
+	Truncate(name string, size int64) error
+	// SyncDir makes the directory's entries (creations, renames, removals) durable.
+	SyncDir(dir string) error
+}
+
+// file is the part of *os.File the handlers need.
+type file interface {
+	Write(p []byte) (int, error)
+	Sync() error
+	Close() error
+	Name() string
+	Truncate(size int64) error
+}
+
+// osFS is the real file system.
+type osFS struct{}
+
+func (osFS) MkdirAll(path string, perm fs.FileMode) error { return os.MkdirAll(path, perm) }
+func (osFS) CreateTemp(dir, pattern string) (file, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+func (osFS) OpenFile(name string, flag int, perm fs.FileMode) (file, error) {
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+func (osFS) Rename(oldpath, newpath string) error       { return os.Rename(oldpath, newpath) }
+func (osFS) Remove(name string) error                   { return os.Remove(name) }
+func (osFS) ReadFile(name string) ([]byte, error)       { return os.ReadFile(name) }
+func (osFS) ReadDir(name string) ([]fs.DirEntry, error) { return os.ReadDir(name) }
+func (osFS) Stat(name string) (fs.FileInfo, error)      { return os.Stat(name) }
+func (osFS) Truncate(name string, size int64) error     { return os.Truncate(name, size) }
+
+func (osFS) SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// writeFileAtomic writes data to path so that a reader (or a restart after a
+// crash) sees either the old content or the new, never a mix: temp file in the
+// same directory, fsync, rename, fsync of the directory. The temp file name
+// starts with tempPrefix so that recovery can recognise and delete leftovers.
+func writeFileAtomic(fsys fileSystem, path string, data []byte) (err error) {
+	dir, base := filepath.Split(path)
+	dir = filepath.Clean(dir)
+	f, err := fsys.CreateTemp(dir, tempPrefix+base+"-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = fsys.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = fsys.Rename(tmp, path); err != nil {
+		return err
+	}
+	return fsys.SyncDir(dir)
+}
+
+// tempPrefix starts the name of every temporary file the package creates. The
+// leading dot also hides such files from the Hugging Face datasets loader,
+// which ignores files whose names start with ".".
+const tempPrefix = ".tmp-"
