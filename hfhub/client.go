@@ -174,15 +174,19 @@ func moduleVersion() string {
 // default $HF_HOME/token with HF_HOME defaulting to ~/.cache/huggingface).
 // The value is cleaned (CR/LF removed, surrounding space trimmed). No token
 // anywhere gives "" and a nil error; an unreadable token file is an error.
-func ResolveToken() (string, error) {
+func ResolveToken() (string, error) { return ResolveTokenFrom(os.Getenv) }
+
+// ResolveTokenFrom is ResolveToken reading the environment through getenv
+// (for programs and tests that pass their own environment).
+func ResolveTokenFrom(getenv func(string) string) (string, error) {
 	for _, env := range []string{"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"} {
-		if t := cleanToken(os.Getenv(env)); t != "" {
+		if t := cleanToken(getenv(env)); t != "" {
 			return t, nil
 		}
 	}
-	path := os.Getenv("HF_TOKEN_PATH")
+	path := getenv("HF_TOKEN_PATH")
 	if path == "" {
-		home := os.Getenv("HF_HOME")
+		home := getenv("HF_HOME")
 		if home == "" {
 			uh, err := os.UserHomeDir()
 			if err != nil {
