@@ -40,7 +40,8 @@ type OutboxOptions struct {
 	// (Backoff waits use the monotonic clock of package time.)
 	Now func() time.Time
 	// OnDeliver, if set, is called (from a worker goroutine) after a sample
-	// was delivered and its pending file removed. It must not block for long.
+	// was delivered and its pending file removed, before Backlog drops. It
+	// must not block for long.
 	OnDeliver func(id string)
 	// IsPermanent reports whether a delivery error will never go away for this
 	// sample, so that retrying is pointless. Such samples are moved to the
@@ -486,10 +487,10 @@ func (o *Outbox[In]) deliver(ent *outboxEntry) {
 		o.failures = 0
 		o.retryAt = time.Time{}
 		o.mu.Unlock()
-		o.finish(ent)
 		if o.onDeliver != nil {
-			o.onDeliver(ent.id)
+			o.onDeliver(ent.id) // before finish, so that a Flush returning has seen every call
 		}
+		o.finish(ent)
 	case o.ctx.Err() != nil:
 		// Closing: the attempt was cancelled, the sample stays pending.
 		o.mu.Lock()
