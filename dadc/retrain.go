@@ -316,19 +316,23 @@ func (l *Loop[In]) finishRetrain(job *retrainJob[In], res retrainResult[In]) {
 			"clean_accuracy", deref(res.clean), "baseline_clean_accuracy", deref(res.baseline), "max_accuracy_drop", l.opts.MaxAccuracyDrop)
 	}
 	l.publishLocked(ev)
-	l.retraining = false
-	l.progress.Store(0)
-	close(l.retrainDone)
-	l.maybeRetrainLocked()
 	l.mu.Unlock()
 
-	// Closing models may be slow; never under mu.
+	// Closing models may be slow: not under mu, but before the retrain counts
+	// as ended, so that after WaitIdle retired models are released.
 	if retire != nil {
 		closeModel(retire, l.log)
 	}
 	if replaced != nil {
 		replaced.release()
 	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.retraining = false
+	l.progress.Store(0)
+	close(l.retrainDone)
+	l.maybeRetrainLocked() // coalescing: flags that arrived meanwhile may call for the next retrain
 }
 
 func deref(p *float64) float64 {
