@@ -258,7 +258,7 @@ func (s *Server) ResetRequests() {
 type Fault struct {
 	Method       string
 	Op           Op
-	PathContains string // substring of the escaped path
+	PathContains string // substring of the escaped path and query ("path?query")
 
 	// Status is the error status to answer with (e.g. 500, 503, 429). Zero
 	// with Delay only slows the request down and then serves it normally.
@@ -305,10 +305,10 @@ func (s *Server) ClearFaults() {
 }
 
 // pickFault returns the first fault that hits this request (s.mu held).
-func (s *Server) pickFault(op Op, method, escapedPath string) *Fault {
+func (s *Server) pickFault(op Op, method, pathAndQuery string) *Fault {
 	for i, f := range s.faults {
 		if (f.Method != "" && !strings.EqualFold(f.Method, method)) || (f.Op != "" && f.Op != op) ||
-			(f.PathContains != "" && !strings.Contains(escapedPath, f.PathContains)) {
+			(f.PathContains != "" && !strings.Contains(pathAndQuery, f.PathContains)) {
 			continue
 		}
 		if f.Probability > 0 && f.Probability < 1 && f.rng.Float64() >= f.Probability {
@@ -488,7 +488,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	down := s.down
 	var fault *Fault
 	if !down {
-		fault = s.pickFault(rt.op, r.Method, r.URL.EscapedPath())
+		fault = s.pickFault(rt.op, r.Method, r.URL.EscapedPath()+"?"+r.URL.RawQuery)
 	}
 	s.mu.Unlock()
 	if down {
