@@ -71,7 +71,8 @@ type CreateRepoOptions struct {
 
 // CreateRepo creates a repository and returns its URL. With ExistOK an
 // existing repo is a success (also when the token may not create repos in
-// the namespace but can read the repo).
+// the namespace but can read the repo), and transient failures (5xx, network)
+// are retried with backoff.
 func (c *Client) CreateRepo(ctx context.Context, typ RepoType, id RepoID, opts *CreateRepoOptions) (string, error) {
 	if err := validateRepo(typ, id); err != nil {
 		return "", err
@@ -92,8 +93,11 @@ func (c *Client) CreateRepo(ctx context.Context, typ RepoType, id RepoID, opts *
 		URL string `json:"url"`
 	}
 	for attempt := 0; ; attempt++ {
+		// With ExistOK a repeated creation is harmless (409 counts as success),
+		// so transient failures are retried; without it a retry after a
+		// "500 but created" would wrongly report a conflict.
 		err = c.doJSON(ctx, &request{op: "create repo", method: http.MethodPost, url: c.endpoint + "/api/repos/create",
-			header: http.Header{"Content-Type": {"application/json"}}, body: body, size: size, auth: true}, &out)
+			header: http.Header{"Content-Type": {"application/json"}}, body: body, size: size, auth: true, retry: o.ExistOK}, &out)
 		var he *HubError
 		// "another conflicting operation is in progress": the Hub refuses concurrent
 		// creations by one user; retry with a small backoff (§2.2).
