@@ -25,7 +25,7 @@ func TestCommitParseErrors(t *testing.T) {
 
 	hdr := `{"key":"header","value":{"summary":"s","description":""}}`
 	line := func(key, value string) string { return `{"key":"` + key + `","value":` + value + `}` }
-	bigBinary := bytes.Repeat([]byte{0, 1, 2, 3}, 250_001)    // 1,000,004 bytes, binary
+	bigBinary := bytes.Repeat([]byte{0, 1, 2, 3}, 250_001)   // 1,000,004 bytes, binary
 	bigText := bytes.Repeat([]byte("abcdefghij"), 1_000_001) // 10,000,010 bytes, text
 	tests := []struct {
 		name   string

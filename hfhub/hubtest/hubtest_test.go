@@ -125,7 +125,7 @@ func (c *client) uploadLFS(repoURLPath string, content []byte) map[string]any {
 	r := c.do(http.MethodPost, "/"+repoURLPath+".git/info/lfs/objects/batch",
 		map[string]string{"Content-Type": lfsMediaType, "Accept": lfsMediaType},
 		mustJSON(c.t, map[string]any{"operation": "upload", "transfers": []string{"basic", "multipart"},
-			"objects": []any{map[string]any{"oid": SHA256(content), "size": len(content)}},
+			"objects":   []any{map[string]any{"oid": SHA256(content), "size": len(content)}},
 			"hash_algo": "sha256", "ref": map[string]any{"name": "main"}}))
 	require.Equal(c.t, http.StatusOK, r.status, string(r.body))
 	batch := r.json(c.t)

@@ -422,4 +422,3 @@ func sortedPaths(files map[string]*blob) []string {
 	sort.Strings(out)
 	return out
 }
-
