@@ -1,0 +1,479 @@
+package mnist
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/jpeg" // registers the JPEG decoder for image.Decode
+	_ "image/png"  // registers the PNG decoder for image.Decode
+	"math"
+	"slices"
+
+	"golang.org/x/image/draw"
+)
+
+// The output geometry: 28x28 pixels, 784 inputs. (Unexported so as not to
+// clash with the network code's Side and InputSize, which have the same values.)
+const (
+	imageSide   = 28
+	imagePixels = imageSide * imageSide
+)
+
+// Default limits of Preprocess.
+const (
+	DefaultMaxPixels = 4096 * 4096
+	DefaultMaxBytes  = 10 << 20
+)
+
+var (
+	// ErrEmptyImage is returned when an image holds no digit: blank, one
+	// uniform colour, or strokes too faint or too small to read.
+	ErrEmptyImage = errors.New("mnist: the drawing is empty: draw a digit first")
+	// ErrNotImage is returned for data that is not a decodable PNG or JPEG.
+	ErrNotImage = errors.New("mnist: not a PNG or JPEG image")
+	// ErrImageTooLarge is wrapped by *ImageTooLargeError.
+	ErrImageTooLarge = errors.New("mnist: image too large")
+)
+
+// ImageTooLargeError reports an image refused by Preprocess's limits, before
+// it was decoded. It wraps ErrImageTooLarge.
+type ImageTooLargeError struct {
+	// Bytes is the encoded size; Width and Height are the declared size (0
+	// when the byte limit was hit first).
+	Bytes         int64
+	Width, Height int
+	// MaxBytes and MaxPixels are the limits in force.
+	MaxBytes  int64
+	MaxPixels int
+}
+
+func (e *ImageTooLargeError) Error() string {
+	if e.Width == 0 && e.Height == 0 {
+		return fmt.Sprintf("mnist: image too large: %d bytes, the limit is %d bytes", e.Bytes, e.MaxBytes)
+	}
+	return fmt.Sprintf("mnist: image too large: %dx%d pixels, the limit is %d pixels (for instance %dx%d)",
+		e.Width, e.Height, e.MaxPixels, int(math.Sqrt(float64(e.MaxPixels))), int(math.Sqrt(float64(e.MaxPixels))))
+}
+
+// Unwrap returns ErrImageTooLarge.
+func (e *ImageTooLargeError) Unwrap() error { return ErrImageTooLarge }
+
+// PreprocessOptions bounds the images Preprocess accepts. A nil pointer or a
+// zero field means the default.
+type PreprocessOptions struct {
+	// MaxPixels caps width*height as declared in the image header (default
+	// DefaultMaxPixels, 4096*4096).
+	MaxPixels int
+	// MaxBytes caps the encoded size (default DefaultMaxBytes, 10 MiB).
+	MaxBytes int64
+}
+
+func (o *PreprocessOptions) limits() (maxPixels int, maxBytes int64) {
+	maxPixels, maxBytes = DefaultMaxPixels, DefaultMaxBytes
+	if o != nil && o.MaxPixels > 0 {
+		maxPixels = o.MaxPixels
+	}
+	if o != nil && o.MaxBytes > 0 {
+		maxBytes = o.MaxBytes
+	}
+	return maxPixels, maxBytes
+}
+
+// Preprocess decodes a PNG or JPEG drawing and returns the 28x28 MNIST-format
+// input (bright ink on dark), the way MNIST itself was made; see
+// PreprocessImage. The size is checked from the image header before decoding,
+// so an oversized image costs no memory. Errors: *ImageTooLargeError
+// (ErrImageTooLarge), ErrNotImage, ErrEmptyImage. It is safe for concurrent
+// use.
+func Preprocess(data []byte, opts *PreprocessOptions) (*image.Gray, error) {
+	maxPixels, maxBytes := opts.limits()
+	if int64(len(data)) > maxBytes {
+		return nil, &ImageTooLargeError{Bytes: int64(len(data)), MaxBytes: maxBytes, MaxPixels: maxPixels}
+	}
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotImage, err)
+	}
+	if format != "png" && format != "jpeg" {
+		return nil, fmt.Errorf("%w: got %s", ErrNotImage, format)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return nil, ErrEmptyImage
+	}
+	if cfg.Width > maxPixels || cfg.Height > maxPixels || cfg.Width*cfg.Height > maxPixels {
+		return nil, &ImageTooLargeError{Bytes: int64(len(data)), Width: cfg.Width, Height: cfg.Height, MaxBytes: maxBytes, MaxPixels: maxPixels}
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotImage, err)
+	}
+	return PreprocessImage(img)
+}
+
+// Tuning of the preprocessing. mnistStrokeWidth is MNIST's typical pen width
+// in the 20-pixel box: the 2*ink/perimeter estimate has a median of 1.9 pixels
+// on the 28x28 training images, and that estimate reads a stroke drawn at high
+// resolution and scaled down as about 0.7 of its true width.
+const (
+	boxSide           = 20  // the digit's longer side in the output, as in MNIST
+	midSide           = 80  // intermediate resolution for large drawings
+	minInkContrast    = 48  // ink fainter than this above the background is no ink
+	minInkMass        = 3   // less ink than 3 full pixels is a speck, not a drawing
+	mnistStrokeWidth  = 2.6 // MNIST pen width in the 20-pixel box
+	thinStrokeFactor  = 0.4 // strokes thinner than this fraction of it are thickened...
+	thickenedWidth    = 0.8 // ...to this fraction of it
+	noiseFloorDivisor = 8   // pixels below max/8 are noise (JPEG artefacts, paper grain)
+)
+
+// PreprocessImage turns a decoded drawing into the 28x28 MNIST-format input:
+//
+//   - transparent parts are composited onto white; then the image is made
+//     grayscale;
+//   - the background is read from the border pixels; a light background is
+//     inverted so that the ink is bright on dark, and the background level is
+//     subtracted, so grey paper or a dark-grey canvas work too;
+//   - faint noise is dropped and the image is cropped to the ink's bounding box;
+//   - the longer side is scaled to 20 pixels keeping the aspect ratio, with an
+//     antialiasing filter (large drawings through an 80-pixel intermediate,
+//     where strokes much thinner than MNIST's are thickened, so that a fine
+//     pen on a big canvas still reads as a digit), and the ink is stretched to
+//     full brightness;
+//   - the result is placed in 28x28 with its centre of mass at (14,14).
+//
+// If compositing onto white leaves nothing (light ink on a transparent
+// background), the image is composited onto black instead. A blank or
+// uniform image gives ErrEmptyImage. It is safe for concurrent use.
+func PreprocessImage(img image.Image) (*image.Gray, error) {
+	if img == nil {
+		return nil, fmt.Errorf("%w: no image", ErrNotImage)
+	}
+	if img.Bounds().Empty() {
+		return nil, ErrEmptyImage
+	}
+	lum, translucent := luminance(img, 0xff)
+	out, err := preprocessLuminance(lum)
+	if errors.Is(err, ErrEmptyImage) && translucent {
+		lum, _ = luminance(img, 0)
+		if out2, err2 := preprocessLuminance(lum); err2 == nil {
+			return out2, nil
+		}
+	}
+	return out, err
+}
+
+// luminance returns img as a grayscale image at origin (0,0), with
+// transparency composited onto a background of gray level bg (0 or 255), and
+// whether any pixel was not fully opaque.
+func luminance(img image.Image, bg uint8) (*image.Gray, bool) {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	out := image.NewGray(image.Rect(0, 0, w, h))
+	translucent := false
+	// gray8 is color.GrayModel's formula on 8-bit channels (the weights sum
+	// to 65536).
+	gray8 := func(r, g, b uint32) uint8 { return uint8((19595*r + 38470*g + 7471*b + 1<<15) >> 16) }
+	bgc := uint32(bg)
+	switch src := img.(type) {
+	case *image.Gray:
+		for y := range h {
+			copy(out.Pix[y*out.Stride:y*out.Stride+w], src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):])
+		}
+	case *image.YCbCr:
+		// Opaque; the Y plane is the luma.
+		for y := range h {
+			copy(out.Pix[y*out.Stride:y*out.Stride+w], src.Y[src.YOffset(b.Min.X, b.Min.Y+y):])
+		}
+	case *image.NRGBA:
+		for y := range h {
+			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
+			for x := range w {
+				p := row[4*x : 4*x+4 : 4*x+4]
+				a := uint32(p[3])
+				if a != 0xff {
+					translucent = true
+				}
+				// Non-premultiplied: c*a + bg*(1-a).
+				mix := func(c uint8) uint32 { return (uint32(c)*a + bgc*(0xff-a) + 0x7f) / 0xff }
+				out.Pix[y*out.Stride+x] = gray8(mix(p[0]), mix(p[1]), mix(p[2]))
+			}
+		}
+	case *image.RGBA:
+		for y := range h {
+			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
+			for x := range w {
+				p := row[4*x : 4*x+4 : 4*x+4]
+				a := uint32(p[3])
+				if a != 0xff {
+					translucent = true
+				}
+				// Premultiplied: c + bg*(1-a).
+				mix := func(c uint8) uint32 { return min(0xff, uint32(c)+(bgc*(0xff-a)+0x7f)/0xff) }
+				out.Pix[y*out.Stride+x] = gray8(mix(p[0]), mix(p[1]), mix(p[2]))
+			}
+		}
+	default:
+		bg16 := bgc * 0x101
+		for y := range h {
+			for x := range w {
+				r, g, bl, a := src.At(b.Min.X+x, b.Min.Y+y).RGBA()
+				if a != 0xffff {
+					translucent = true
+				}
+				r += bg16 * (0xffff - a) / 0xffff
+				g += bg16 * (0xffff - a) / 0xffff
+				bl += bg16 * (0xffff - a) / 0xffff
+				out.Pix[y*out.Stride+x] = color.GrayModel.Convert(color.RGBA64{uint16(min(r, 0xffff)), uint16(min(g, 0xffff)), uint16(min(bl, 0xffff)), 0xffff}).(color.Gray).Y
+			}
+		}
+	}
+	return out, translucent
+}
+
+// preprocessLuminance runs the steps after grayscale conversion on lum, which
+// it may modify.
+func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
+	ink := lum.Pix // origin (0,0) and Stride == width: see luminance
+	w, h := lum.Rect.Dx(), lum.Rect.Dy()
+
+	// The background is the border's median; a light one means dark ink.
+	if median(borderPixels(lum)) > 127 {
+		for i, v := range ink {
+			ink[i] = 255 - v
+		}
+	}
+	bg := int(median(borderPixels(lum)))
+	if bg > 255-minInkContrast {
+		return nil, ErrEmptyImage
+	}
+	maxInk := 0
+	for i, v := range ink {
+		s := 0
+		if int(v) > bg {
+			s = (int(v) - bg) * 255 / (255 - bg)
+		}
+		ink[i] = uint8(s)
+		maxInk = max(maxInk, s)
+	}
+	if maxInk < minInkContrast {
+		return nil, fmt.Errorf("%w (the strokes are too faint to read)", ErrEmptyImage)
+	}
+	floor := uint8(maxInk / noiseFloorDivisor)
+	box := image.Rectangle{Min: image.Pt(w, h)}
+	mass := 0
+	for y := range h {
+		for x := range w {
+			i := y*w + x
+			if ink[i] <= floor {
+				ink[i] = 0
+				continue
+			}
+			mass += int(ink[i])
+			box.Min.X, box.Min.Y = min(box.Min.X, x), min(box.Min.Y, y)
+			box.Max.X, box.Max.Y = max(box.Max.X, x+1), max(box.Max.Y, y+1)
+		}
+	}
+	if mass < minInkMass*255 {
+		return nil, fmt.Errorf("%w (there is only a speck of ink)", ErrEmptyImage)
+	}
+	crop := lum.SubImage(box).(*image.Gray)
+
+	// Scale to the intermediate resolution when the drawing is large.
+	var mid *image.Gray16
+	cw, ch := box.Dx(), box.Dy()
+	if long := max(cw, ch); long > midSide {
+		mid = image.NewGray16(image.Rect(0, 0, scaledSide(cw, long, midSide), scaledSide(ch, long, midSide)))
+		draw.BiLinear.Scale(mid, mid.Rect, crop, crop.Rect, draw.Src, nil)
+	} else {
+		mid = image.NewGray16(image.Rect(0, 0, cw, ch))
+		draw.Copy(mid, image.Point{}, crop, crop.Rect, draw.Src, nil)
+	}
+	if !stretch16(mid) {
+		return nil, fmt.Errorf("%w (the strokes are too small to read)", ErrEmptyImage)
+	}
+	mid = thickenThinStrokes(mid)
+
+	// Scale the longer side to 20 pixels.
+	mw, mh := mid.Rect.Dx(), mid.Rect.Dy()
+	long := max(mw, mh)
+	digit := image.NewGray16(image.Rect(0, 0, scaledSide(mw, long, boxSide), scaledSide(mh, long, boxSide)))
+	draw.BiLinear.Scale(digit, digit.Rect, mid, mid.Rect, draw.Src, nil)
+	if !stretch16(digit) {
+		return nil, fmt.Errorf("%w (the strokes are too small to read)", ErrEmptyImage)
+	}
+	return centerOfMassPlace(digit), nil
+}
+
+// scaledSide returns side*target/long rounded, at least 1.
+func scaledSide(side, long, target int) int {
+	return max(1, (side*target+long/2)/long)
+}
+
+func borderPixels(g *image.Gray) []uint8 {
+	w, h := g.Rect.Dx(), g.Rect.Dy()
+	px := make([]uint8, 0, 2*w+2*h)
+	for x := range w {
+		px = append(px, g.Pix[x], g.Pix[(h-1)*g.Stride+x])
+	}
+	for y := 1; y < h-1; y++ {
+		px = append(px, g.Pix[y*g.Stride], g.Pix[y*g.Stride+w-1])
+	}
+	return px
+}
+
+func median(px []uint8) uint8 {
+	var hist [256]int
+	for _, v := range px {
+		hist[v]++
+	}
+	seen := 0
+	for v, n := range hist {
+		seen += n
+		if 2*seen >= len(px) {
+			return uint8(v)
+		}
+	}
+	return 0
+}
+
+// stretch16 scales g so that its ink reaches full white, as MNIST digits do
+// (and a thin stroke averaged down during scaling gets its contrast back). The
+// reference level is the 90th percentile of the non-black pixels rather than
+// the maximum, so that one bright spot, such as two strokes crossing, does not
+// leave the rest of the digit dim; brighter pixels are clipped. It reports
+// false if g is black.
+func stretch16(g *image.Gray16) bool {
+	vals := make([]uint16, 0, len(g.Pix)/2)
+	for i := 0; i < len(g.Pix); i += 2 {
+		if v := uint16(g.Pix[i])<<8 | uint16(g.Pix[i+1]); v > 0 {
+			vals = append(vals, v)
+		}
+	}
+	if len(vals) == 0 {
+		return false
+	}
+	slices.Sort(vals)
+	ref := uint32(vals[len(vals)*9/10])
+	for i := 0; i < len(g.Pix); i += 2 {
+		v := min(0xffff, (uint32(g.Pix[i])<<8|uint32(g.Pix[i+1]))*0xffff/ref)
+		g.Pix[i], g.Pix[i+1] = uint8(v>>8), uint8(v)
+	}
+	return true
+}
+
+// thickenThinStrokes returns g, or a dilated copy of g when its strokes are much thinner than MNIST's
+// relative to the digit size. The stroke width is estimated as
+// 2*ink area/ink perimeter, which is exact for long thin strokes.
+func thickenThinStrokes(g *image.Gray16) *image.Gray16 {
+	w, h := g.Rect.Dx(), g.Rect.Dy()
+	at := func(x, y int) uint32 {
+		i := y*g.Stride + 2*x
+		return uint32(g.Pix[i])<<8 | uint32(g.Pix[i+1])
+	}
+	on := func(x, y int) bool { return x >= 0 && y >= 0 && x < w && y < h && at(x, y) >= 0x8000 }
+	var area float64
+	perimeter := 0
+	for y := range h {
+		for x := range w {
+			area += float64(at(x, y)) / 0xffff
+			if on(x, y) {
+				for _, d := range [4][2]int{{1, 0}, {-1, 0}, {0, 1}, {0, -1}} {
+					if !on(x+d[0], y+d[1]) {
+						perimeter++
+					}
+				}
+			}
+		}
+	}
+	if perimeter == 0 {
+		return g
+	}
+	width := 2 * area / float64(perimeter)
+	target := mnistStrokeWidth * float64(max(w, h)) / boxSide
+	if width >= thinStrokeFactor*target {
+		return g
+	}
+	r := int(math.Round((thickenedWidth*target - width) / 2))
+	if r < 1 {
+		return g
+	}
+	// Dilate with a disc of radius r into a frame r pixels larger on every
+	// side, as if drawn with a thicker pen (whose strokes stick out of the
+	// thin pen's bounding box too).
+	var disc []image.Point
+	for dy := -r; dy <= r; dy++ {
+		for dx := -r; dx <= r; dx++ {
+			if dx*dx+dy*dy <= r*r+r { // r*r+r rounds the disc's edge outwards
+				disc = append(disc, image.Pt(dx, dy))
+			}
+		}
+	}
+	out := image.NewGray16(image.Rect(0, 0, w+2*r, h+2*r))
+	for y := range h + 2*r {
+		for x := range w + 2*r {
+			var m uint32
+			for _, d := range disc {
+				sx, sy := x-r+d.X, y-r+d.Y
+				if sx >= 0 && sy >= 0 && sx < w && sy < h {
+					m = max(m, at(sx, sy))
+				}
+			}
+			i := y*out.Stride + 2*x
+			out.Pix[i], out.Pix[i+1] = uint8(m>>8), uint8(m)
+		}
+	}
+	return out
+}
+
+// centerOfMassPlace puts digit (at most 20x20) into a black 28x28 image so
+// that its intensity-weighted centre of mass, in pixel-index coordinates, is
+// at (14,14) as in MNIST (the MNIST training set's mean is 14.0, 14.0),
+// shifting by whole pixels and staying inside the frame.
+func centerOfMassPlace(digit *image.Gray16) *image.Gray {
+	w, h := digit.Rect.Dx(), digit.Rect.Dy()
+	var sum, sx, sy float64
+	for y := range h {
+		for x := range w {
+			i := y*digit.Stride + 2*x
+			v := float64(uint32(digit.Pix[i])<<8 | uint32(digit.Pix[i+1]))
+			sum += v
+			sx += v * float64(x)
+			sy += v * float64(y)
+		}
+	}
+	// sum > 0: the callers stretched digit to full white.
+	ox := min(max(int(math.Round(imageSide/2-sx/sum)), 0), imageSide-w)
+	oy := min(max(int(math.Round(imageSide/2-sy/sum)), 0), imageSide-h)
+	out := image.NewGray(image.Rect(0, 0, imageSide, imageSide))
+	for y := range h {
+		for x := range w {
+			i := y*digit.Stride + 2*x
+			v := uint32(digit.Pix[i])<<8 | uint32(digit.Pix[i+1])
+			out.Pix[(oy+y)*out.Stride+ox+x] = uint8((v*0xff + 0x7fff) / 0xffff)
+		}
+	}
+	return out
+}
+
+// Normalize maps a 28x28 MNIST-format image to the model input,
+// dst[y*28+x] = (p/255 - 0.1307) / 0.3081, row-major. dst must hold exactly
+// 784 floats, for instance one row of a batch.
+func Normalize(g *image.Gray, dst []float32) error {
+	if g == nil {
+		return errors.New("mnist: normalize: no image")
+	}
+	if g.Rect.Dx() != imageSide || g.Rect.Dy() != imageSide {
+		return fmt.Errorf("mnist: normalize: image is %dx%d, want %dx%d (run Preprocess first)", g.Rect.Dx(), g.Rect.Dy(), imageSide, imageSide)
+	}
+	if len(dst) != imagePixels {
+		return fmt.Errorf("mnist: normalize: dst holds %d floats, want %d", len(dst), imagePixels)
+	}
+	for y := range imageSide {
+		row := g.Pix[y*g.Stride : y*g.Stride+imageSide]
+		for x, p := range row {
+			dst[y*imageSide+x] = float32((float64(p)/255 - NormMean) / NormStd)
+		}
+	}
+	return nil
+}
