@@ -312,9 +312,47 @@ func (d *Dir[In]) recoverShard(name string) error {
 			d.log.Error("flag: metadata row refers to a missing input file", "shard", name, "id", r.ID, "file_name", r.FileName)
 		}
 	}
+	if len(rows) == 0 {
+		// A crash before the shard's first row leaves an empty folder (or an
+		// empty metadata file). Remove it: the loader cannot read an empty
+		// shard, and nothing in it was ever acknowledged.
+		gone, err := d.removeEmptyShard(dir)
+		if err != nil {
+			return fmt.Errorf("flag: NewDir: %w", err)
+		}
+		if gone {
+			d.log.Info("flag: removed an empty shard folder left by a crash", "dir", dir)
+			return nil
+		}
+	}
 	d.shards[name] = sh
 	d.order = append(d.order, name)
 	return nil
+}
+
+// removeEmptyShard removes dir if it holds nothing but an empty metadata
+// file; it reports whether it did.
+func (d *Dir[In]) removeEmptyShard(dir string) (bool, error) {
+	entries, err := d.fs.ReadDir(dir)
+	if err != nil {
+		return false, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if e.Name() != MetadataFile {
+			return false, nil
+		}
+	}
+	meta := filepath.Join(dir, MetadataFile)
+	if err := d.fs.Remove(meta); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("removing %s: %w", meta, err)
+	}
+	if err := d.fs.Remove(dir); err != nil {
+		return false, fmt.Errorf("removing empty shard %s: %w", dir, err)
+	}
+	if err := d.fs.SyncDir(filepath.Dir(dir)); err != nil {
+		return false, fmt.Errorf("syncing %s: %w", filepath.Dir(dir), err)
+	}
+	return true, nil
 }
 
 // parseMetadata parses metadata.jsonl content. It returns the rows and the
@@ -524,19 +562,27 @@ func (d *Dir[In]) shardLocked() (*shardState, error) {
 		}
 		sh.created = true
 	}
-	if sh.meta == nil {
-		path := filepath.Join(sh.dir, MetadataFile)
-		f, err := d.fs.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("flag: dir: opening %s: %w", path, err)
-		}
-		if err := d.fs.SyncDir(sh.dir); err != nil {
-			_ = f.Close()
-			return nil, fmt.Errorf("flag: dir: syncing %s: %w", sh.dir, err)
-		}
-		sh.meta = f
-	}
 	return sh, nil
+}
+
+// openMetaLocked opens the shard's metadata file for appending, creating it
+// (durably) on the first row: a shard never has an empty metadata file that
+// the datasets loader could trip over. d.mu is held.
+func (d *Dir[In]) openMetaLocked(sh *shardState) error {
+	if sh.meta != nil {
+		return nil
+	}
+	path := filepath.Join(sh.dir, MetadataFile)
+	f, err := d.fs.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", path, err)
+	}
+	if err := d.fs.SyncDir(sh.dir); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("syncing %s: %w", sh.dir, err)
+	}
+	sh.meta = f
+	return nil
 }
 
 // appendLocked appends one complete row and syncs it. On failure it truncates
@@ -544,6 +590,9 @@ func (d *Dir[In]) shardLocked() (*shardState, error) {
 // that fails the Dir stops accepting writes (recovery on reopen repairs the
 // file). d.mu is held.
 func (d *Dir[In]) appendLocked(sh *shardState, line []byte) error {
+	if err := d.openMetaLocked(sh); err != nil {
+		return err
+	}
 	n, err := sh.meta.Write(line)
 	if err == nil {
 		err = sh.meta.Sync()

@@ -420,3 +420,22 @@ func TestDirJSONCodec(t *testing.T) {
 	assert.Equal(t, in, got[0].Input)
 	assert.Equal(t, fmt.Sprint(in), fmt.Sprint(got[0].Input))
 }
+
+func TestDirRecoveryRemovesEmptyShards(t *testing.T) {
+	root := t.TempDir()
+	for _, shard := range []string{"empty-folder", "empty-meta", "torn-only"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(root, "data", shard), 0o755))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(root, "data", "empty-meta", MetadataFile), nil, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "data", "torn-only", MetadataFile), []byte(`{"file_na`), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "data", "torn-only", "x1.png"), []byte("orphan"), 0o644))
+	d := openTestDir(t, root, &DirOptions{Shard: "empty-meta"})
+	assert.Empty(t, d.Shards())
+	for _, shard := range []string{"empty-folder", "empty-meta", "torn-only"} {
+		assert.NoDirExists(t, filepath.Join(root, "data", shard))
+	}
+	require.NoError(t, d.Flag(context.Background(), testSample(1)))
+	assert.Equal(t, []string{"empty-meta"}, d.Shards())
+	_, err := CheckImageFolder(os.DirFS(root))
+	require.NoError(t, err)
+}
