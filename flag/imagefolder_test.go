@@ -41,7 +41,9 @@ func TestCheckImageFolder(t *testing.T) {
 		}, "data/"},
 		{"missing metadata", func(m fstest.MapFS) { delete(m, "data/s1/metadata.jsonl") }, "data/s1/metadata.jsonl"},
 		{"empty metadata", func(m fstest.MapFS) { m["data/s1/metadata.jsonl"] = &fstest.MapFile{} }, "no rows"},
-		{"torn line", func(m fstest.MapFS) { m["data/s1/metadata.jsonl"] = &fstest.MapFile{Data: []byte(goodRow[:len(goodRow)-1])} }, "torn"},
+		{"torn line", func(m fstest.MapFS) {
+			m["data/s1/metadata.jsonl"] = &fstest.MapFile{Data: []byte(goodRow[:len(goodRow)-1])}
+		}, "torn"},
 		{"not JSON", func(m fstest.MapFS) { m["data/s1/metadata.jsonl"] = &fstest.MapFile{Data: []byte(goodRow + "oops\n")} }, "not a JSON object"},
 		{"absolute file_name", func(m fstest.MapFS) {
 			m["data/s1/metadata.jsonl"] = &fstest.MapFile{Data: []byte(`{"file_name":"/a.png","id":"a","label":1,"model_label":2,"model_probabilities":[0.1],"model_version":"v","round":0,"created_at":"x","session":""}` + "\n")}
