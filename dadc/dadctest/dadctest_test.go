@@ -57,10 +57,9 @@ func TestModelSuite_Wrappers(t *testing.T) {
 
 // brokenModel breaks one rule of the Model contract at a time.
 type brokenModel struct {
-	rule    string
-	mu      sync.Mutex
-	calls   int
-	version string
+	rule  string
+	mu    sync.Mutex
+	calls int
 }
 
 func (b *brokenModel) Version() string {
@@ -218,7 +217,7 @@ func TestVerifyFlagger_FindsViolations(t *testing.T) {
 		}, false, "honour ctx"},
 		{"alters fields", func(string) (dadc.Flagger[int], error) {
 			return lossy{dadctest.NewFlagger[int](nil)}, nil
-		}, false, "Round"},
+		}, false, "field Round is"},
 		{"forgets on reopen", func(string) (dadc.Flagger[int], error) {
 			return dadctest.NewFlagger[int](nil), nil
 		}, true, "after reopening"},

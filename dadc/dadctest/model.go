@@ -132,17 +132,17 @@ func Peaked(label, classes int, version string) dadc.Prediction {
 
 func fromScores(scores []float64, classes int) (dadc.Prediction, error) {
 	if len(scores) != classes {
-		return dadc.Prediction{}, fmt.Errorf("Scores returned %d values, want %d", len(scores), classes)
+		return dadc.Prediction{}, fmt.Errorf("the Scores func returned %d values, want %d", len(scores), classes)
 	}
 	sum := 0.0
 	for _, s := range scores {
 		if s < 0 || s != s {
-			return dadc.Prediction{}, fmt.Errorf("Scores returned %v; scores must be non-negative", scores)
+			return dadc.Prediction{}, fmt.Errorf("the Scores func returned %v; scores must be non-negative", scores)
 		}
 		sum += s
 	}
 	if sum == 0 {
-		return dadc.Prediction{}, errors.New("Scores returned all zeros")
+		return dadc.Prediction{}, errors.New("the Scores func returned all zeros")
 	}
 	p := dadc.Prediction{Probabilities: make([]float64, classes)}
 	for i, s := range scores {

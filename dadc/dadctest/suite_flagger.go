@@ -163,7 +163,7 @@ func (fs *FlaggerSuite[In]) open(dir string) (dadc.Flagger[In], error) {
 		return nil, fmt.Errorf("creating the flagger: %w", err)
 	}
 	if f == nil {
-		return nil, errors.New("New returned a nil flagger")
+		return nil, errors.New("the New func returned a nil flagger")
 	}
 	return f, nil
 }
@@ -208,23 +208,23 @@ func listByID[In any](ctx context.Context, f dadc.Flagger[In]) (byID map[string]
 func (fs *FlaggerSuite[In]) sameSample(want, got dadc.Sample[In]) error {
 	switch {
 	case got.Label != want.Label:
-		return fmt.Errorf("Label %d, want %d", got.Label, want.Label)
+		return fmt.Errorf("field Label is %d, want %d", got.Label, want.Label)
 	case got.ModelLabel != want.ModelLabel:
-		return fmt.Errorf("ModelLabel %d, want %d", got.ModelLabel, want.ModelLabel)
+		return fmt.Errorf("field ModelLabel is %d, want %d", got.ModelLabel, want.ModelLabel)
 	case got.ModelVersion != want.ModelVersion:
-		return fmt.Errorf("ModelVersion %q, want %q", got.ModelVersion, want.ModelVersion)
+		return fmt.Errorf("field ModelVersion is %q, want %q", got.ModelVersion, want.ModelVersion)
 	case got.Round != want.Round:
-		return fmt.Errorf("Round %d, want %d", got.Round, want.Round)
+		return fmt.Errorf("field Round is %d, want %d", got.Round, want.Round)
 	case !got.CreatedAt.Equal(want.CreatedAt):
-		return fmt.Errorf("CreatedAt %s, want %s", got.CreatedAt, want.CreatedAt)
+		return fmt.Errorf("field CreatedAt is %s, want %s", got.CreatedAt, want.CreatedAt)
 	case got.Session != want.Session:
-		return fmt.Errorf("Session %q, want %q", got.Session, want.Session)
+		return fmt.Errorf("field Session is %q, want %q", got.Session, want.Session)
 	case len(got.ModelProbabilities) != len(want.ModelProbabilities):
-		return fmt.Errorf("%d ModelProbabilities, want %d", len(got.ModelProbabilities), len(want.ModelProbabilities))
+		return fmt.Errorf("field ModelProbabilities has %d values, want %d", len(got.ModelProbabilities), len(want.ModelProbabilities))
 	}
 	for i := range want.ModelProbabilities {
 		if math.Abs(got.ModelProbabilities[i]-want.ModelProbabilities[i]) > 1e-6 {
-			return fmt.Errorf("ModelProbabilities[%d] = %v, want %v", i, got.ModelProbabilities[i], want.ModelProbabilities[i])
+			return fmt.Errorf("field ModelProbabilities[%d] is %v, want %v", i, got.ModelProbabilities[i], want.ModelProbabilities[i])
 		}
 	}
 	equal := fs.EqualInput
@@ -232,7 +232,7 @@ func (fs *FlaggerSuite[In]) sameSample(want, got dadc.Sample[In]) error {
 		equal = func(a, b In) bool { return reflect.DeepEqual(a, b) }
 	}
 	if !equal(want.Input, got.Input) {
-		return errors.New("Input differs from the one flagged")
+		return errors.New("field Input differs from the one flagged")
 	}
 	return nil
 }
@@ -384,7 +384,7 @@ func checkReopen[In any](ctx context.Context, fs *FlaggerSuite[In], dir string) 
 	}
 	if _, ok := f.(dadc.SampleSource[In]); !ok {
 		_ = shutdown(ctx, f)
-		return errors.New("Persistent is set but the flagger does not implement dadc.SampleSource, so nothing can be read back")
+		return errors.New("FlaggerSuite.Persistent is set but the flagger does not implement dadc.SampleSource, so nothing can be read back")
 	}
 	want := []dadc.Sample[In]{fs.sample(0), fs.sample(1), fs.sample(2)}
 	for _, s := range want {

@@ -105,7 +105,7 @@ func checkVersion[In any](ctx context.Context, m dadc.Model[In], inputs []In) er
 // validPrediction checks one prediction against the contract.
 func validPrediction(p dadc.Prediction, version string, classes int) error {
 	if len(p.Probabilities) == 0 {
-		return errors.New("Probabilities is empty")
+		return errors.New("the prediction has no Probabilities")
 	}
 	if classes > 0 && len(p.Probabilities) != classes {
 		return fmt.Errorf("got %d probabilities, but another input got %d", len(p.Probabilities), classes)
@@ -121,11 +121,11 @@ func validPrediction(p dadc.Prediction, version string, classes int) error {
 		return fmt.Errorf("probabilities sum to %v, want 1", sum)
 	}
 	if p.Label < 0 || p.Label >= len(p.Probabilities) {
-		return fmt.Errorf("Label %d is outside [0, %d)", p.Label, len(p.Probabilities))
+		return fmt.Errorf("the predicted Label %d is outside [0, %d)", p.Label, len(p.Probabilities))
 	}
 	for i, q := range p.Probabilities {
 		if q > p.Probabilities[p.Label] {
-			return fmt.Errorf("Label is %d (p=%v) but class %d has p=%v; Label must be the argmax", p.Label, p.Probabilities[p.Label], i, q)
+			return fmt.Errorf("the predicted Label is %d (p=%v) but class %d has p=%v; Label must be the argmax", p.Label, p.Probabilities[p.Label], i, q)
 		}
 	}
 	if p.ModelVersion != version {
