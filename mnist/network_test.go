@@ -1,0 +1,138 @@
+package mnist
+
+import (
+	"math"
+	"math/rand"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// randomBatch returns n random MNIST-like images (a blob of ink) and labels.
+func randomBatch(rng *rand.Rand, n int) ([][]uint8, []int) {
+	imgs := make([][]uint8, n)
+	labels := make([]int, n)
+	for k := range imgs {
+		img := make([]uint8, InputSize)
+		for i := range img {
+			if rng.Float64() < 0.2 {
+				img[i] = uint8(rng.Intn(256))
+			}
+		}
+		imgs[k], labels[k] = img, rng.Intn(Classes)
+	}
+	return imgs, labels
+}
+
+// TestGradientCheck compares the backpropagated gradients of the training
+// graph (dropout off) with central finite differences of the loss, for a
+// sample of parameters from every tensor.
+func TestGradientCheck(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	const batch = 4
+	s, err := newTrainSession(InitWeights(7), batch, rng)
+	require.NoError(t, err)
+	defer s.close()
+	imgs, labels := randomBatch(rng, batch)
+	require.NoError(t, s.load(imgs, labels, false))
+	s.setDropoutOff()
+
+	loss := func() float64 {
+		l, err := s.forwardBackward()
+		require.NoError(t, err)
+		s.zeroGrads()
+		return l
+	}
+	_, err = s.forwardBackward()
+	require.NoError(t, err)
+	gs, err := s.grads()
+	require.NoError(t, err)
+	analytic := make([][]float32, len(gs))
+	for i, g := range gs {
+		analytic[i] = append([]float32(nil), g...)
+	}
+	s.zeroGrads()
+
+	for pi, spec := range Layout {
+		w := s.net.values[pi].Data().([]float32)
+		for trial := 0; trial < 6; trial++ {
+			j := rng.Intn(len(w))
+			orig := w[j]
+			const h = 1e-3
+			w[j] = orig + h
+			up := loss()
+			w[j] = orig - h
+			down := loss()
+			w[j] = orig
+			numeric := (up - down) / (2 * h)
+			got := float64(analytic[pi][j])
+			tol := 3e-3 + 2e-2*math.Abs(numeric)
+			assert.InDelta(t, numeric, got, tol, "%s[%d]: numeric %.6f analytic %.6f", spec.Name, j, numeric, got)
+		}
+	}
+}
+
+func TestParamsRoundTrip(t *testing.T) {
+	w := InitWeights(11)
+	p, err := toParams(w)
+	require.NoError(t, err)
+	total := 0
+	for i, d := range p {
+		assert.Equal(t, gorgoniaShape(i), []int(d.Shape()), Layout[i].Name)
+		total += d.Shape().TotalSize()
+	}
+	assert.Equal(t, NumParams, total)
+	// fc1.weight is [50,320] in PyTorch and [320,50] here: element (o,i) moves to (i,o).
+	assert.Equal(t, w.Tensors["fc1.weight"][3*320+7], p[4].Data().([]float32)[7*50+3])
+	assert.Equal(t, w.Tensors, p.toWeights().Tensors)
+}
+
+func TestInitWeightsLikePyTorch(t *testing.T) {
+	w := InitWeights(1)
+	require.NoError(t, checkWeights(w))
+	for name, fanIn := range map[string]int{"conv1.weight": 25, "conv1.bias": 25, "conv2.weight": 250, "fc1.weight": 320, "fc2.bias": 50} {
+		bound := 1 / math.Sqrt(float64(fanIn))
+		var maxAbs float64
+		for _, v := range w.Tensors[name] {
+			maxAbs = math.Max(maxAbs, math.Abs(float64(v)))
+		}
+		assert.LessOrEqual(t, maxAbs, bound, name)
+		assert.Greater(t, maxAbs, bound*0.8, name)
+	}
+	assert.Equal(t, w.Tensors, InitWeights(1).Tensors)
+	assert.NotEqual(t, w.Tensors, InitWeights(2).Tensors)
+}
+
+func TestCheckWeights(t *testing.T) {
+	good := InitWeights(1)
+	missing := good.Clone()
+	delete(missing.Tensors, "conv2.bias")
+	short := good.Clone()
+	short.Tensors["fc2.weight"] = short.Tensors["fc2.weight"][:10]
+	nan := good.Clone()
+	nan.Tensors["fc1.bias"][3] = float32(math.NaN())
+	for name, w := range map[string]*Weights{"nil": nil, "missing": missing, "short": short, "nan": nan} {
+		err := checkWeights(w)
+		assert.ErrorIs(t, err, ErrBadWeights, name)
+	}
+	assert.NoError(t, checkWeights(good))
+}
+
+func TestNetworkShapes(t *testing.T) {
+	p, err := toParams(InitWeights(1))
+	require.NoError(t, err)
+	for _, training := range []bool{false, true} {
+		n, err := buildNetwork(5, p, training)
+		require.NoError(t, err)
+		assert.Equal(t, []int{5, 1, 28, 28}, []int(n.x.Shape()))
+		assert.Equal(t, []int{5, 10}, []int(n.logp.Shape()))
+		if training {
+			assert.Equal(t, []int{5, 320}, []int(n.train.mask2.Shape()))
+			assert.Equal(t, []int{5, 50}, []int(n.train.mask1.Shape()))
+			assert.True(t, n.train.cost.IsScalar())
+		} else {
+			assert.Nil(t, n.train)
+		}
+	}
+}
