@@ -72,4 +72,3 @@ func ExampleServer_InjectFault() {
 	// 503 Service Unavailable (hubtest: injected fault)
 	// 200
 }
-
