@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -464,4 +465,22 @@ func TestNormalize(t *testing.T) {
 	assert.ErrorContains(t, Normalize(image.NewGray(image.Rect(0, 0, 28, 27)), dst), "is 28x27, want 28x28")
 	assert.ErrorContains(t, Normalize(g, make([]float32, 783)), "holds 783 floats, want 784")
 	assert.Error(t, Normalize(nil, dst))
+}
+
+// BenchmarkPreprocess measures whole uploads: decode, preprocess, per size.
+func BenchmarkPreprocess(b *testing.B) {
+	seven := [][4]float64{{0.25, 0.2, 0.75, 0.2}, {0.75, 0.2, 0.45, 0.8}}
+	for _, size := range []int{280, 1000, 4000} {
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, strokeImage(size, size, float64(size)/15, seven)); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("png-%dx%d", size, size), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Preprocess(buf.Bytes(), nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
