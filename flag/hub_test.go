@@ -172,11 +172,19 @@ func TestHubSimulatedHour(t *testing.T) {
 	f := newHubFixture(t)
 	_, h := f.openHub(t, "w1", HubOptions{})
 	ctx := context.Background()
-	const n = 1000
-	for i := range n {
-		require.NoError(t, h.Flag(ctx, testSample(i)))
-		f.clock.Advance(3600 * time.Millisecond) // 1,000 flags over one hour
+	const n, writers = 1000, 10
+	var wg sync.WaitGroup
+	for g := range writers { // several people flag at once
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += writers {
+				assert.NoError(t, h.Flag(ctx, testSample(i)))
+				f.clock.Advance(3600 * time.Millisecond) // 1,000 flags over one hour
+			}
+		}()
 	}
+	wg.Wait()
 	require.NoError(t, h.Flush(ctx))
 	assert.Zero(t, h.Pending())
 	require.NoError(t, h.Close())
@@ -199,11 +207,19 @@ func TestHubSurvivesAFlakyHub(t *testing.T) {
 	f.srv.InjectFault(hubtest.Fault{Op: hubtest.OpCommit, ApplyThenFail: true, Status: 500, Probability: 0.3, Seed: 1})
 	f.srv.InjectFault(hubtest.Fault{Status: 503, Probability: 0.3, Seed: 2})
 	ctx := context.Background()
-	const n = 300
-	for i := range n {
-		require.NoError(t, h.Flag(ctx, testSample(i)), "Hub errors never fail Flag")
-		f.clock.Advance(5 * time.Second)
+	const n, writers = 300, 6
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += writers {
+				assert.NoError(t, h.Flag(ctx, testSample(i)), "Hub errors never fail Flag")
+				f.clock.Advance(5 * time.Second)
+			}
+		}()
 	}
+	wg.Wait()
 	flushUntilDone(t, h, 50)
 	f.srv.ClearFaults()
 	require.NoError(t, h.Close())
