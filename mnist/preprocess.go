@@ -102,7 +102,7 @@ func Preprocess(data []byte, opts *PreprocessOptions) (*image.Gray, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, ErrEmptyImage
 	}
-	if cfg.Width > maxPixels || cfg.Height > maxPixels || cfg.Width*cfg.Height > maxPixels {
+	if cfg.Width > maxPixels/cfg.Height { // width*height > maxPixels, without overflow
 		return nil, &ImageTooLargeError{Bytes: int64(len(data)), Width: cfg.Width, Height: cfg.Height, MaxBytes: maxBytes, MaxPixels: maxPixels}
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
