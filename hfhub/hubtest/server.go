@@ -130,7 +130,6 @@ type Server struct {
 	windows  map[string]*apiWindow
 	down     bool
 	faults   []*faultState
-	nextID   uint64
 	requests []Request
 }
 
