@@ -98,7 +98,10 @@ type FlagResult[In any] struct {
 // its round closed is added to that closed round when the write completes,
 // the only way a closed round's counts change. The trainer always gets every
 // stored adversarial sample that is not held out, from all rounds
-// (cumulative): each candidate learns from everything collected so far.
+// (cumulative): each candidate learns from everything collected so far. The
+// slice is the trainer's own; the Inputs in it are shared with the Loop and
+// must not be modified. The Loop keeps every stored sample in memory, as the
+// training pool.
 //
 // # Retrains
 //

@@ -595,6 +595,24 @@ func TestPromotion_SwapUnderLoad(t *testing.T) {
 			}
 		})
 	}
+	wg.Go(func() { // readers of the loop's state, alongside
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			st := l.Stats()
+			if len(st.Rounds) == 0 || len(st.PerLabel) != 10 {
+				errs <- fmt.Errorf("inconsistent stats %+v", st)
+				return
+			}
+			_ = l.Samples(5)
+			_, cancel := l.Subscribe(1)
+			cancel()
+			_ = l.Model().Version()
+		}
+	})
 	require.NoError(t, l.Retrain(t.Context()))
 	waitIdle(t, l)
 	require.Eventually(t, func() bool { return sawNew.Load() > 50 }, 5*time.Second, time.Millisecond)
@@ -1049,4 +1067,60 @@ func TestFlag_RejectsDuplicateIDs(t *testing.T) {
 	require.ErrorContains(t, err, "NewID returned \"same\"")
 	assert.Equal(t, 1, l.Stats().FlaggedTotal)
 	assert.Equal(t, 1, f.Calls())
+}
+
+func TestRetrainAndWaitIdle_HonourContext(t *testing.T) {
+	gt := newGatedTrainer()
+	l := newLoop(t, gt.model("m0"), dadctest.NewFlagger[int](nil), dadc.Manual(), baseOpts(dadctest.NewClock(t0)))
+	_, err := l.Flag(t.Context(), 1, wrongLabel(1), "")
+	require.NoError(t, err)
+
+	done, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.ErrorIs(t, l.Retrain(done), context.Canceled)
+	assert.Equal(t, 0, l.Stats().Round, "nothing started")
+
+	require.NoError(t, l.WaitIdle(done), "idle: returns at once even with a done context")
+	require.NoError(t, l.Retrain(t.Context()))
+	short, cancelShort := context.WithTimeout(t.Context(), 10*time.Millisecond)
+	defer cancelShort()
+	err = l.WaitIdle(short)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.True(t, l.Stats().Retraining, "the retrain goes on; only the wait ended")
+	close(gt.release)
+	waitIdle(t, l)
+}
+
+func TestSamples_Limit(t *testing.T) {
+	l := newLoop(t, dadctest.NewModel("m0", 10, accurateOn(0)), dadctest.NewFlagger[int](nil), dadc.Manual(), baseOpts(dadctest.NewClock(t0)))
+	assert.Empty(t, l.Samples(3))
+	for n := range 5 {
+		_, err := l.Flag(t.Context(), n, wrongLabel(n), "")
+		require.NoError(t, err)
+	}
+	inputs := func(ss []dadc.Sample[int]) []int {
+		var out []int
+		for _, s := range ss {
+			out = append(out, s.Input)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		limit int
+		want  []int
+	}{{0, []int{4, 3, 2, 1, 0}}, {-1, []int{4, 3, 2, 1, 0}}, {2, []int{4, 3}}, {5, []int{4, 3, 2, 1, 0}}, {50, []int{4, 3, 2, 1, 0}}} {
+		assert.Equal(t, tt.want, inputs(l.Samples(tt.limit)), "limit %d", tt.limit)
+	}
+}
+
+func TestSubscribe_DefaultBuffer(t *testing.T) {
+	l := newLoop(t, dadctest.NewModel("m0", 10, truth), dadctest.NewFlagger[int](nil), dadc.Manual(), baseOpts(dadctest.NewClock(t0)))
+	ch, cancel := l.Subscribe(0)
+	defer cancel()
+	for n := range 100 {
+		_, err := l.Flag(t.Context(), n, truth(n), "")
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 64, len(ch))
+	assert.EqualValues(t, 36, l.Stats().EventsDropped)
 }
