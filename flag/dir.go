@@ -1,7 +1,6 @@
 package flag
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -361,29 +360,7 @@ func (d *Dir[In]) removeEmptyShard(dir string) (bool, error) {
 // append leaves. A damaged line followed by good ones is an error, because
 // cutting it off would drop acknowledged rows.
 func parseMetadata(data []byte) (rows []MetadataRow, good int, err error) {
-	off := 0
-	for lineNo := 1; off < len(data); lineNo++ {
-		nl := bytes.IndexByte(data[off:], '\n')
-		if nl < 0 {
-			return rows, off, nil // torn: no newline at the end
-		}
-		line := data[off : off+nl]
-		next := off + nl + 1
-		if len(bytes.TrimSpace(line)) == 0 {
-			off = next
-			continue
-		}
-		r, perr := parseRow(line)
-		if perr != nil {
-			if len(bytes.TrimSpace(data[next:])) == 0 {
-				return rows, off, nil // torn: the last line is not a valid row
-			}
-			return nil, 0, fmt.Errorf("line %d is not a valid metadata row (%v) but later lines follow", lineNo, perr)
-		}
-		rows = append(rows, r)
-		off = next
-	}
-	return rows, off, nil
+	return parseLines(data, parseRow)
 }
 
 func truncateSync(fsys fileSystem, path string, size int64) error {

@@ -1,0 +1,467 @@
+package flag
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/advspace/advspace/dadc"
+)
+
+// LogFormat is the file format of a Log.
+type LogFormat int
+
+const (
+	// JSONL writes one JSON object per line.
+	JSONL LogFormat = iota
+	// CSV writes a header row once, then one row per sample (RFC 4180 quoting).
+	CSV
+)
+
+func (f LogFormat) String() string {
+	switch f {
+	case JSONL:
+		return "JSONL"
+	case CSV:
+		return "CSV"
+	}
+	return "LogFormat(" + strconv.Itoa(int(f)) + ")"
+}
+
+// LogColumns are the columns of a Log, in order. model_probabilities is a
+// JSON array (also in CSV); input is the codec's bytes in standard base64.
+var LogColumns = []string{
+	"id", "label", "model_label", "model_probabilities", "model_version",
+	"round", "created_at", "session", "input",
+}
+
+// LogOptions configures a Log. A nil *LogOptions and zero fields mean the defaults.
+type LogOptions struct {
+	// Now stamps samples without CreatedAt. Default time.Now.
+	Now func() time.Time
+	// Logger receives recovery reports. Default: discard.
+	Logger *slog.Logger
+
+	// fs replaces the operating system in tests (fault injection).
+	fs fileSystem
+}
+
+// Log appends one line (JSONL) or row (CSV) per sample to a single file, in
+// the spirit of Gradio's CSVLogger: easy to open in a spreadsheet or pandas,
+// self-contained because the input is embedded as base64 (see LogColumns).
+//
+// Each Flag writes the whole line with one write and syncs the file before
+// returning nil; a failed write is truncated away. The CSV header is written
+// (and synced) once, when the file is created. Flag calls are serialised (one
+// file, one writer); a sample ID already in the file is not written again.
+// NewLog recovers like Dir: it cuts off a torn last line left by a crash and
+// reloads the IDs. A Log takes an exclusive lock on a hidden sibling file
+// (".<name>.lock"). All methods are safe for concurrent use.
+type Log[In any] struct {
+	path   string
+	format LogFormat
+	codec  Codec[In]
+	fs     fileSystem
+	log    *slog.Logger
+	now    func() time.Time
+	lock   *os.File
+
+	mu     sync.Mutex
+	f      file
+	size   int64
+	ids    map[string]bool
+	closed bool
+	broken error
+}
+
+type logRow struct {
+	ID                 string    `json:"id"`
+	Label              int       `json:"label"`
+	ModelLabel         int       `json:"model_label"`
+	ModelProbabilities []float64 `json:"model_probabilities"`
+	ModelVersion       string    `json:"model_version"`
+	Round              int       `json:"round"`
+	CreatedAt          string    `json:"created_at"`
+	Session            string    `json:"session"`
+	Input              string    `json:"input"`
+}
+
+// NewLog opens (creating if needed) the log file at path and recovers it.
+func NewLog[In any](path string, format LogFormat, codec Codec[In], opts *LogOptions) (*Log[In], error) {
+	if path == "" {
+		return nil, errors.New("flag: NewLog: path is empty; give the log file to write")
+	}
+	if format != JSONL && format != CSV {
+		return nil, fmt.Errorf("flag: NewLog: unknown format %v; use flag.JSONL or flag.CSV", format)
+	}
+	if codec == nil {
+		return nil, errors.New("flag: NewLog: codec is nil; use flag.GrayPNG for images or flag.JSONCodec")
+	}
+	if opts == nil {
+		opts = &LogOptions{}
+	}
+	l := &Log[In]{path: path, format: format, codec: codec, fs: opts.fs, log: opts.Logger, now: opts.Now, ids: make(map[string]bool)}
+	if l.fs == nil {
+		l.fs = osFS{}
+	}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	dir := filepath.Dir(path)
+	if err := l.fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("flag: NewLog: creating %s: %w", dir, err)
+	}
+	lock, err := lockFile(filepath.Join(dir, "."+filepath.Base(path)+".lock"))
+	if err != nil {
+		return nil, fmt.Errorf("flag: NewLog: locking %s: %w", path, err)
+	}
+	l.lock = lock
+	if err := l.open(); err != nil {
+		_ = unlockFile(lock)
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Log[In]) open() error {
+	data, err := l.fs.ReadFile(l.path)
+	existed := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("flag: NewLog: reading %s: %w", l.path, err)
+	}
+	rows, good, err := l.parse(data)
+	if err != nil {
+		return fmt.Errorf("flag: NewLog: %s: %w; move the damaged file away or repair it by hand", l.path, err)
+	}
+	if good < len(data) {
+		l.log.Warn("flag: cutting off a torn last log line (an unacknowledged write interrupted by a crash)",
+			"file", l.path, "bytes", len(data)-good)
+		if err := truncateSync(l.fs, l.path, int64(good)); err != nil {
+			return fmt.Errorf("flag: NewLog: repairing %s: %w", l.path, err)
+		}
+	}
+	for _, r := range rows {
+		l.ids[r.ID] = true
+	}
+	f, err := l.fs.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("flag: NewLog: opening %s: %w", l.path, err)
+	}
+	l.f = f
+	l.size = int64(good)
+	if !existed {
+		if err := l.fs.SyncDir(filepath.Dir(l.path)); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("flag: NewLog: syncing %s: %w", filepath.Dir(l.path), err)
+		}
+	}
+	if l.format == CSV && good == 0 {
+		var buf bytes.Buffer
+		w := csv.NewWriter(&buf)
+		_ = w.Write(LogColumns)
+		w.Flush()
+		if err := l.appendLocked(buf.Bytes()); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("flag: NewLog: writing the CSV header: %w", err)
+		}
+	}
+	return nil
+}
+
+// parse reads the file's rows and returns the length of the valid prefix.
+// Only a torn tail (one interrupted write) is tolerated.
+func (l *Log[In]) parse(data []byte) ([]logRow, int, error) {
+	if l.format == JSONL {
+		return parseLines(data, func(line []byte) (logRow, error) {
+			var r logRow
+			if err := json.Unmarshal(line, &r); err != nil {
+				return r, err
+			}
+			return r, checkLogRow(r)
+		})
+	}
+	return parseCSVLog(data)
+}
+
+// parseLines splits JSONL content into rows; see parseMetadata for the rules.
+func parseLines[R any](data []byte, parse func([]byte) (R, error)) (rows []R, good int, err error) {
+	off := 0
+	for lineNo := 1; off < len(data); lineNo++ {
+		nl := bytes.IndexByte(data[off:], '\n')
+		if nl < 0 {
+			return rows, off, nil
+		}
+		line, next := data[off:off+nl], off+nl+1
+		if len(bytes.TrimSpace(line)) == 0 {
+			off = next
+			continue
+		}
+		r, perr := parse(line)
+		if perr != nil {
+			if len(bytes.TrimSpace(data[next:])) == 0 {
+				return rows, off, nil
+			}
+			return nil, 0, fmt.Errorf("line %d is not a valid row (%v) but later lines follow", lineNo, perr)
+		}
+		rows = append(rows, r)
+		off = next
+	}
+	return rows, off, nil
+}
+
+func checkLogRow(r logRow) error {
+	if !validID(r.ID) {
+		return fmt.Errorf("id %q is not a valid sample ID", r.ID)
+	}
+	if r.ModelProbabilities == nil {
+		return fmt.Errorf("row %s has no model_probabilities", r.ID)
+	}
+	if _, err := base64.StdEncoding.DecodeString(r.Input); err != nil {
+		return fmt.Errorf("row %s: input is not base64: %w", r.ID, err)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, r.CreatedAt); err != nil {
+		return fmt.Errorf("row %s: created_at: %w", r.ID, err)
+	}
+	return nil
+}
+
+// parseCSVLog reads a CSV log: the header, then rows. A torn tail is what
+// remains after the last complete row when no complete, valid row follows it.
+func parseCSVLog(data []byte) ([]logRow, int, error) {
+	if len(data) == 0 {
+		return nil, 0, nil
+	}
+	rd := csv.NewReader(bytes.NewReader(data))
+	rd.FieldsPerRecord = -1
+	header, err := rd.Read()
+	good := int(rd.InputOffset())
+	if err != nil || good == 0 || data[good-1] != '\n' {
+		if bytes.IndexByte(data, '\n') < 0 || bytes.IndexByte(data, '\n') == len(data)-1 {
+			return nil, 0, nil // a torn header: nothing was ever acknowledged
+		}
+		return nil, 0, fmt.Errorf("the CSV header cannot be read: %v", err)
+	}
+	if !slices.Equal(header, LogColumns) {
+		return nil, 0, fmt.Errorf("the CSV header is %q, want %q (a file written by something else?)", header, LogColumns)
+	}
+	var rows []logRow
+	for {
+		rec, err := rd.Read()
+		if err == io.EOF {
+			return rows, good, nil
+		}
+		end := int(rd.InputOffset())
+		var r logRow
+		if err == nil {
+			r, err = csvToLogRow(rec)
+		}
+		if err == nil && data[end-1] != '\n' {
+			err = errors.New("no newline at the end")
+		}
+		if err != nil {
+			// Torn, unless a valid row follows (then it is damage in the middle).
+			for {
+				rec, rerr := rd.Read()
+				if rerr == io.EOF {
+					return rows, good, nil
+				}
+				if rerr != nil {
+					continue
+				}
+				if _, verr := csvToLogRow(rec); verr == nil && data[int(rd.InputOffset())-1] == '\n' {
+					return nil, 0, fmt.Errorf("row %d is not a valid row (%v) but later rows follow", len(rows)+1, err)
+				}
+			}
+		}
+		rows = append(rows, r)
+		good = end
+	}
+}
+
+func csvToLogRow(rec []string) (logRow, error) {
+	var r logRow
+	if len(rec) != len(LogColumns) {
+		return r, fmt.Errorf("%d fields, want %d", len(rec), len(LogColumns))
+	}
+	var err error
+	ints := make([]int, 3)
+	for i, idx := range []int{1, 2, 5} {
+		if ints[i], err = strconv.Atoi(rec[idx]); err != nil {
+			return r, fmt.Errorf("%s: %w", LogColumns[idx], err)
+		}
+	}
+	r = logRow{ID: rec[0], Label: ints[0], ModelLabel: ints[1], ModelVersion: rec[4], Round: ints[2],
+		CreatedAt: rec[6], Session: rec[7], Input: rec[8]}
+	if err := json.Unmarshal([]byte(rec[3]), &r.ModelProbabilities); err != nil {
+		return r, fmt.Errorf("model_probabilities: %w", err)
+	}
+	return r, checkLogRow(r)
+}
+
+// Path returns the log file.
+func (l *Log[In]) Path() string { return l.path }
+
+// Count returns the number of samples in the log.
+func (l *Log[In]) Count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.ids)
+}
+
+// Flag appends s durably; see Log. An invalid sample gets an error wrapping
+// ErrInvalidSample and nothing is written.
+func (l *Log[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
+	if err := ValidateSample(s); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("flag: log: sample %s not stored: %w", s.ID, err)
+	}
+	input, err := l.codec.Encode(s.Input)
+	if err != nil {
+		return fmt.Errorf("%w: sample %s: input cannot be encoded: %w", ErrInvalidSample, s.ID, err)
+	}
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = l.now()
+	}
+	r := logRow{
+		ID: s.ID, Label: s.Label, ModelLabel: s.ModelLabel, ModelProbabilities: s.ModelProbabilities,
+		ModelVersion: s.ModelVersion, Round: s.Round, CreatedAt: s.CreatedAt.UTC().Format(time.RFC3339Nano),
+		Session: s.Session, Input: base64.StdEncoding.EncodeToString(input),
+	}
+	var line []byte
+	if l.format == JSONL {
+		if line, err = json.Marshal(r); err != nil {
+			return fmt.Errorf("%w: sample %s: %w", ErrInvalidSample, s.ID, err)
+		}
+		line = append(line, '\n')
+	} else {
+		probs, err := json.Marshal(r.ModelProbabilities)
+		if err != nil {
+			return fmt.Errorf("%w: sample %s: %w", ErrInvalidSample, s.ID, err)
+		}
+		var buf bytes.Buffer
+		w := csv.NewWriter(&buf)
+		_ = w.Write([]string{r.ID, strconv.Itoa(r.Label), strconv.Itoa(r.ModelLabel), string(probs),
+			r.ModelVersion, strconv.Itoa(r.Round), r.CreatedAt, r.Session, r.Input})
+		w.Flush()
+		line = buf.Bytes()
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		return ErrClosed
+	case l.broken != nil:
+		return l.broken
+	case l.ids[s.ID]:
+		return nil
+	}
+	if err := l.appendLocked(line); err != nil {
+		return fmt.Errorf("flag: log: appending sample %s: %w", s.ID, err)
+	}
+	l.ids[s.ID] = true
+	return nil
+}
+
+// appendLocked writes b with one write, syncs, and truncates back on failure.
+func (l *Log[In]) appendLocked(b []byte) error {
+	n, err := l.f.Write(b)
+	if err == nil {
+		err = l.f.Sync()
+	}
+	if err == nil {
+		l.size += int64(n)
+		return nil
+	}
+	if terr := l.f.Truncate(l.size); terr != nil {
+		l.broken = fmt.Errorf("%w: %s: %w", ErrBroken, l.path, errors.Join(err, terr))
+		l.log.Error("flag: cannot undo a failed log append", "file", l.path, "err", l.broken)
+		return l.broken
+	}
+	return err
+}
+
+// Samples returns the samples in the log, in file order, with decoded inputs.
+func (l *Log[In]) Samples(ctx context.Context) ([]dadc.Sample[In], error) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil, ErrClosed
+	}
+	data, err := l.fs.ReadFile(l.path)
+	size := l.size
+	l.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("flag: log: reading %s: %w", l.path, err)
+	}
+	rows, _, err := l.parse(data[:min(int64(len(data)), size)])
+	if err != nil {
+		return nil, fmt.Errorf("flag: log: %s: %w", l.path, err)
+	}
+	out := make([]dadc.Sample[In], 0, len(rows))
+	seen := make(map[string]bool, len(rows))
+	for _, r := range rows {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("flag: log: reading samples: %w", err)
+		}
+		if seen[r.ID] {
+			continue
+		}
+		seen[r.ID] = true
+		b, _ := base64.StdEncoding.DecodeString(r.Input) // checked by parse
+		in, err := l.codec.Decode(b)
+		if err != nil {
+			return nil, fmt.Errorf("flag: log: sample %s: %w", r.ID, err)
+		}
+		t, _ := time.Parse(time.RFC3339Nano, r.CreatedAt) // checked by parse
+		out = append(out, dadc.Sample[In]{
+			ID: r.ID, Input: in, Label: r.Label, ModelLabel: r.ModelLabel,
+			ModelProbabilities: r.ModelProbabilities, ModelVersion: r.ModelVersion,
+			Round: r.Round, CreatedAt: t.UTC(), Session: r.Session,
+		})
+	}
+	return out, nil
+}
+
+// Close closes the file and releases the lock. Later Flag calls return
+// ErrClosed. Close is idempotent.
+func (l *Log[In]) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	err := errors.Join(l.f.Close(), unlockFile(l.lock))
+	if err != nil {
+		return fmt.Errorf("flag: log: close: %w", err)
+	}
+	return nil
+}
+
+// String names the handler in errors and logs.
+func (l *Log[In]) String() string { return "flag.Log(" + l.path + ")" }
+
+var (
+	_ dadc.Flagger[struct{}]      = (*Log[struct{}])(nil)
+	_ dadc.SampleSource[struct{}] = (*Log[struct{}])(nil)
+	_ io.Closer                   = (*Log[struct{}])(nil)
+)
