@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"log/slog"
 	"os"
@@ -452,4 +453,46 @@ func TestHubNeverLogsTheToken(t *testing.T) {
 	assert.Contains(t, logs, "pushed")
 	assert.NotContains(t, logs, "SECRET")
 	assert.False(t, errors.Is(err, ErrClosed))
+}
+
+// A Hub in front of a local Dir: flags are acknowledged once on local disk,
+// and pushed to a Hub dataset in batched commits (here forced by Flush).
+func ExampleHub() {
+	srv := hubtest.NewServer(nil) // stands in for https://huggingface.co
+	defer srv.Close()
+	root, err := os.MkdirTemp("", "flags")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(root)
+
+	client, err := hfhub.NewClient(&hfhub.Options{Endpoint: srv.URL(), Token: hubtest.DefaultToken})
+	if err != nil {
+		panic(err)
+	}
+	dir, err := NewDir(root, GrayPNG, &DirOptions{Shard: "server-1"})
+	if err != nil {
+		panic(err)
+	}
+	defer dir.Close()
+	hub, err := NewHub(client, dir, &HubOptions{Repo: "hubtest/mnist-adversarial", MaxBatch: 100})
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	for i := range 3 {
+		if err := hub.Flag(ctx, testSample(i)); err != nil {
+			panic(err)
+		}
+	}
+	if err := hub.Flush(ctx); err != nil {
+		panic(err)
+	}
+	if err := hub.Close(); err != nil {
+		panic(err)
+	}
+	meta, _ := srv.File("dataset", "hubtest/mnist-adversarial", "main", "data/server-1/metadata.jsonl")
+	fmt.Println("pending:", hub.Pending(), "commits:", hub.Commits(), "rows on the Hub:", strings.Count(string(meta), "\n"))
+	// Output:
+	// pending: 0 commits: 1 rows on the Hub: 3
 }
