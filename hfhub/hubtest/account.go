@@ -226,8 +226,8 @@ func handleRepoInfo(c *call) *apiError {
 		"private": rp.private, "gated": false, "disabled": false, "downloads": 0, "likes": 0,
 		"tags": []string{}, "siblings": siblings, "usedStorage": used, "xetEnabled": false,
 	}
-	if cm, ok := cm.files["README.md"]; ok && cm.lfs == nil {
-		if card := parseCardData(string(cm.data)); card != nil {
+	if readme, ok := cm.files["README.md"]; ok && readme.lfs == nil {
+		if card := parseCardData(string(readme.data)); card != nil {
 			full["cardData"] = card
 		}
 	}

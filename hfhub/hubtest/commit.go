@@ -182,7 +182,7 @@ func handleCommit(c *call) *apiError {
 	}
 	if rp.busy {
 		s.mu.Unlock()
-		return errorf(http.StatusConflict, "Another commit operation is in progress for this repository. Please try again later.")
+		return errorf(http.StatusConflict, "%s", MsgCommitInProgress)
 	}
 	rp.busy = true
 	s.mu.Unlock()
@@ -223,7 +223,7 @@ func handleCommit(c *call) *apiError {
 			}
 			base = found
 		} else if !strings.HasPrefix(head.oid, want) {
-			return errorf(http.StatusPreconditionFailed, "The branch was updated since you opened this page. Please refresh and try again.")
+			return errorf(http.StatusPreconditionFailed, "%s", MsgStaleParent)
 		}
 	}
 	tree := cloneFiles(base.files)

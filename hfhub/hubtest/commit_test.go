@@ -161,7 +161,7 @@ func TestCommitParentCommit(t *testing.T) {
 	for _, parent := range []string{head2, head2[:7]} {
 		r = c.commit(repo, "main", ndjson(t, header("stale", map[string]any{"parentCommit": parent}), fileLine("c.txt", []byte("c"))))
 		require.Equal(t, http.StatusPreconditionFailed, r.status)
-		assert.Equal(t, "The branch was updated since you opened this page. Please refresh and try again.", r.json(t)["error"])
+		assert.Equal(t, MsgStaleParent, r.json(t)["error"])
 	}
 	assert.Len(t, s.Commits("dataset", "hubtest/d"), 3)
 }
@@ -374,6 +374,16 @@ func TestFaults(t *testing.T) {
 	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	_, err := fresh.Do(req)
 	assert.Error(t, err)
+	whoamis := s.RequestsFor(OpWhoami)
+	assert.Equal(t, 0, whoamis[len(whoamis)-1].Status, "a dropped connection is recorded with status 0")
+
+	// The Hub's "conflicting operation" 409 on create, as Python's create_repo sees it.
+	s.InjectFault(Fault{Op: OpCreateRepo, Status: http.StatusConflict, Message: MsgCreateConflict, Times: 1})
+	r := c.postJSON("/api/repos/create", map[string]any{"name": "e", "type": "dataset"})
+	assert.Equal(t, http.StatusConflict, r.status)
+	assert.Equal(t, MsgCreateConflict, r.json(t)["error"])
+	assert.NotContains(t, s.Repos(), "dataset:hubtest/e")
+	assert.Equal(t, 200, c.postJSON("/api/repos/create", map[string]any{"name": "e", "type": "dataset"}).status)
 
 	// Delay.
 	s.InjectFault(Fault{Op: OpWhoami, Delay: 100 * time.Millisecond, Times: 1})

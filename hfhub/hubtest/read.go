@@ -314,7 +314,7 @@ func handleSuperSquash(c *call) *apiError {
 		return e
 	}
 	if rp.busy {
-		return errorf(http.StatusConflict, "Another commit operation is in progress for this repository. Please try again later.")
+		return errorf(http.StatusConflict, "%s", MsgCommitInProgress)
 	}
 	head := rp.commits[rp.refs[c.rt.rev]]
 	cm := newCommit("", cloneFiles(head.files), msg, "", c.who.info.User, s.opts.Now().UTC(), sortedPaths(head.files))

@@ -37,6 +37,20 @@ const (
 	maxBodyBytes = 1 << 30
 )
 
+// Messages the Hub answers with, for tests that assert on them or inject them.
+const (
+	// MsgInvalidCredentials is the X-Error-Message of a 401 for a bad token;
+	// clients tell it apart from the 401 anonymous callers get for private repos.
+	MsgInvalidCredentials = "Invalid credentials in Authorization header"
+	// MsgStaleParent is the 412 answer to a commit whose parentCommit is not the branch head.
+	MsgStaleParent = "The branch was updated since you opened this page. Please refresh and try again."
+	// MsgCommitInProgress is the 409 answer while another commit runs on the repo.
+	MsgCommitInProgress = "Another commit operation is in progress for this repository. Please try again later."
+	// MsgCreateConflict is the 409 the Hub sends when one user creates repos
+	// concurrently; inject it with Fault{Op: OpCreateRepo, Status: 409, Message: MsgCreateConflict}.
+	MsgCreateConflict = "Cannot create repo: another conflicting operation is in progress"
+)
+
 // Options configures a Server. A nil *Options, and every zero field, means
 // the default.
 type Options struct {
@@ -112,6 +126,7 @@ type Request struct {
 	// can assert that no token reached a pre-signed URL.
 	Header http.Header
 	Body   []byte
+	// Status is the answer's status, or 0 when a fault dropped the connection.
 	Status int
 }
 
@@ -462,11 +477,15 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Request-Id", id)
 	rt := parseRoute(r)
 	rec := &recorder{ResponseWriter: w}
+	dropped := false
 	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 
 	defer func() {
 		status := rec.status
-		if status == 0 {
+		switch {
+		case dropped:
+			status = 0
+		case status == 0:
 			status = http.StatusOK
 		}
 		s.mu.Lock()
@@ -499,7 +518,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if fault.CloseConnection {
 			if hj, ok := w.(http.Hijacker); ok {
 				if conn, _, err := hj.Hijack(); err == nil {
-					rec.status = -1 // recorded as "no answer"
+					dropped = true
 					_ = conn.Close()
 					return
 				}
@@ -602,11 +621,11 @@ func (s *Server) authenticate(r *http.Request) (caller, *apiError) {
 	scheme, token, ok := strings.Cut(h, " ")
 	token = strings.TrimSpace(token)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return caller{}, &apiError{status: http.StatusUnauthorized, msg: "Invalid credentials in Authorization header"}
+		return caller{}, &apiError{status: http.StatusUnauthorized, msg: MsgInvalidCredentials}
 	}
 	info, ok := s.opts.Tokens[token]
 	if !ok {
-		return caller{}, &apiError{status: http.StatusUnauthorized, msg: "Invalid credentials in Authorization header"}
+		return caller{}, &apiError{status: http.StatusUnauthorized, msg: MsgInvalidCredentials}
 	}
 	if info.Role == "" {
 		info.Role = "write"

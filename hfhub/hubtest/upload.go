@@ -298,7 +298,7 @@ func handleLFSPut(c *call) *apiError {
 	if rp == nil {
 		return errorf(http.StatusNotFound, "NoSuchBucket: the repository of this upload no longer exists")
 	}
-	rp.lfs[oid] = c.body
+	rp.lfs[oid] = bytes.Clone(c.body) // the recorded Request keeps its own copy
 	c.w.WriteHeader(http.StatusOK)
 	return nil
 }
