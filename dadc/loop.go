@@ -173,6 +173,7 @@ type Loop[In any] struct {
 	retraining         bool
 	retrainDone        chan struct{} // closed when the running retrain ends
 	notTrainableLogged bool
+	lastStartErr       string        // last reason a policy-asked retrain could not start, logged once
 	drained            chan struct{} // closed when ops reaches zero after Close
 
 	closeMu       sync.Mutex // serialises Close
@@ -225,7 +226,7 @@ func NewLoop[In any](model Model[In], flagger Flagger[In], policy RetrainPolicy,
 		perLabel: make([]int, o.Classes),
 		ids:      make(map[string]struct{}),
 	}
-	l.current.Store(newModelRef(model, l.log))
+	l.current.Store(newModelRef(model, model.Version(), l.log))
 	now := l.now()
 	l.rounds = []RoundStats{{Round: 0, ModelVersion: model.Version(), StartedAt: now}}
 
@@ -311,6 +312,10 @@ func randomHex(n int) string {
 
 func (l *Loop[In]) now() time.Time { return l.opts.Now().UTC() }
 
+// maxRecoveredRound bounds the rounds a store may claim, so that a damaged
+// sample cannot make NewLoop allocate a gigantic history.
+const maxRecoveredRound = 1 << 20
+
 // recover loads the samples stored by src into the counters and the pool.
 func (l *Loop[In]) recover(src SampleSource[In]) error {
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.RecoverTimeout)
@@ -341,6 +346,9 @@ func (l *Loop[In]) recover(src SampleSource[In]) error {
 		}
 		if s.Round < 0 {
 			return fmt.Errorf("dadc: NewLoop: recovered sample %s has negative round %d; the store is damaged", s.ID, s.Round)
+		}
+		if s.Round > maxRecoveredRound {
+			return fmt.Errorf("dadc: NewLoop: recovered sample %s has round %d, more than %d; the store is damaged", s.ID, s.Round, maxRecoveredRound)
 		}
 		maxRound = max(maxRound, s.Round)
 	}
@@ -432,13 +440,13 @@ func (l *Loop[In]) predict(ctx context.Context, in In) (Prediction, error) {
 	defer ref.release()
 	p, err := ref.model.Predict(ctx, in)
 	if err != nil {
-		return Prediction{}, fmt.Errorf("dadc: model %s: predict: %w", ref.model.Version(), err)
+		return Prediction{}, fmt.Errorf("dadc: model %s: predict: %w", ref.version, err)
 	}
 	if err := checkPrediction(p, l.opts.Classes); err != nil {
-		return Prediction{}, fmt.Errorf("dadc: model %s: %w", ref.model.Version(), err)
+		return Prediction{}, fmt.Errorf("dadc: model %s: %w", ref.version, err)
 	}
 	if p.ModelVersion == "" {
-		p.ModelVersion = ref.model.Version()
+		p.ModelVersion = ref.version
 	}
 	return p, nil
 }
@@ -554,7 +562,7 @@ func (l *Loop[In]) publishLocked(e Event) {
 		e.Time = l.now()
 	}
 	if e.ModelVersion == "" {
-		e.ModelVersion = l.current.Load().model.Version()
+		e.ModelVersion = l.current.Load().version
 	}
 	e.FlaggedTotal = l.flaggedTotal
 	l.events.publish(e)
@@ -587,12 +595,15 @@ func (l *Loop[In]) maybeRetrainLocked() {
 		if !l.notTrainableLogged {
 			l.notTrainableLogged = true
 			l.log.Warn("dadc: the policy asked for a retrain but the model does not implement dadc.Trainer; retrains will not start",
-				"model_version", l.current.Load().model.Version())
+				"model_version", l.current.Load().version)
 		}
 	case errors.Is(err, ErrNothingToTrain):
 		l.log.Debug("dadc: the policy asked for a retrain but every sample is held out so far")
 	default:
-		l.log.Warn("dadc: could not start a retrain", "err", err)
+		if msg := err.Error(); msg != l.lastStartErr { // log each new reason once, not every tick
+			l.lastStartErr = msg
+			l.log.Warn("dadc: the policy asked for a retrain but it could not start", "err", err)
+		}
 	}
 }
 
@@ -665,7 +676,7 @@ func (l *Loop[In]) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := Stats{
-		ModelVersion:   l.current.Load().model.Version(),
+		ModelVersion:   l.current.Load().version,
 		Round:          l.round,
 		FlaggedTotal:   l.flaggedTotal,
 		Attempts:       l.attempts,

@@ -1124,3 +1124,55 @@ func TestSubscribe_DefaultBuffer(t *testing.T) {
 	assert.Equal(t, 64, len(ch))
 	assert.EqualValues(t, 36, l.Stats().EventsDropped)
 }
+
+// panickyVersion is a model whose Version panics.
+type panickyVersion struct{ *dadctest.FakeModel[int] }
+
+func (panickyVersion) Version() string { panic("no version") }
+
+func TestRetrain_UserCodePanicsNeverCrash(t *testing.T) {
+	t.Run("candidate Version", func(t *testing.T) {
+		m := trainable("m0", 0, func(_ context.Context, req dadc.TrainRequest[int]) (dadc.Model[int], error) {
+			return panickyVersion{dadctest.NewModel(req.Version, 10, truth)}, nil
+		})
+		l := newLoop(t, m, dadctest.NewFlagger[int](nil), dadc.Manual(), baseOpts(dadctest.NewClock(t0)))
+		_, err := l.Flag(t.Context(), 1, wrongLabel(1), "")
+		require.NoError(t, err)
+		require.NoError(t, l.Retrain(t.Context()))
+		waitIdle(t, l)
+		r := l.Stats().Rounds[0]
+		assert.False(t, r.Promoted)
+		assert.Contains(t, r.Error, "retrain panicked: no version")
+		assert.Equal(t, "m0", l.Model().Version())
+	})
+	for _, tt := range []struct {
+		name       string
+		newVersion func(int) string
+		want       string
+	}{
+		{"NewVersion empty", func(int) string { return "" }, "returned an empty version"},
+		{"NewVersion panics", func(int) string { panic("bad clock") }, "Options.NewVersion(1) panicked: bad clock"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := baseOpts(dadctest.NewClock(t0))
+			opts.NewVersion = tt.newVersion
+			opts.CheckInterval = time.Millisecond // the ticker asks the policy too
+			l := newLoop(t, trainable("m0", 0, yields(5)), dadctest.NewFlagger[int](nil), dadc.EveryN(1), opts)
+			res, err := l.Flag(t.Context(), 1, wrongLabel(1), "")
+			require.NoError(t, err, "the flag is stored even though no retrain can start")
+			assert.True(t, res.Fooled)
+			assert.False(t, res.Retraining)
+			time.Sleep(10 * time.Millisecond)
+			require.ErrorContains(t, l.Retrain(t.Context()), tt.want)
+			st := l.Stats()
+			assert.Equal(t, 0, st.Round, "nothing changed")
+			assert.Equal(t, 1, st.FlaggedTotal)
+		})
+	}
+}
+
+func TestNewLoop_RefusesAbsurdStoredRound(t *testing.T) {
+	f := dadctest.NewFlagger(&dadctest.FlaggerScript[int]{Preload: []dadc.Sample[int]{{ID: "a", Label: 1, Round: 1 << 30}}})
+	_, err := dadc.NewLoop[int](dadctest.NewModel("m0", 10, truth), f, dadc.Manual(), &dadc.Options[int]{Classes: 10})
+	require.ErrorContains(t, err, "the store is damaged")
+}

@@ -18,9 +18,10 @@ import (
 // holds another. When the count drops to zero the model can no longer be
 // reached and, if it is an io.Closer, it is closed.
 type modelRef[In any] struct {
-	model Model[In]
-	log   *slog.Logger
-	refs  atomic.Int64
+	model   Model[In]
+	version string // model.Version(), stable by contract, read once
+	log     *slog.Logger
+	refs    atomic.Int64
 
 	// baseline caches the model's clean accuracy (computed by the retrain
 	// goroutine, one at a time).
@@ -28,8 +29,8 @@ type modelRef[In any] struct {
 	baseline   *float64
 }
 
-func newModelRef[In any](m Model[In], log *slog.Logger) *modelRef[In] {
-	r := &modelRef[In]{model: m, log: log}
+func newModelRef[In any](m Model[In], version string, log *slog.Logger) *modelRef[In] {
+	r := &modelRef[In]{model: m, version: version, log: log}
 	r.refs.Store(1)
 	return r
 }
@@ -49,26 +50,26 @@ func (r *modelRef[In]) tryAcquire() bool {
 
 func (r *modelRef[In]) release() {
 	if r.refs.Add(-1) == 0 {
-		closeModel(r.model, r.log)
+		closeModel(r.model, r.version, r.log)
 	}
 }
 
 // closeModel closes m if it is an io.Closer, logging any error or panic.
-func closeModel[In any](m Model[In], log *slog.Logger) {
+func closeModel[In any](m Model[In], version string, log *slog.Logger) {
 	c, ok := m.(io.Closer)
 	if !ok {
 		return
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			log.Error("dadc: closing a model panicked", "model_version", m.Version(), "panic", fmt.Sprint(p))
+			log.Error("dadc: closing a model panicked", "model_version", version, "panic", fmt.Sprint(p))
 		}
 	}()
 	if err := c.Close(); err != nil {
-		log.Warn("dadc: closing a retired model failed", "model_version", m.Version(), "err", err)
+		log.Warn("dadc: closing a retired model failed", "model_version", version, "err", err)
 		return
 	}
-	log.Debug("dadc: closed a retired model", "model_version", m.Version())
+	log.Debug("dadc: closed a retired model", "model_version", version)
 }
 
 // retrainJob is everything a retrain needs, captured when its round closes.
@@ -86,6 +87,7 @@ type retrainJob[In any] struct {
 // retrainResult is what a retrain produced.
 type retrainResult[In any] struct {
 	candidate     Model[In] // nil if training failed
+	version       string    // candidate.Version(), read once inside the recover
 	clean         *float64
 	adversarial   *float64
 	baseline      *float64
@@ -126,10 +128,14 @@ func (l *Loop[In]) startRetrainLocked() error {
 	if len(job.train) == 0 {
 		return ErrNothingToTrain
 	}
+	version, err := l.newVersion(l.round + 1)
+	if err != nil {
+		return err
+	}
+	job.version = version
 	if !ref.tryAcquire() { // cannot fail: the Loop holds a reference until Close
 		return ErrClosed
 	}
-	job.version = l.opts.NewVersion(l.round + 1)
 
 	closing := &l.rounds[l.round]
 	ended := job.started
@@ -138,18 +144,32 @@ func (l *Loop[In]) startRetrainLocked() error {
 	closing.TrainSamples = len(job.train)
 	closing.HeldOutSamples = len(job.heldOut)
 	l.round++
-	l.rounds = append(l.rounds, RoundStats{Round: l.round, ModelVersion: ref.model.Version(), StartedAt: job.started})
+	l.rounds = append(l.rounds, RoundStats{Round: l.round, ModelVersion: ref.version, StartedAt: job.started})
 
 	l.retraining = true
 	l.retrainDone = make(chan struct{})
 	l.progress.Store(0)
 	l.ops.Add(1)
 	l.log.Info("dadc: retrain started", "round", job.round, "candidate", job.version,
-		"train_samples", len(job.train), "held_out", len(job.heldOut), "model_version", ref.model.Version())
+		"train_samples", len(job.train), "held_out", len(job.heldOut), "model_version", ref.version)
 	l.publishLocked(Event{Kind: EventRetrainStarted, Round: job.round, Candidate: job.version,
 		Message: fmt.Sprintf("round %d closed; training %s on %d adversarial samples; round %d begins", job.round, job.version, len(job.train), l.round)})
 	go l.runRetrain(job)
 	return nil
+}
+
+// newVersion calls Options.NewVersion, turning a panic or an empty version into an error.
+func (l *Loop[In]) newVersion(round int) (v string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("dadc: Options.NewVersion(%d) panicked: %v", round, p)
+		}
+	}()
+	v = l.opts.NewVersion(round)
+	if v == "" {
+		return "", fmt.Errorf("dadc: Options.NewVersion(%d) returned an empty version; it must name the model", round)
+	}
+	return v, nil
 }
 
 func (l *Loop[In]) runRetrain(job *retrainJob[In]) {
@@ -194,10 +214,11 @@ func (l *Loop[In]) retrain(ctx context.Context, job *retrainJob[In]) (res retrai
 		res.err = fmt.Errorf("training: %w", l.explainCtxErr(ctx, err))
 		return res
 	}
-	if v := cand.Version(); v != job.version {
-		l.log.Warn("dadc: the trained model reports another version than requested", "requested", job.version, "reported", v)
+	res.version = cand.Version()
+	if res.version != job.version {
+		l.log.Warn("dadc: the trained model reports another version than requested", "requested", job.version, "reported", res.version)
 	}
-	l.log.Info("dadc: training done; scoring the candidate", "round", job.round, "candidate", cand.Version(),
+	l.log.Info("dadc: training done; scoring the candidate", "round", job.round, "candidate", res.version,
 		"seconds", l.now().Sub(job.started).Seconds())
 
 	if len(job.clean) > 0 {
@@ -269,6 +290,7 @@ func (l *Loop[In]) baselineAccuracy(ctx context.Context, ref *modelRef[In], clea
 // passed the gate, and asks the policy again (coalescing).
 func (l *Loop[In]) finishRetrain(job *retrainJob[In], res retrainResult[In]) {
 	var retire Model[In]       // candidate that will never serve
+	var retireVersion string
 	var replaced *modelRef[In] // model that stopped serving
 
 	l.mu.Lock()
@@ -276,8 +298,8 @@ func (l *Loop[In]) finishRetrain(job *retrainJob[In], res retrainResult[In]) {
 	rs.CleanAccuracy = res.clean
 	rs.AdversarialAccuracy = res.adversarial
 	rs.BaselineCleanAccuracy = res.baseline
-	if res.candidate != nil {
-		rs.Candidate = res.candidate.Version()
+	if res.version != "" {
+		rs.Candidate = res.version
 	}
 	ev := Event{Round: job.round, Candidate: rs.Candidate, CleanAccuracy: deref(res.clean), AdversarialAccuracy: deref(res.adversarial)}
 	seconds := l.now().Sub(job.started).Seconds()
@@ -286,7 +308,7 @@ func (l *Loop[In]) finishRetrain(job *retrainJob[In], res retrainResult[In]) {
 		rs.Error = res.err.Error()
 		retire = res.candidate
 		ev.Kind = EventRetrainFailed
-		ev.Message = fmt.Sprintf("retrain of round %d failed: %v; model %s keeps serving", job.round, res.err, job.base.model.Version())
+		ev.Message = fmt.Sprintf("retrain of round %d failed: %v; model %s keeps serving", job.round, res.err, job.base.version)
 		l.log.Error("dadc: retrain failed; the old model keeps serving", "round", job.round, "candidate", rs.Candidate, "err", res.err)
 	case res.promote && l.closed:
 		rs.Error = "not promoted: the loop closed"
@@ -296,11 +318,11 @@ func (l *Loop[In]) finishRetrain(job *retrainJob[In], res retrainResult[In]) {
 		l.log.Warn("dadc: the loop closed before the candidate could be promoted", "round", job.round, "candidate", rs.Candidate)
 	case res.promote:
 		rs.Promoted = true
-		replaced = l.current.Swap(newModelRef(res.candidate, l.log))
+		replaced = l.current.Swap(newModelRef(res.candidate, res.version, l.log))
 		// Only this retrain could have opened the current round.
-		l.rounds[l.round].ModelVersion = res.candidate.Version()
+		l.rounds[l.round].ModelVersion = res.version
 		ev.Kind = EventModelPromoted
-		ev.Message = fmt.Sprintf("model %s replaces %s", res.candidate.Version(), replaced.model.Version())
+		ev.Message = fmt.Sprintf("model %s replaces %s", res.version, replaced.version)
 		if res.clean == nil {
 			ev.Message += " (no clean test set: the gate checked nothing)"
 		}
@@ -311,17 +333,18 @@ func (l *Loop[In]) finishRetrain(job *retrainJob[In], res retrainResult[In]) {
 		rs.Error = res.rejectMessage
 		retire = res.candidate
 		ev.Kind = EventModelRejected
-		ev.Message = fmt.Sprintf("candidate %s %s; model %s keeps serving", rs.Candidate, res.rejectMessage, job.base.model.Version())
+		ev.Message = fmt.Sprintf("candidate %s %s; model %s keeps serving", rs.Candidate, res.rejectMessage, job.base.version)
 		l.log.Warn("dadc: candidate rejected by the gate; the old model keeps serving", "round", job.round, "candidate", rs.Candidate,
 			"clean_accuracy", deref(res.clean), "baseline_clean_accuracy", deref(res.baseline), "max_accuracy_drop", l.opts.MaxAccuracyDrop)
 	}
+	retireVersion = rs.Candidate
 	l.publishLocked(ev)
 	l.mu.Unlock()
 
 	// Closing models may be slow: not under mu, but before the retrain counts
 	// as ended, so that after WaitIdle retired models are released.
 	if retire != nil {
-		closeModel(retire, l.log)
+		closeModel(retire, retireVersion, l.log)
 	}
 	if replaced != nil {
 		replaced.release()
