@@ -290,6 +290,8 @@ func (h *Hub[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 func (h *Hub[In]) Samples(ctx context.Context) ([]dadc.Sample[In], error) { return h.dir.Samples(ctx) }
 
 // Pending returns the number of samples stored locally but not pushed yet.
+// It is exact after each push attempt; in between, two concurrent flags of
+// one new ID may count twice.
 func (h *Hub[In]) Pending() int { return int(h.pending.Load()) }
 
 // Commits returns the number of commits this Hub made.
@@ -429,7 +431,7 @@ func (h *Hub[In]) flush(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if snap.pending == 0 && h.st.CardDone {
+			if snap.pending == 0 {
 				return nil
 			}
 			return fmt.Errorf("%w (%d commits in the last hour; next at %s)", ErrHubCommitLimit, len(h.st.Times), open.UTC().Format(time.RFC3339))
@@ -534,8 +536,8 @@ func (h *Hub[In]) pushOnce(ctx context.Context) (more bool, err error) {
 		return false, err
 	}
 	h.pending.Store(int64(snap.pending))
-	if snap.pending == 0 && h.st.CardDone {
-		return false, nil
+	if snap.pending == 0 {
+		return false, nil // nothing to push; the card goes with the first samples
 	}
 	if !h.repoReady {
 		if _, err := h.client.CreateRepo(ctx, hfhub.Dataset, h.repo, &hfhub.CreateRepoOptions{Private: h.opts.Private, ExistOK: true}); err != nil {
@@ -582,14 +584,7 @@ func (h *Hub[In]) pushOnce(ctx context.Context) (more bool, err error) {
 			break
 		}
 	}
-	if len(ops) == 0 {
-		h.st.CardDone = true
-		return false, h.saveState()
-	}
 	commitOpts.Summary = fmt.Sprintf("Add %d flagged samples", taken)
-	if taken == 0 {
-		commitOpts.Summary = "Add dataset card"
-	}
 	commitOpts.Description = fmt.Sprintf("Pushed by advspace flag.Hub from %d shard(s).", shardsTouched)
 	info, err := h.client.CreateCommit(ctx, hfhub.Dataset, h.repo, h.opts.Revision, ops, &commitOpts)
 	if err != nil {

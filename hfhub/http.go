@@ -131,8 +131,34 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 	}
 }
 
-// send makes one attempt.
+// send makes one attempt. Unless r.redirects, it follows redirects to the
+// Hub's own host (a renamed repo answers 307 to its new name), keeping the
+// method for 307/308 and for GET/HEAD; other redirects are returned as they are.
 func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
+	if r.redirects {
+		return c.sendOnce(ctx, r, r.url)
+	}
+	u := r.url
+	for hops := 0; ; hops++ {
+		resp, err := c.sendOnce(ctx, r, u)
+		if err != nil || resp.StatusCode < 300 || resp.StatusCode >= 400 || hops >= maxRedirects {
+			return resp, err
+		}
+		loc := resp.Header.Get("Location")
+		keepsMethod := resp.StatusCode == http.StatusTemporaryRedirect || resp.StatusCode == http.StatusPermanentRedirect ||
+			r.method == http.MethodGet || r.method == http.MethodHead
+		next, rerr := resolveRef(u, loc)
+		if loc == "" || !keepsMethod || rerr != nil || !c.sameHost(mustParse(next)) {
+			return resp, nil
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		c.log.Debug("hfhub: following redirect", "op", r.op, "from", u, "to", next, "status", resp.StatusCode)
+		u = next
+	}
+}
+
+func (c *Client) sendOnce(ctx context.Context, r *request, u string) (*http.Response, error) {
 	var body io.Reader
 	if r.body != nil {
 		b, err := r.body()
@@ -141,7 +167,7 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 		}
 		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, r.url, body)
+	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
 	if err != nil {
 		return nil, fmt.Errorf("hfhub: building %s request: %w", r.op, err)
 	}
@@ -162,7 +188,7 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.log.Debug("hfhub: request", "op", r.op, "method", r.method, "url", r.url, "status", resp.StatusCode)
+	c.log.Debug("hfhub: request", "op", r.op, "method", r.method, "url", u, "status", resp.StatusCode)
 	return resp, nil
 }
 
