@@ -88,8 +88,7 @@ func TestDownloadResumesWithRange(t *testing.T) {
 
 // TestFollowsSameHostRedirects: a renamed repo answers 307 to its new URL.
 func TestFollowsSameHostRedirects(t *testing.T) {
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/api/datasets/old/name":
 			http.Redirect(w, r, "/api/datasets/new/name", http.StatusTemporaryRedirect)
