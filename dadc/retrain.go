@@ -289,7 +289,7 @@ func (l *Loop[In]) baselineAccuracy(ctx context.Context, ref *modelRef[In], clea
 // finishRetrain records a retrain's outcome, promotes the candidate if it
 // passed the gate, and asks the policy again (coalescing).
 func (l *Loop[In]) finishRetrain(job *retrainJob[In], res retrainResult[In]) {
-	var retire Model[In]       // candidate that will never serve
+	var retire Model[In] // candidate that will never serve
 	var retireVersion string
 	var replaced *modelRef[In] // model that stopped serving
 
