@@ -175,6 +175,11 @@ func TestRepoLifecycleAndCommit(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, img, got)
 
+	// The LFS object was verified with the client's own auth.
+	verifies := e.srv.RequestsFor(hubtest.OpLFSVerify)
+	require.Len(t, verifies, 1)
+	assert.Equal(t, "Bearer "+writeToken, verifies[0].Header.Get("Authorization"))
+
 	// The NDJSON body: header first, base64 regular files, lfsFile lines.
 	reqs := e.srv.RequestsFor(hubtest.OpCommit)
 	require.Len(t, reqs, 1)
