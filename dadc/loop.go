@@ -40,8 +40,8 @@ type Options[In any] struct {
 	// much improvement. Must be at most 1.
 	MaxAccuracyDrop float64
 	// HoldoutEvery holds every k-th adversarial sample (in the order they
-	// were stored) out of training; held-out samples measure the candidate's
-	// adversarial accuracy. 0 means DefaultHoldoutEvery (5); a negative
+	// were stored; samples recovered at NewLoop in CreatedAt order) out of
+	// training; held-out samples measure the candidate's adversarial accuracy. 0 means DefaultHoldoutEvery (5); a negative
 	// value disables holding out; 1 is invalid (nothing would be trained on).
 	HoldoutEvery int
 	// TrainTimeout bounds one retrain (training and evaluation). 0 means
