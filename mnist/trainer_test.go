@@ -1,0 +1,117 @@
+package mnist
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"testing"
+
+	"github.com/advspace/advspace/dadc"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// misclassified returns up to n test images the model gets wrong, as samples.
+func misclassified(t *testing.T, m *Model, test *Dataset, n int) []dadc.Sample[*image.Gray] {
+	t.Helper()
+	var out []dadc.Sample[*image.Gray]
+	for i := 0; i < test.Len() && len(out) < n; i++ {
+		p, err := m.Predict(context.Background(), test.Gray(i))
+		require.NoError(t, err)
+		if p.Label != int(test.Labels[i]) {
+			out = append(out, dadc.Sample[*image.Gray]{ID: fmt.Sprint("s", i), Input: test.Gray(i), Label: int(test.Labels[i]),
+				ModelLabel: p.Label, ModelProbabilities: p.Probabilities, ModelVersion: m.Version()})
+		}
+	}
+	require.Len(t, out, n, "the subset model should get at least %d test images wrong", n)
+	return out
+}
+
+func TestFineTuneLearnsSamplesKeepsClean(t *testing.T) {
+	train, test := loadSubset(t)
+	m, err := NewModel(trainedWeights(t), &ModelOptions{Replicas: 1, Replay: train,
+		FineTune: &FineTuneConfig{Steps: 60, Seed: 1, LearnRate: 5e-4}})
+	require.NoError(t, err)
+	samples := misclassified(t, m, test, 8)
+	examples := make([]dadc.Example[*image.Gray], len(samples))
+	for i, s := range samples {
+		examples[i] = dadc.Example[*image.Gray]{Input: s.Input, Label: s.Label}
+	}
+	// Clean accuracy is measured on test images other than the samples.
+	clean := test.Subset(seq(1000)[500:])
+	before, err := m.EvaluateDataset(context.Background(), clean)
+	require.NoError(t, err)
+
+	var progress []float64
+	got, err := m.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Round: 1, Version: "round-2", Samples: samples,
+		Progress: func(f float64) { progress = append(progress, f) }})
+	require.NoError(t, err)
+	tuned := got.(*Model)
+	assert.Equal(t, "round-2", tuned.Version())
+
+	advBefore, err := m.Evaluate(context.Background(), examples)
+	require.NoError(t, err)
+	advAfter, err := tuned.Evaluate(context.Background(), examples)
+	require.NoError(t, err)
+	after, err := tuned.EvaluateDataset(context.Background(), clean)
+	require.NoError(t, err)
+	t.Logf("adversarial accuracy %.2f -> %.2f; clean %.3f -> %.3f", advBefore.Accuracy, advAfter.Accuracy, before.Accuracy, after.Accuracy)
+	assert.Zero(t, advBefore.Accuracy)
+	assert.GreaterOrEqual(t, advAfter.Accuracy, 0.75)
+	assert.Greater(t, after.Accuracy, before.Accuracy-0.03)
+
+	require.NotEmpty(t, progress)
+	assert.Equal(t, 1.0, progress[len(progress)-1])
+	for i := 1; i < len(progress); i++ {
+		assert.GreaterOrEqual(t, progress[i], progress[i-1])
+	}
+
+	// The receiver is unchanged.
+	again, err := m.Evaluate(context.Background(), examples)
+	require.NoError(t, err)
+	assert.Equal(t, advBefore, again)
+	assert.NotEqual(t, m.Version(), tuned.Version())
+}
+
+func TestFineTuneWithoutReplay(t *testing.T) {
+	_, test := loadSubset(t)
+	m, err := NewModel(trainedWeights(t), &ModelOptions{Replicas: 1, FineTune: &FineTuneConfig{Steps: 20, BatchSize: 16, NoAugment: true}})
+	require.NoError(t, err)
+	samples := misclassified(t, m, test, 3)
+	got, err := m.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: samples})
+	require.NoError(t, err)
+	assert.Regexp(t, `^sha256:[0-9a-f]{12}$`, got.Version(), "no version asked: named after the weights")
+	for _, s := range samples {
+		p, err := got.Predict(context.Background(), s.Input)
+		require.NoError(t, err)
+		assert.Equal(t, s.Label, p.Label)
+	}
+}
+
+func TestFineTuneErrors(t *testing.T) {
+	m, err := NewModel(InitWeights(1), &ModelOptions{Replicas: 1, FineTune: &FineTuneConfig{Steps: 1000, BatchSize: 8}})
+	require.NoError(t, err)
+	good := dadc.Sample[*image.Gray]{ID: "a", Input: image.NewGray(image.Rect(0, 0, 28, 28)), Label: 3}
+	badSize := good
+	badSize.Input = image.NewGray(image.Rect(0, 0, 10, 10))
+	badLabel := good
+	badLabel.Label = -1
+
+	_, err = m.Train(context.Background(), dadc.TrainRequest[*image.Gray]{})
+	assert.ErrorIs(t, err, dadc.ErrNothingToTrain)
+	_, err = m.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: []dadc.Sample[*image.Gray]{good, badSize}})
+	assert.ErrorIs(t, err, ErrBadInput)
+	_, err = m.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: []dadc.Sample[*image.Gray]{badLabel}})
+	assert.ErrorIs(t, err, dadc.ErrInvalidLabel)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	steps := 0
+	_, err = m.Train(ctx, dadc.TrainRequest[*image.Gray]{Samples: []dadc.Sample[*image.Gray]{good}, Progress: func(float64) {
+		steps++
+		if steps == 2 {
+			cancel()
+		}
+	}})
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, 2, steps)
+}
