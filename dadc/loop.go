@@ -194,7 +194,8 @@ type pooledSample[In any] struct {
 // and recovers the counts, the per-label counts, the training pool and the
 // round (the largest Sample.Round seen); the history of those rounds is
 // marked Recovered. The model and every trained successor are owned by the
-// Loop (see Loop); call Close when done.
+// Loop (see Loop); call Close when done. When NewLoop fails it starts
+// nothing and closes nothing: the caller still owns model and flagger.
 func NewLoop[In any](model Model[In], flagger Flagger[In], policy RetrainPolicy, opts *Options[In]) (*Loop[In], error) {
 	if model == nil {
 		return nil, errors.New("dadc: NewLoop: model is nil; pass the Model to serve")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -1175,4 +1176,31 @@ func TestNewLoop_RefusesAbsurdStoredRound(t *testing.T) {
 	f := dadctest.NewFlagger(&dadctest.FlaggerScript[int]{Preload: []dadc.Sample[int]{{ID: "a", Label: 1, Round: 1 << 30}}})
 	_, err := dadc.NewLoop[int](dadctest.NewModel("m0", 10, truth), f, dadc.Manual(), &dadc.Options[int]{Classes: 10})
 	require.ErrorContains(t, err, "the store is damaged")
+}
+
+// TestClose_LeavesNoGoroutines: loops that retrained, ticked and were closed
+// leave nothing running.
+func TestClose_LeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 5 {
+		opts := baseOpts(dadctest.NewClock(t0))
+		opts.CheckInterval = time.Millisecond
+		gt := newGatedTrainer()
+		l, err := dadc.NewLoop[int](gt.model("m0"), dadctest.NewFlagger[int](nil), dadc.EveryN(1), opts)
+		require.NoError(t, err)
+		_, cancel := l.Subscribe(1)
+		_, err = l.Flag(t.Context(), 1, wrongLabel(1), "")
+		require.NoError(t, err)
+		<-gt.started // a retrain is running when Close is called
+		require.NoError(t, l.Close(t.Context()))
+		cancel()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("goroutines: %d before, %d after Close:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
 }
