@@ -494,6 +494,7 @@ func TestGate(t *testing.T) {
 				assert.Equal(t, "v1", l.Model().Version())
 				assert.Contains(t, kinds, dadc.EventModelPromoted)
 				assert.False(t, cand.Closed())
+				assert.True(t, m.Closed(), "no call holds the replaced model: it is closed by the time WaitIdle returns")
 			} else {
 				assert.Contains(t, r.Error, "rejected: clean accuracy")
 				assert.Equal(t, "m0", st.ModelVersion, "the old model keeps serving")
@@ -619,6 +620,8 @@ func TestPromotion_SwapUnderLoad(t *testing.T) {
 	require.Eventually(t, func() bool { return sawNew.Load() > 50 }, 5*time.Second, time.Millisecond)
 	close(stop)
 	wg.Wait()
+	// Once the calls that may still hold the old model have returned, it is closed.
+	assert.True(t, old.Closed(), "the replaced model is closed once its calls are done")
 	close(errs)
 	for err := range errs {
 		require.NoError(t, err)

@@ -174,7 +174,6 @@ func (l *Loop[In]) newVersion(round int) (v string, err error) {
 
 func (l *Loop[In]) runRetrain(job *retrainJob[In]) {
 	defer l.ops.Done()
-	defer job.base.release()
 	ctx, cancel := context.WithTimeout(l.baseCtx, l.opts.TrainTimeout)
 	defer cancel()
 	res := l.retrain(ctx, job)
@@ -346,8 +345,9 @@ func (l *Loop[In]) finishRetrain(job *retrainJob[In], res retrainResult[In]) {
 	if retire != nil {
 		closeModel(retire, retireVersion, l.log)
 	}
+	job.base.release() // the retrain's own reference, taken for the baseline
 	if replaced != nil {
-		replaced.release()
+		replaced.release() // the Loop's reference: the old model no longer serves
 	}
 
 	l.mu.Lock()
