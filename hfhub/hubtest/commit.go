@@ -8,6 +8,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -263,6 +264,15 @@ func handleCommit(c *call) *apiError {
 		}
 		changed = append(changed, op.path)
 	}
+	if e := checkFileFolderConflicts(tree); e != nil {
+		return e
+	}
+	// Like the Hub, track lfsFile paths that .gitattributes does not cover yet,
+	// so later preuploads of the same path answer "lfs".
+	if attrs, added := trackLFSPaths(tree, ops); added {
+		tree[".gitattributes"] = newRegularBlob([]byte(attrs))
+		changed = append(changed, ".gitattributes")
+	}
 	changed = dedupe(changed)
 	desc := ""
 	if hdr.Description != nil {
@@ -324,6 +334,43 @@ func (s *Server) checkCommitRate(c *call, rp *repo) *apiError {
 		msg:    fmt.Sprintf("You have exceeded the rate limit for repository commits (%d per hour). You can retry this action in %d minutes. If you need higher limits, consider batching more files per commit.", limit, mins),
 		header: http.Header{"Retry-After": []string{strconv.Itoa(secs)}}}
 }
+
+// checkFileFolderConflicts refuses a tree where a path is both a file and a
+// folder (e.g. "data" and "data/a.txt"), which git cannot represent.
+func checkFileFolderConflicts(tree map[string]*blob) *apiError {
+	for p := range tree {
+		for dir := path.Dir(p); dir != "."; dir = path.Dir(dir) {
+			if _, isFile := tree[dir]; isFile {
+				return errorf(http.StatusBadRequest, "path %q needs a folder %q, but %q is a file: delete it in the same commit or choose another path", p, dir, dir)
+			}
+		}
+	}
+	return nil
+}
+
+// trackLFSPaths appends "<path> filter=lfs diff=lfs merge=lfs -text" to
+// .gitattributes for every lfsFile path it does not track yet.
+func trackLFSPaths(tree map[string]*blob, ops []commitOp) (string, bool) {
+	if b, ok := tree[".gitattributes"]; ok && b.lfs != nil {
+		return "", false // an LFS-stored .gitattributes is left alone
+	}
+	attrs := gitAttributesOf(tree)
+	added := false
+	for _, op := range ops {
+		if op.key != "lfsFile" || tree[op.path] == nil || tree[op.path].lfs == nil || lfsTracked(attrs, op.path) {
+			continue
+		}
+		if attrs != "" && !strings.HasSuffix(attrs, "\n") {
+			attrs += "\n"
+		}
+		// A space would split the pattern; "?" matches it (and any other character).
+		attrs += strings.ReplaceAll(globEscaper.Replace(op.path), " ", "?") + " filter=lfs diff=lfs merge=lfs -text\n"
+		added = true
+	}
+	return attrs, added
+}
+
+var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`)
 
 func dedupe(s []string) []string {
 	seen := map[string]bool{}

@@ -108,6 +108,18 @@ func TestRequestsRecorded(t *testing.T) {
 	assert.Len(t, s.RequestsFor(OpCommit), 1)
 	s.ResetRequests()
 	assert.Empty(t, s.Requests())
+
+	// A request is visible, with its status, as soon as its answer arrives,
+	// even when the body is large enough to be streamed.
+	_, err := s.Seed("dataset", "hubtest/d", "main", "big", map[string][]byte{"big.txt": bytes.Repeat([]byte("x"), 256<<10)})
+	require.NoError(t, err)
+	for range 20 {
+		r := c.do("GET", "/datasets/hubtest/d/resolve/main/big.txt", nil, nil)
+		require.Equal(t, 200, r.status)
+		reqs := s.RequestsFor(OpResolve)
+		require.NotEmpty(t, reqs)
+		require.Equal(t, 200, reqs[len(reqs)-1].Status)
+	}
 }
 
 func TestHandlerWithoutListener(t *testing.T) {

@@ -25,7 +25,7 @@
 //   - read: resolve (regular files with ETag = git blob sha1 and Range
 //     support; LFS files as a 302 to a fake CDN with X-Linked-Etag and
 //     X-Linked-Size), tree listing with Link-header pagination, paths-info,
-//     commit listing, super-squash.
+//     commit listing, refs listing, branch create/delete, super-squash.
 //
 // Routing is done on the escaped path, so a revision such as refs/pr/1 must
 // travel as refs%2Fpr%2F1 (a literal refs/pr/1 is accepted too).

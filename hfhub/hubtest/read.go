@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -321,5 +322,89 @@ func handleSuperSquash(c *call) *apiError {
 	rp.commits[cm.oid] = cm
 	rp.refs[c.rt.rev] = cm.oid
 	writeJSON(c.w, http.StatusOK, map[string]any{"commitId": cm.oid})
+	return nil
+}
+
+func handleListRefs(c *call) *apiError {
+	s := c.server
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rp, e := s.lookupRepo(c)
+	if e != nil {
+		return e
+	}
+	branches, prs := []map[string]any{}, []map[string]any{}
+	names := make([]string, 0, len(rp.refs))
+	for name := range rp.refs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if strings.HasPrefix(name, "refs/pr/") {
+			prs = append(prs, map[string]any{"name": strings.TrimPrefix(name, "refs/pr/"), "ref": name, "targetCommit": rp.refs[name]})
+		} else {
+			branches = append(branches, map[string]any{"name": name, "ref": "refs/heads/" + name, "targetCommit": rp.refs[name]})
+		}
+	}
+	out := map[string]any{"branches": branches, "converts": []any{}, "tags": []any{}}
+	if v := c.r.URL.Query().Get("include_prs"); v == "1" || v == "true" {
+		out["pullRequests"] = prs
+	}
+	writeJSON(c.w, http.StatusOK, out)
+	return nil
+}
+
+var branchNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$`)
+
+// handleBranch creates (POST, optional {"startingPoint": rev}) or deletes
+// (DELETE) a branch.
+func handleBranch(c *call) *apiError {
+	if c.r.Method != http.MethodPost && c.r.Method != http.MethodDelete {
+		return errorf(http.StatusMethodNotAllowed, "use POST to create a branch or DELETE to delete it")
+	}
+	branch := c.rt.rev
+	if !branchNameRE.MatchString(branch) || strings.HasPrefix(branch, "refs/") || strings.Contains(branch, "..") || isHex(branch) && len(branch) >= 7 {
+		return errorf(http.StatusBadRequest, "invalid branch name %q: letters, digits, '.', '_', '-', '/', not starting with refs/ and not a commit id", branch)
+	}
+	var req struct {
+		StartingPoint *string `json:"startingPoint"`
+	}
+	if c.r.Method == http.MethodPost && len(bytes.TrimSpace(c.body)) > 0 {
+		if e := decodeJSON(c, &req); e != nil {
+			return e
+		}
+	}
+	s := c.server
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rp, e := s.lookupRepoForWrite(c, false)
+	if e != nil {
+		return e
+	}
+	_, exists := rp.refs[branch]
+	if c.r.Method == http.MethodDelete {
+		if !exists {
+			return notFound("RevisionNotFound", "Invalid rev id: %s", branch)
+		}
+		if branch == "main" {
+			return errorf(http.StatusForbidden, "the default branch main cannot be deleted")
+		}
+		delete(rp.refs, branch)
+		c.w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	if exists {
+		return errorf(http.StatusConflict, "Reference already exists: refs/heads/%s", branch)
+	}
+	start := "main"
+	if req.StartingPoint != nil && *req.StartingPoint != "" {
+		start = *req.StartingPoint
+	}
+	from, ok := rp.resolveRev(start)
+	if !ok {
+		return notFound("RevisionNotFound", "Invalid rev id: %s", start)
+	}
+	rp.refs[branch] = from.oid
+	c.w.WriteHeader(http.StatusOK)
 	return nil
 }

@@ -76,6 +76,10 @@ func parseAPIRoute(segs []string) route {
 		return rt
 	}
 	action := rest[0]
+	if action == "refs" && len(rest) == 1 {
+		rt.op, rt.method, rt.handler = OpListRefs, http.MethodGet, handleListRefs
+		return rt
+	}
 	if len(rest) < 2 || rest[1] == "" {
 		if action == "tree" || action == "commits" {
 			rest = append(rest[:1], "main")
@@ -100,6 +104,8 @@ func parseAPIRoute(segs []string) route {
 		rt.op, rt.method, rt.handler = OpPathsInfo, http.MethodPost, handlePathsInfo
 	case "commits":
 		rt.op, rt.method, rt.handler = OpListCommits, http.MethodGet, handleListCommits
+	case "branch":
+		rt.op, rt.method, rt.handler = OpBranch, "", handleBranch
 	case "super-squash":
 		rt.op, rt.method, rt.handler = OpSuperSquash, http.MethodPost, handleSuperSquash
 	default:

@@ -112,6 +112,8 @@ const (
 	OpPathsInfo    Op = "paths-info"
 	OpListCommits  Op = "list-commits"
 	OpSuperSquash  Op = "super-squash"
+	OpListRefs     Op = "list-refs"
+	OpBranch       Op = "branch" // create (POST) or delete (DELETE) a branch
 	OpUnknown      Op = "unknown"
 )
 
@@ -139,13 +141,15 @@ type Server struct {
 	ts      *httptest.Server
 	reqSeq  atomic.Uint64
 
-	mu       sync.Mutex // guards everything below
-	repos    map[repoKey]*repo
-	uploads  map[string]*multipartUpload
-	windows  map[string]*apiWindow
-	down     bool
-	faults   []*faultState
-	requests []Request
+	mu      sync.Mutex // guards everything below
+	repos   map[repoKey]*repo
+	uploads map[string]*multipartUpload
+	windows map[string]*apiWindow
+	down    bool
+	faults  []*faultState
+
+	reqMu    sync.Mutex // guards requests and their Status; never held with mu
+	requests []*Request // recorded on arrival; Status is set when the answer starts
 }
 
 type apiWindow struct {
@@ -242,10 +246,12 @@ func (s *Server) SetDown(down bool) {
 
 // Requests returns a copy of the requests received so far, oldest first.
 func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
 	out := make([]Request, len(s.requests))
-	copy(out, s.requests)
+	for i, r := range s.requests {
+		out[i] = *r
+	}
 	return out
 }
 
@@ -262,9 +268,9 @@ func (s *Server) RequestsFor(op Op) []Request {
 
 // ResetRequests forgets the recorded requests.
 func (s *Server) ResetRequests() {
-	s.mu.Lock()
+	s.reqMu.Lock()
 	s.requests = nil
-	s.mu.Unlock()
+	s.reqMu.Unlock()
 }
 
 // Fault makes matching requests misbehave. A request matches when every
@@ -390,6 +396,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // the answer may be replaced (ApplyThenFail).
 type recorder struct {
 	http.ResponseWriter
+	server  *Server
+	entry   *Request // the recorded request, updated before the status goes out
 	status  int
 	buffer  bool
 	header  http.Header
@@ -411,6 +419,11 @@ func (r *recorder) WriteHeader(status int) {
 	r.written = true
 	r.status = status
 	if !r.buffer {
+		// Record the status before the client can see the answer, so a test
+		// that reads Requests() right after a response finds it complete.
+		r.server.reqMu.Lock()
+		r.entry.Status = status
+		r.server.reqMu.Unlock()
 		r.ResponseWriter.WriteHeader(status)
 	}
 }
@@ -476,9 +489,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	id := s.newRequestID()
 	w.Header().Set("X-Request-Id", id)
 	rt := parseRoute(r)
-	rec := &recorder{ResponseWriter: w}
-	dropped := false
 	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	entry := &Request{ID: id, Op: rt.op, Method: r.Method, EscapedPath: r.URL.EscapedPath(), Query: r.URL.RawQuery,
+		Header: r.Header.Clone(), Body: body}
+	s.reqMu.Lock()
+	s.requests = append(s.requests, entry)
+	s.reqMu.Unlock()
+	rec := &recorder{ResponseWriter: w, server: s, entry: entry}
+	dropped := false
 
 	defer func() {
 		status := rec.status
@@ -486,14 +504,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		case dropped:
 			status = 0
 		case status == 0:
-			status = http.StatusOK
+			status = http.StatusOK // nothing written: net/http answers 200 after we return
 		}
-		s.mu.Lock()
-		s.requests = append(s.requests, Request{
-			ID: id, Op: rt.op, Method: r.Method, EscapedPath: r.URL.EscapedPath(), Query: r.URL.RawQuery,
-			Header: r.Header.Clone(), Body: body, Status: status,
-		})
-		s.mu.Unlock()
+		s.reqMu.Lock()
+		entry.Status = status
+		s.reqMu.Unlock()
 		s.log.Debug("hubtest request", "id", id, "op", string(rt.op), "method", r.Method,
 			"path", r.URL.EscapedPath(), "status", status)
 	}()
