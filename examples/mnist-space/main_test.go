@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/advspace/advspace/hfhub/hubtest"
+)
+
+// lockedBuffer collects the program's stderr (written from its goroutines).
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// envOf is a getenv over a map: the tests never read the real environment.
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+type program struct {
+	url    string
+	stderr *lockedBuffer
+	cancel context.CancelFunc
+	done   chan int
+}
+
+// start runs the program on 127.0.0.1:0 and waits until it listens.
+func start(t *testing.T, args []string, env map[string]string) *program {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &program{stderr: &lockedBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	ready := make(chan string, 1)
+	go func() {
+		p.done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), envOf(env), p.stderr, func(u string) { ready <- u })
+	}()
+	select {
+	case p.url = <-ready:
+	case code := <-p.done:
+		cancel()
+		t.Fatalf("exited with %d before listening:\n%s", code, p.stderr.String())
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatalf("not listening after 60 s:\n%s", p.stderr.String())
+	}
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+// stop is SIGTERM: it cancels the program's context and returns its exit code.
+func (p *program) stop(t *testing.T) int {
+	t.Helper()
+	p.cancel()
+	select {
+	case code := <-p.done:
+		p.done <- code // later calls see it too
+		return code
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no exit 60 s after shutdown:\n%s", p.stderr.String())
+		return -1
+	}
+}
+
+// sevenPNG is a person's drawing of a 7: dark ink on white.
+func sevenPNG(t *testing.T) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 280, 280))
+	draw.Draw(img, img.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
+	ink := image.NewUniform(color.Black)
+	draw.Draw(img, image.Rect(70, 56, 210, 76), ink, image.Point{}, draw.Src)
+	for y := 56; y < 224; y++ {
+		x := 210 - (y-56)*90/168
+		draw.Draw(img, image.Rect(x-10, y, x+10, y+1), ink, image.Point{}, draw.Src)
+	}
+	var buf bytes.Buffer
+	require.NoError(t, png.Encode(&buf, img))
+	return buf.Bytes()
+}
+
+func postJSON(t *testing.T, url string, v any) (int, map[string]any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	return resp.StatusCode, out
+}
+
+func subsetDir(t *testing.T) string {
+	dir, err := filepath.Abs(filepath.Join("..", "..", "testdata", "mnist"))
+	require.NoError(t, err)
+	return dir
+}
+
+func TestRunServesPredictsFlagsAndShutsDown(t *testing.T) {
+	data := t.TempDir()
+	p := start(t, []string{"-data", data, "-mnist-dir", subsetDir(t), "-retrain-every", "50"}, nil)
+	require.True(t, strings.HasPrefix(p.url, "http://127.0.0.1:"), p.url)
+
+	resp, err := http.Get(p.url + "healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	resp, err = http.Post(p.url+"api/predict", "image/png", bytes.NewReader(sevenPNG(t)))
+	require.NoError(t, err)
+	var pred struct {
+		Label        int    `json:"label"`
+		ModelVersion string `json:"model_version"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&pred))
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.True(t, pred.Label >= 0 && pred.Label <= 9, pred.Label)
+	assert.True(t, strings.HasPrefix(pred.ModelVersion, "sha256:"), "the embedded model: %s", pred.ModelVersion)
+
+	// Whatever the model says, another digit fools it and the same digit does not.
+	img := "data:image/png;base64," + base64.StdEncoding.EncodeToString(sevenPNG(t))
+	code, out := postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": (pred.Label + 1) % 10})
+	require.Equal(t, http.StatusCreated, code, out)
+	assert.Equal(t, "✔ (1) saved — you fooled the model", out["message"])
+	code, out = postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": pred.Label})
+	require.Equal(t, http.StatusOK, code, out)
+	assert.Equal(t, false, out["fooled"])
+
+	require.Equal(t, 0, p.stop(t), p.stderr.String())
+	logs := p.stderr.String()
+	assert.Contains(t, logs, "mnist-space: serving")
+	assert.Contains(t, logs, p.url)
+	assert.Contains(t, logs, "mnist-space: stopped")
+
+	// The flag is on disk, in the ImageFolder layout, and a restart recovers it.
+	rows, err := filepath.Glob(filepath.Join(data, "data", "*", "metadata.jsonl"))
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	b, err := os.ReadFile(rows[0])
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(string(b), "\n"))
+	assert.FileExists(t, filepath.Join(data, "README.md"))
+
+	p2 := start(t, []string{"-data", data, "-mnist-dir", subsetDir(t)}, nil)
+	resp, err = http.Get(p2.url + "api/stats")
+	require.NoError(t, err)
+	var st struct {
+		FlaggedTotal int `json:"flagged_total"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+	resp.Body.Close()
+	assert.Equal(t, 1, st.FlaggedTotal, "a restart recovers the stored flags")
+	require.Equal(t, 0, p2.stop(t))
+}
+
+func TestRunUsageErrors(t *testing.T) {
+	weights := filepath.Join(t.TempDir(), "broken.safetensors")
+	require.NoError(t, os.WriteFile(weights, []byte("not safetensors"), 0o644))
+	noToken := map[string]string{"HF_HOME": t.TempDir()} // no HF_TOKEN, no token file
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"retrain-every zero", []string{"-retrain-every", "0"}, nil, "-retrain-every must be at least 1"},
+		{"extra argument", []string{"serve"}, nil, "unexpected arguments"},
+		{"unknown flag", []string{"-port", "80"}, nil, "flag provided but not defined"},
+		{"missing weights file", []string{"-weights", filepath.Join(t.TempDir(), "nope.safetensors")}, nil, "-weights"},
+		{"broken weights file", []string{"-weights", weights}, nil, "-weights"},
+		{"hub dataset without token", []string{"-hub-dataset", "someone/digits"}, noToken, "set HF_TOKEN"},
+		{"hub dataset invalid", []string{"-hub-dataset", "not a repo"}, noToken, "-hub-dataset"},
+		{"address in use or invalid", []string{"-addr", "256.0.0.1:99999", "-mnist-dir", "/nonexistent"}, nil, "-addr"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr lockedBuffer
+			data := t.TempDir()
+			code := run(context.Background(), append([]string{"-data", data}, tt.args...), envOf(tt.env), &stderr, nil)
+			assert.Equal(t, 2, code, stderr.String())
+			assert.Contains(t, stderr.String(), tt.want)
+			entries, err := os.ReadDir(data)
+			require.NoError(t, err)
+			if tt.name != "address in use or invalid" {
+				assert.Empty(t, entries, "nothing is created before the configuration is checked")
+			}
+		})
+	}
+}
+
+func TestRunPushesToHubAndNeverShowsTheToken(t *testing.T) {
+	const token = "hf_SECRETtokenTHATmustNEVERleak0123"
+	hub := hubtest.NewServer(&hubtest.Options{Tokens: map[string]hubtest.TokenInfo{token: {User: "alice", Role: "write"}}})
+	defer hub.Close()
+	env := map[string]string{"HF_TOKEN": token, "HF_ENDPOINT": hub.URL(), "HF_HOME": t.TempDir()}
+	data := t.TempDir()
+	p := start(t, []string{"-data", data, "-mnist-dir", subsetDir(t), "-hub-dataset", "alice/digits"}, env)
+
+	var bodies bytes.Buffer
+	get := func(path string) {
+		resp, err := http.Get(p.url + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		bodies.Write(b)
+		for k, v := range resp.Header {
+			bodies.WriteString(k + ": " + strings.Join(v, ",") + "\n")
+		}
+	}
+	img := "data:image/png;base64," + base64.StdEncoding.EncodeToString(sevenPNG(t))
+	code, out := postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": 2})
+	if code == http.StatusOK { // the model said 2: say 3
+		code, out = postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": 3})
+	}
+	require.Equal(t, http.StatusCreated, code, out)
+	for _, path := range []string{"", "static/app.js", "api/stats", "api/samples", "metrics", "healthz"} {
+		get(path)
+	}
+	assert.Contains(t, bodies.String(), "alice/digits", "the page and stats name the dataset")
+	assert.Contains(t, bodies.String(), "advspace_flag_backlog")
+
+	// Shutdown pushes what is pending.
+	require.Equal(t, 0, p.stop(t), p.stderr.String())
+	files := hub.Files("dataset", "alice/digits", "main")
+	var metadata, images int
+	for name := range files {
+		switch {
+		case strings.HasSuffix(name, "/metadata.jsonl"):
+			metadata++
+		case strings.HasSuffix(name, ".png"):
+			images++
+		}
+	}
+	assert.Equal(t, 1, metadata, "files on the Hub: %v", keys(files))
+	assert.Equal(t, 1, images)
+	assert.NotContains(t, bodies.String(), token, "the token never appears in an answer")
+	assert.NotContains(t, p.stderr.String(), token, "the token never appears in the logs")
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestBaseURL(t *testing.T) {
+	p := start(t, []string{"-data", t.TempDir(), "-mnist-dir", subsetDir(t)}, nil)
+	assert.Regexp(t, `^http://127\.0\.0\.1:\d+/$`, p.url)
+}
