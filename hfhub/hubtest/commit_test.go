@@ -391,6 +391,12 @@ func TestFaults(t *testing.T) {
 	assert.Equal(t, 200, c.do("GET", "/api/whoami-v2", nil, nil).status)
 	assert.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
 
+	// An invalid injected status does not crash the server.
+	s.InjectFault(Fault{Op: OpWhoami, Status: 42, Times: 1})
+	r = c.do("GET", "/api/whoami-v2", nil, nil)
+	assert.Equal(t, 500, r.status)
+	assert.Contains(t, r.json(t)["error"], "invalid status 42")
+
 	// Down.
 	s.SetDown(true)
 	assert.Equal(t, 503, c.do("GET", "/api/whoami-v2", nil, nil).status)

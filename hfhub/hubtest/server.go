@@ -282,6 +282,7 @@ type Fault struct {
 
 	// Status is the error status to answer with (e.g. 500, 503, 429). Zero
 	// with Delay only slows the request down and then serves it normally.
+	// A status outside 100-599 is answered as 500 with an explanation.
 	Status int
 	// Message is the error text (default: the status text).
 	Message string
@@ -298,7 +299,7 @@ type Fault struct {
 	// Times is how many matching requests the fault hits; 0 means all of them.
 	Times int
 	// Probability in (0,1) hits each matching request with that chance, drawn
-	// from a generator seeded with Seed; 0 means always.
+	// from a generator seeded with Seed; 0 (or ≥ 1) means always.
 	Probability float64
 	Seed        uint64
 }
@@ -576,6 +577,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func faultError(f *Fault) *apiError {
+	if f.Status < 100 || f.Status > 599 {
+		// net/http panics on such codes; answer 500 and say why instead.
+		return &apiError{status: http.StatusInternalServerError, header: f.Header,
+			msg: fmt.Sprintf("hubtest: injected fault has invalid status %d (use 100-599); answering 500", f.Status)}
+	}
 	msg := f.Message
 	if msg == "" {
 		msg = http.StatusText(f.Status) + " (hubtest: injected fault)"

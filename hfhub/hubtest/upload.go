@@ -24,6 +24,8 @@ const (
 	maxPreuploadFiles = 256
 	sampleSize        = 512
 	lfsMediaType      = "application/vnd.git-lfs+json"
+	maxLFSObjectSize  = 500_000_000_000 // the Hub's hard per-file limit
+	maxParts          = 10_000          // S3's multipart limit
 )
 
 func isCreatePR(r *http.Request) bool {
@@ -210,6 +212,8 @@ func handleLFSBatch(c *call) *apiError {
 			out["error"] = map[string]any{"code": 422, "message": fmt.Sprintf("oid %q is not a lowercase hex SHA-256 (64 characters)", oid)}
 		case err != nil || size < 0:
 			out["error"] = map[string]any{"code": 422, "message": fmt.Sprintf("size %v is not a non-negative integer", o["size"])}
+		case size > maxLFSObjectSize || (multipartOK && (size+s.opts.ChunkSize-1)/s.opts.ChunkSize > maxParts):
+			out["error"] = map[string]any{"code": 422, "message": fmt.Sprintf("object of %d bytes is too large: at most %d bytes and %d parts of %d bytes", size, int64(maxLFSObjectSize), maxParts, s.opts.ChunkSize)}
 		default:
 			out["size"] = size
 			if stored, ok := rp.lfs[oid]; ok {

@@ -194,6 +194,8 @@ func TestLFSBatchValidation(t *testing.T) {
 		{"short oid", lfsMediaType, batchBody(map[string]any{"oid": "abc", "size": 9}), 200, 422},
 		{"negative size", lfsMediaType, batchBody(map[string]any{"oid": SHA256(content), "size": -1}), 200, 422},
 		{"size not a number", lfsMediaType, batchBody(map[string]any{"oid": SHA256(content), "size": "9"}), 200, 422},
+		{"larger than the Hub allows", lfsMediaType, batchBody(map[string]any{"oid": SHA256(content), "size": 600_000_000_000}), 200, 422},
+		{"more than 10000 parts", lfsMediaType, batchBody(map[string]any{"oid": SHA256(content), "size": 10_001 * 5 << 20}), 200, 422},
 		{"unknown ref", lfsMediaType, map[string]any{"operation": "upload", "objects": []any{obj(content)}, "ref": map[string]any{"name": "nope"}}, 404, 0},
 	}
 	for _, tt := range tests {
