@@ -121,3 +121,57 @@ func TestBranchesAndRefs(t *testing.T) {
 	_, ok := s.Head("dataset", "alice/d", "from-old")
 	assert.False(t, ok)
 }
+
+func TestLiteralPRRevision(t *testing.T) {
+	s := NewServer(nil)
+	defer s.Close()
+	c := newClient(t, s, DefaultToken)
+	c.createDataset("d")
+	r := c.commit("datasets/hubtest/d", "main?create_pr=1", ndjson(t, header("pr", nil), fileLine("p.txt", []byte("p"))))
+	require.Equal(t, 200, r.status)
+	// huggingface.js sends some revisions unescaped; refs/pr/N is recognised either way.
+	r = c.do("GET", "/datasets/hubtest/d/resolve/refs/pr/1/p.txt", nil, nil)
+	require.Equal(t, 200, r.status, string(r.body))
+	assert.Equal(t, "p", string(r.body))
+	r = c.do("GET", "/api/datasets/hubtest/d/tree/refs/pr/1", nil, nil)
+	require.Equal(t, 200, r.status, string(r.body))
+	r = c.do("GET", "/datasets/hubtest/d/resolve/refs%2Fpr%2F2/p.txt", nil, nil)
+	assert.Equal(t, "RevisionNotFound", r.header.Get("X-Error-Code"))
+}
+
+func TestHelperErrors(t *testing.T) {
+	s := New(nil)
+	assert.Error(t, s.CreateRepo("dataset", "no-namespace", false))
+	assert.Error(t, s.CreateRepo("datasheet", "a/b", false))
+	assert.Error(t, s.CreateRepo("dataset", "a/bad name", false))
+	require.NoError(t, s.CreateRepo("datasets", "a/b", false), "plural types are accepted")
+	assert.Error(t, s.CreateRepo("dataset", "a/b", false), "already exists")
+	require.NoError(t, s.CreateRepo("space", "a/app", true))
+	readme, ok := s.File("space", "a/app", "main", "README.md")
+	require.True(t, ok)
+	assert.Contains(t, string(readme), "sdk: static")
+
+	_, err := s.Seed("dataset", "a/missing", "main", "x", nil)
+	assert.ErrorIs(t, err, errNoRepo)
+	_, err = s.Seed("dataset", "a/b", "nope", "x", nil)
+	assert.Error(t, err)
+	_, err = s.Seed("dataset", "a/b", "main", "x", map[string][]byte{"../x": nil})
+	assert.Error(t, err)
+	assert.Len(t, s.Commits("dataset", "a/b"), 1, "failed seeds change nothing")
+
+	for _, miss := range [][2]string{{"dataset", "a/none"}, {"model", "a/b"}} {
+		assert.Nil(t, s.Files(miss[0], miss[1], "main"))
+		assert.Nil(t, s.Commits(miss[0], miss[1]))
+		assert.Nil(t, s.LFSObjects(miss[0], miss[1]))
+		_, ok := s.File(miss[0], miss[1], "main", ".gitattributes")
+		assert.False(t, ok)
+		_, ok = s.Stat(miss[0], miss[1], "main", ".gitattributes")
+		assert.False(t, ok)
+		_, ok = s.Head(miss[0], miss[1], "main")
+		assert.False(t, ok)
+	}
+	assert.Nil(t, s.Files("dataset", "a/b", "nope"))
+	_, ok = s.File("dataset", "a/b", "main", "nope")
+	assert.False(t, ok)
+	assert.Equal(t, []string{"dataset:a/b", "space:a/app"}, s.Repos())
+}

@@ -233,11 +233,13 @@ func (s *Server) Seed(repoType, repoID, branch, summary string, files map[string
 	head := rp.commits[headOID]
 	tree := cloneFiles(head.files)
 	attrs := gitAttributesOf(head.files)
-	var changed []string
-	for p, content := range files {
+	for p := range files { // validate everything first: a refused seed changes nothing
 		if err := validRepoPath(p); err != nil {
 			return "", fmt.Errorf("hubtest: %w", err)
 		}
+	}
+	var changed []string
+	for p, content := range files {
 		if lfsTracked(attrs, p) || len(content) > textLimit {
 			sha := SHA256(content)
 			rp.lfs[sha] = append([]byte(nil), content...)
