@@ -119,6 +119,25 @@ func crashChild(mode, root string) error {
 	return <-errs
 }
 
+// lockedBuffer collects a child's stderr; the test may read it while the
+// child still writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // runCrashRounds starts the child rounds times, kills each after a random
 // 5-50 ms of work, and returns the IDs the children acknowledged.
 func runCrashRounds(t *testing.T, mode, root string, rounds int) map[string]bool {
@@ -136,8 +155,8 @@ func runCrashRounds(t *testing.T, mode, root string, rounds int) map[string]bool
 			crashModeEnv+"="+mode, crashRootEnv+"="+root,
 			crashReflagEnv+"="+strings.Join(reflag, " "),
 			fmt.Sprintf("%s=%d", crashSeedEnv, round))
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
+		stderr := &lockedBuffer{}
+		cmd.Stderr = stderr
 		out, err := cmd.StdoutPipe()
 		require.NoError(t, err)
 		require.NoError(t, cmd.Start())

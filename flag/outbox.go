@@ -374,6 +374,7 @@ func (o *Outbox[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 	defer close(ent.written)
 	if err != nil {
 		delete(o.entries, s.ID)
+		o.notifyLocked() // a Flush may be counting this enqueue
 		return fmt.Errorf("flag: outbox: enqueueing sample %s: %w", s.ID, err)
 	}
 	ent.durable = true
@@ -607,10 +608,13 @@ func (o *Outbox[In]) Flush(ctx context.Context) error {
 	o.mu.Unlock()
 	for {
 		o.mu.Lock()
-		n, changed, last := o.backlog+o.writingLocked(), o.changed, o.lastErr
+		n, changed, last, closed := o.backlog+o.writingLocked(), o.changed, o.lastErr, o.closed
 		o.mu.Unlock()
 		if n == 0 {
 			break
+		}
+		if closed {
+			return fmt.Errorf("flag: outbox flush: %d samples still pending (they stay on disk): %w", n, ErrClosed)
 		}
 		select {
 		case <-changed:
@@ -654,6 +658,7 @@ func (o *Outbox[In]) Close() error {
 		return nil
 	}
 	o.closed = true
+	o.notifyLocked() // a running Flush returns
 	o.mu.Unlock()
 	o.cancel()
 	o.wg.Wait()

@@ -371,3 +371,21 @@ func TestOutboxBackoff(t *testing.T) {
 		}
 	}
 }
+
+func TestOutboxCloseEndsARunningFlush(t *testing.T) {
+	next := newFlaky(1, 0)
+	next.down.Store(true)
+	o := fastOutbox(t, t.TempDir(), next, nil)
+	require.NoError(t, o.Flag(context.Background(), testSample(1)))
+	done := make(chan error, 1)
+	go func() { done <- o.Flush(context.Background()) }()
+	time.Sleep(30 * time.Millisecond)
+	require.NoError(t, o.Close())
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, ErrClosed)
+		assert.Contains(t, err.Error(), "stay on disk")
+	case <-time.After(5 * time.Second):
+		t.Fatal("Flush did not return after Close")
+	}
+}
