@@ -89,7 +89,6 @@ func crashChild(mode, root string) error {
 		defer outMu.Unlock()
 		fmt.Fprintf(os.Stdout, "ack %s\n", id) // one write: a kill never tears a line
 	}
-	fmt.Fprintln(os.Stdout, "ready")
 	// IDs acknowledged by earlier children: storing them again must be a no-op.
 	for _, id := range strings.Fields(os.Getenv(crashReflagEnv)) {
 		s := testSample(1)
@@ -99,6 +98,7 @@ func crashChild(mode, root string) error {
 		}
 		ack(id)
 	}
+	fmt.Fprintln(os.Stdout, "ready")
 	tag := randomHex(4)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -169,17 +169,37 @@ func runCrashRounds(t *testing.T, mode, root string, rounds int) map[string]bool
 			}
 			close(lines)
 		}()
-		select {
-		case l, ok := <-lines:
-			require.True(t, ok && l == "ready", "child did not start: %q %s", l, stderr.String())
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Fatalf("child did not start in time: %s", stderr.String())
+		var early []string // lines read before the kill
+	waitReady:
+		for {
+			select {
+			case l, ok := <-lines:
+				require.True(t, ok, "child did not start: %s", stderr.String())
+				if l == "ready" {
+					break waitReady
+				}
+				early = append(early, l)
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatalf("child did not start in time: %s", stderr.String())
+			}
+		}
+		// Odd rounds start the clock at the first new acknowledgement, so
+		// that slow starts (the race detector, a busy machine) still get
+		// killed mid-work; even rounds may kill during the first flags.
+		if round%2 == 1 {
+			select {
+			case l, ok := <-lines:
+				if ok {
+					early = append(early, l)
+				}
+			case <-time.After(10 * time.Second):
+			}
 		}
 		time.Sleep(time.Duration(5+rng.IntN(46)) * time.Millisecond)
 		require.NoError(t, cmd.Process.Kill()) // SIGKILL: no deferred code, no flushing
 		n := 0
-		for l := range lines {
+		record := func(l string) {
 			if id, ok := strings.CutPrefix(l, "ack "); ok {
 				if !acked[id] {
 					acked[id] = true
@@ -187,6 +207,12 @@ func runCrashRounds(t *testing.T, mode, root string, rounds int) map[string]bool
 				}
 				n++
 			}
+		}
+		for _, l := range early {
+			record(l)
+		}
+		for l := range lines {
+			record(l)
 		}
 		err = cmd.Wait()
 		require.Error(t, err, "the child must have been killed, not have stopped: %s", stderr.String())
