@@ -47,6 +47,9 @@ type HubOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// CloseTimeout bounds the final push in Close. Default 1 minute.
 	CloseTimeout time.Duration
+	// PushTimeout bounds one push (one commit with its uploads), so that a
+	// Hub that stops answering cannot stall the scheduler. Default 10 minutes.
+	PushTimeout time.Duration
 	// Logger receives push reports and Hub errors. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock for scheduling and the commit budget. Default time.Now.
@@ -188,6 +191,9 @@ func NewHub[In any](client *hfhub.Client, dir *Dir[In], opts *HubOptions) (*Hub[
 	}
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = time.Minute
+	}
+	if o.PushTimeout <= 0 {
+		o.PushTimeout = 10 * time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -405,7 +411,7 @@ func (h *Hub[In]) maybePush() {
 	if !due || now.Before(h.nextTry) || now.Before(h.budgetOpens(now)) {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.PushTimeout)
 	go func() {
 		select {
 		case <-h.stop:
@@ -436,7 +442,9 @@ func (h *Hub[In]) flush(ctx context.Context) error {
 			}
 			return fmt.Errorf("%w (%d commits in the last hour; next at %s)", ErrHubCommitLimit, len(h.st.Times), open.UTC().Format(time.RFC3339))
 		}
-		more, err := h.pushOnce(ctx)
+		pctx, cancel := context.WithTimeout(ctx, h.opts.PushTimeout)
+		more, err := h.pushOnce(pctx)
+		cancel()
 		if err != nil {
 			return err
 		}
