@@ -26,9 +26,14 @@ const MetadataFile = "metadata.jsonl"
 // DataDir is the folder under a dataset root that holds the shard folders.
 const DataDir = "data"
 
-// lockName is the lock file in a Dir's root. Its leading dot hides it from the
-// datasets loader.
+// lockName is the lock file in an Outbox's folder.
 const lockName = ".advspace.lock"
+
+// dirLockPath is the lock file in a Dir's root, relative to it. It lives in
+// .cache/huggingface/, which the datasets loader ignores (leading dot) and
+// which folder uploaders (huggingface_hub's upload_folder, hfhub.FolderFiles)
+// skip, so it never ends up in the Hub dataset.
+var dirLockPath = filepath.Join(".cache", "huggingface", "advspace.lock")
 
 // DefaultCard is the dataset card written to README.md when a Dir creates a
 // dataset folder and DirOptions.Card is empty. Its YAML front matter tells the
@@ -110,9 +115,10 @@ type DirOptions struct {
 // acknowledged) and leftover temporary files, and rebuilds the set of stored
 // IDs, so a retried flag is still stored exactly once.
 //
-// A Dir takes an exclusive lock on its root (the file .advspace.lock, an
-// advisory flock released by the kernel if the process dies): one Dir per
-// root at a time; a second one gets ErrLocked.
+// A Dir takes an exclusive lock on its root (the file
+// .cache/huggingface/advspace.lock, an advisory flock released by the kernel
+// if the process dies): one Dir per root at a time; a second one gets
+// ErrLocked. Upload tools skip that folder.
 //
 // All methods are safe for concurrent use. Flag calls run their file writes
 // in parallel and serialise only the metadata append; a second Flag of an ID
@@ -202,7 +208,11 @@ func NewDir[In any](root string, codec Codec[In], opts *DirOptions) (*Dir[In], e
 	if err := d.fs.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("flag: NewDir: creating %s: %w", dataDir, err)
 	}
-	lock, err := lockFile(filepath.Join(root, lockName))
+	lockPath := filepath.Join(root, dirLockPath)
+	if err := d.fs.MkdirAll(filepath.Dir(lockPath), 0o755); err != nil {
+		return nil, fmt.Errorf("flag: NewDir: creating %s: %w", filepath.Dir(lockPath), err)
+	}
+	lock, err := lockFile(lockPath)
 	if err != nil {
 		return nil, fmt.Errorf("flag: NewDir: locking %s: %w", root, err)
 	}

@@ -44,6 +44,7 @@ func TestDirRoundTrip(t *testing.T) {
 	assert.Equal(t, "shard-a", d.Shard())
 	assert.Equal(t, filepath.Join(root, "data", "shard-a"), d.ShardDir())
 	assert.True(t, d.Has("s00003"))
+	assert.FileExists(t, filepath.Join(root, ".cache", "huggingface", "advspace.lock"), "the lock lives where uploaders do not look")
 	assert.False(t, d.Has("nope"))
 
 	check := func(d *Dir[*image.Gray]) {

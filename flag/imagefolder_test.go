@@ -14,16 +14,16 @@ const goodRow = `{"file_name":"a.png","id":"a","label":1,"model_label":2,"model_
 
 func goodFolder() fstest.MapFS {
 	return fstest.MapFS{
-		"README.md":               {Data: []byte(DefaultCard)},
-		"data/s1/metadata.jsonl":  {Data: []byte(goodRow)},
-		"data/s1/a.png":           {Data: []byte("png")},
-		"data/s2/metadata.jsonl":  {Data: []byte(`{"file_name":"b.png","id":"b","label":3,"model_label":2,"model_probabilities":[1],"model_version":"v","round":1,"created_at":"2026-11-26T10:00:00Z","session":null}` + "\n")},
-		"data/s2/b.png":           {Data: []byte("png")},
-		"data/s2/.tmp-c.png-1":    {Data: []byte("hidden files are ignored")},
-		"data/.advspace.lock":     {Data: nil},
-		"data/__pycache__/x.png":  {Data: []byte("ignored")},
-		".advspace.lock":          {Data: nil},
-		"data/s1/.cache/whatever": {Data: nil},
+		"README.md":                        {Data: []byte(DefaultCard)},
+		"data/s1/metadata.jsonl":           {Data: []byte(goodRow)},
+		"data/s1/a.png":                    {Data: []byte("png")},
+		"data/s2/metadata.jsonl":           {Data: []byte(`{"file_name":"b.png","id":"b","label":3,"model_label":2,"model_probabilities":[1],"model_version":"v","round":1,"created_at":"2026-11-26T10:00:00Z","session":null}` + "\n")},
+		"data/s2/b.png":                    {Data: []byte("png")},
+		"data/s2/.tmp-c.png-1":             {Data: []byte("hidden files are ignored")},
+		"data/.advspace.lock":              {Data: nil},
+		"data/__pycache__/x.png":           {Data: []byte("ignored")},
+		".cache/huggingface/advspace.lock": {Data: nil},
+		"data/s1/.cache/whatever":          {Data: nil},
 	}
 }
 
