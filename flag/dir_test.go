@@ -440,3 +440,49 @@ func TestDirRecoveryRemovesEmptyShards(t *testing.T) {
 	_, err := CheckImageFolder(os.DirFS(root))
 	require.NoError(t, err)
 }
+
+func TestDirCloseDuringFlags(t *testing.T) {
+	root := t.TempDir()
+	ctx := context.Background()
+	d, err := NewDir(root, GrayPNG, &DirOptions{Shard: "x"})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var acked []string
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				s := testSample(g*50 + i)
+				err := d.Flag(ctx, s)
+				if err != nil {
+					assert.ErrorIs(t, err, ErrClosed)
+					return
+				}
+				mu.Lock()
+				acked = append(acked, s.ID)
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, d.Close())
+	wg.Wait()
+	d2 := openTestDir(t, root, &DirOptions{Shard: "x"})
+	for _, id := range acked {
+		assert.True(t, d2.Has(id), "acknowledged %s survives Close", id)
+	}
+	assert.Equal(t, len(acked), d2.Count(), "nothing unacknowledged was left behind either")
+}
+
+func TestDirSamplesSkipsMissingInput(t *testing.T) {
+	root := t.TempDir()
+	ctx := context.Background()
+	d := openTestDir(t, root, &DirOptions{Shard: "x"})
+	require.NoError(t, d.Flag(ctx, testSample(1)))
+	require.NoError(t, d.Flag(ctx, testSample(2)))
+	require.NoError(t, os.Remove(filepath.Join(d.ShardDir(), "s00001.png")))
+	got, err := d.Samples(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, "s00002", got[0].ID)
+}
