@@ -126,6 +126,23 @@
     setResult('', '');
   });
 
+  // What is sent to the server: the drawing scaled down to 140x140. The
+  // server reduces it to 28x28 anyway (the digit's box to 20 px), and a
+  // smaller image costs it a fifth of the decoding work.
+  var SEND_SIZE = 140;
+  var sendCanvas = document.createElement('canvas');
+  sendCanvas.width = SEND_SIZE;
+  sendCanvas.height = SEND_SIZE;
+  function snapshot() {
+    var c = sendCanvas.getContext('2d');
+    c.fillStyle = '#ffffff';
+    c.fillRect(0, 0, SEND_SIZE, SEND_SIZE);
+    c.imageSmoothingEnabled = true;
+    c.imageSmoothingQuality = 'high';
+    c.drawImage(pad, 0, 0, SEND_SIZE, SEND_SIZE);
+    return sendCanvas;
+  }
+
   // ---- prediction -------------------------------------------------------
   var bars = [];
   function makeBars(list, count) {
@@ -183,7 +200,7 @@
     if (strokes.length === 0) { showPrediction(null); return; }
     var version = drawingVersion;
     var seq = ++predictSeq;
-    pad.toBlob(function (blob) {
+    snapshot().toBlob(function (blob) {
       if (!blob) { return; }
       fetch('api/predict', { method: 'POST', headers: { 'Content-Type': 'image/png' }, body: blob, credentials: 'same-origin' })
         .then(readJSON)
@@ -267,7 +284,7 @@
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       credentials: 'same-origin',
-      body: JSON.stringify({ image: pad.toDataURL('image/png'), label: label })
+      body: JSON.stringify({ image: snapshot().toDataURL('image/png'), label: label })
     }).then(readJSON).then(function (res) {
       busy = false;
       if (res.status === 429) {

@@ -1,0 +1,78 @@
+package space_test
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/advspace/advspace/dadc"
+	"github.com/advspace/advspace/mnist"
+)
+
+// BenchmarkPredictHandler measures one /api/predict in process (no network):
+// decoding the 280x280 PNG, preprocessing, the model, the answer. The fake
+// model separates the handler's cost from the network's.
+//
+//	go test -run '^$' -bench PredictHandler -benchmem ./examples/mnist-space/space
+func BenchmarkPredictHandler(b *testing.B) {
+	t := &testing.T{}
+	w, err := mnist.Pretrained()
+	require.NoError(b, err)
+	real, err := mnist.NewModel(w, nil)
+	require.NoError(b, err)
+	for _, m := range []struct {
+		name  string
+		model dadc.Model[*image.Gray]
+	}{{"fake-model", &digitModel{digit: 3, version: "fake"}}, {"mnist-model", real}} {
+		b.Run(m.name, func(b *testing.B) {
+			f := newFixture(t, &fixtureOptions{model: m.model})
+			body := digitDrawings(t)[0]
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req := httptest.NewRequest("POST", "/api/predict", bytes.NewReader(body))
+					req.Header.Set("Content-Type", "image/png")
+					rec := httptest.NewRecorder()
+					f.space.ServeHTTP(rec, req)
+					if rec.Code != http.StatusOK {
+						b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkModelPredict is the model alone, for comparison.
+func BenchmarkModelPredict(b *testing.B) {
+	w, err := mnist.Pretrained()
+	require.NoError(b, err)
+	m, err := mnist.NewModel(w, nil)
+	require.NoError(b, err)
+	in := image.NewGray(image.Rect(0, 0, 28, 28))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := m.Predict(context.Background(), in); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkPreprocess is the drawing → 28x28 step alone.
+func BenchmarkPreprocess(b *testing.B) {
+	body := digitDrawings(&testing.T{})[0]
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := mnist.Preprocess(body, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
