@@ -650,6 +650,10 @@ func (d *Dir[In]) Samples(ctx context.Context) ([]dadc.Sample[In], error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("flag: dir: reading samples: %w", err)
 		}
+		if name := l.row.FileName; name == "" || name != filepath.Base(name) || strings.ContainsAny(name, `/\`) || name == ".." {
+			d.log.Error("flag: skipping a metadata row whose file_name is not a file in its shard folder", "dir", l.dir, "id", l.row.ID, "file_name", name)
+			continue
+		}
 		meta, err := l.row.sample()
 		if err != nil {
 			d.log.Error("flag: skipping a metadata row with a bad timestamp", "dir", l.dir, "id", l.row.ID, "err", err)

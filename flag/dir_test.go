@@ -486,3 +486,23 @@ func TestDirSamplesSkipsMissingInput(t *testing.T) {
 	require.Len(t, got, 1)
 	assert.Equal(t, "s00002", got[0].ID)
 }
+
+func TestDirSamplesIgnoresEscapingFileNames(t *testing.T) {
+	root := t.TempDir()
+	ctx := context.Background()
+	d := openTestDir(t, root, &DirOptions{Shard: "x"})
+	require.NoError(t, d.Flag(ctx, testSample(1)))
+	require.NoError(t, d.Close())
+	// A hand-edited row pointing outside the shard folder.
+	meta := filepath.Join(root, "data", "x", MetadataFile)
+	f, err := os.OpenFile(meta, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString(`{"file_name":"../../secret.png","id":"evil","label":1,"model_label":2,"model_probabilities":[1],"model_version":"v","round":0,"created_at":"2026-11-26T10:00:00Z","session":""}` + "\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	d2 := openTestDir(t, root, &DirOptions{Shard: "x"})
+	got, err := d2.Samples(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, "s00001", got[0].ID)
+}

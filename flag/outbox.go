@@ -432,6 +432,14 @@ func (o *Outbox[In]) take() (*outboxEntry, bool) {
 			if d <= 0 {
 				ent := o.queue[0]
 				o.queue = o.queue[1:]
+				if len(o.queue) > 0 {
+					// Wake tokens coalesce: pass one on so that another
+					// idle worker takes the next sample.
+					select {
+					case o.wake <- struct{}{}:
+					default:
+					}
+				}
 				o.mu.Unlock()
 				return ent, true
 			}
