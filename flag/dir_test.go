@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -505,4 +506,21 @@ func TestDirSamplesIgnoresEscapingFileNames(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	assert.Equal(t, "s00001", got[0].ID)
+}
+
+// BenchmarkDirFlag measures durable flags (three fsyncs each) from parallel callers.
+func BenchmarkDirFlag(b *testing.B) {
+	d, err := NewDir(b.TempDir(), GrayPNG, &DirOptions{Shard: "bench"})
+	require.NoError(b, err)
+	defer d.Close()
+	var n atomic.Int64
+	ctx := context.Background()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s := testSample(int(n.Add(1)))
+			if err := d.Flag(ctx, s); err != nil {
+				b.Error(err)
+			}
+		}
+	})
 }
