@@ -36,7 +36,6 @@ type digitModel struct {
 	digit      int
 	version    string
 	trainDelay time.Duration
-	trained    chan struct{} // closed by nobody; Train signals by sending when not nil
 }
 
 func (m *digitModel) Predict(ctx context.Context, in *image.Gray) (dadc.Prediction, error) {
