@@ -91,17 +91,17 @@ func TestLogConcurrentFlags(t *testing.T) {
 			var wg sync.WaitGroup
 			for g := range 10 {
 				wg.Go(func() {
-					for i := range 20 {
-						assert.NoError(t, l.Flag(ctx, testSample(g*20+i)))
-						assert.NoError(t, l.Flag(ctx, testSample((g*20+i+20)%200)))
+					for i := range 10 {
+						assert.NoError(t, l.Flag(ctx, testSample(g*10+i)))
+						assert.NoError(t, l.Flag(ctx, testSample((g*10+i+10)%100)))
 					}
 				})
 			}
 			wg.Wait()
-			assert.Equal(t, 200, l.Count())
+			assert.Equal(t, 100, l.Count())
 			got, err := l.Samples(ctx)
 			require.NoError(t, err)
-			assert.Len(t, got, 200)
+			assert.Len(t, got, 100)
 		})
 	}
 }

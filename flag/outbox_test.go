@@ -113,7 +113,7 @@ func pendingFiles(t *testing.T, dir string) []string {
 }
 
 func TestOutboxDeliversExactlyOnceThroughFailures(t *testing.T) {
-	const goroutines, perGoroutine = 10, 30
+	const goroutines, perGoroutine = 10, 20
 	for _, workers := range []int{1, 4} {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
 			dir := t.TempDir()
