@@ -203,11 +203,21 @@ func envInt(t *testing.T, name string, def int) int {
 // sends: 140x140 PNGs, dark ink on white.
 func digitDrawings(t *testing.T) [][]byte {
 	t.Helper()
+	drawings, _ := labelledDigitDrawings(t)
+	return drawings
+}
+
+// labelledDigitDrawings is digitDrawings with each drawing's true digit
+// (from the file name, <digit>-<index>.png).
+func labelledDigitDrawings(t *testing.T) (drawings [][]byte, labels []int) {
+	t.Helper()
 	paths, err := filepath.Glob(filepath.Join("..", "..", "..", "testdata", "digits", "*.png"))
 	require.NoError(t, err)
 	require.NotEmpty(t, paths)
-	var out [][]byte
 	for _, p := range paths {
+		label, err := strconv.Atoi(strings.SplitN(filepath.Base(p), "-", 2)[0])
+		require.NoError(t, err, p)
+		labels = append(labels, label)
 		b, err := os.ReadFile(p)
 		require.NoError(t, err)
 		src, err := png.Decode(bytes.NewReader(b))
@@ -220,9 +230,9 @@ func digitDrawings(t *testing.T) [][]byte {
 				dst.Set(x, y, color.RGBA{v, v, v, 255})
 			}
 		}
-		out = append(out, pngBytes(t, dst))
+		drawings = append(drawings, pngBytes(t, dst))
 	}
-	return out
+	return drawings, labels
 }
 
 // flagOnce flags a drawing with a label the model does not give it (label <
