@@ -100,9 +100,20 @@ func (f *hubFixture) openHub(t *testing.T, shard string, opts HubOptions) (*Dir[
 	if opts.Logger == nil {
 		opts.Logger = f.logger()
 	}
+	if opts.PushTimeout == 0 {
+		opts.PushTimeout = time.Minute
+	}
 	h, err := NewHub(f.client, d, &opts)
 	require.NoError(t, err)
 	return d, h
+}
+
+// hubTestCtx bounds a test's Hub calls, so that a hang fails the test with
+// a clear message instead of running into the package timeout.
+func hubTestCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // flushUntilDone retries Flush, as a caller would while the Hub misbehaves.
@@ -110,7 +121,7 @@ func flushUntilDone(t *testing.T, h *Hub[*image.Gray], tries int) {
 	t.Helper()
 	var err error
 	for range tries {
-		if err = h.Flush(context.Background()); err == nil {
+		if err = h.Flush(hubTestCtx(t)); err == nil {
 			return
 		}
 	}
@@ -172,7 +183,7 @@ func newCommits(f *hubFixture) int {
 func TestHubSimulatedHour(t *testing.T) {
 	f := newHubFixture(t)
 	_, h := f.openHub(t, "w1", HubOptions{})
-	ctx := context.Background()
+	ctx := hubTestCtx(t)
 	const n, writers = 1000, 10
 	var wg sync.WaitGroup
 	for g := range writers { // several people flag at once
@@ -207,7 +218,7 @@ func TestHubSurvivesAFlakyHub(t *testing.T) {
 	_, h := f.openHub(t, "w1", HubOptions{MaxBatch: 25})
 	f.srv.InjectFault(hubtest.Fault{Op: hubtest.OpCommit, ApplyThenFail: true, Status: 500, Probability: 0.3, Seed: 1})
 	f.srv.InjectFault(hubtest.Fault{Status: 503, Probability: 0.3, Seed: 2})
-	ctx := context.Background()
+	ctx := hubTestCtx(t)
 	const n, writers = 300, 6
 	var wg sync.WaitGroup
 	for g := range writers {
@@ -231,7 +242,7 @@ func TestHubSurvivesAFlakyHub(t *testing.T) {
 func TestHubDownForAWhile(t *testing.T) {
 	f := newHubFixture(t)
 	_, h := f.openHub(t, "w1", HubOptions{MaxBatch: 10})
-	ctx := context.Background()
+	ctx := hubTestCtx(t)
 	require.NoError(t, h.Flag(ctx, testSample(0)))
 	require.NoError(t, h.Flush(ctx))
 	f.srv.SetDown(true)
@@ -255,7 +266,7 @@ func TestHubDownForAWhile(t *testing.T) {
 func TestHubRestartPushesPending(t *testing.T) {
 	f := newHubFixture(t)
 	d1, h1 := f.openHub(t, "", HubOptions{CloseTimeout: 2 * time.Second})
-	ctx := context.Background()
+	ctx := hubTestCtx(t)
 	f.srv.SetDown(true)
 	for i := range 30 {
 		require.NoError(t, h1.Flag(ctx, testSample(i)))
@@ -287,7 +298,7 @@ func TestHubRestartPushesPending(t *testing.T) {
 func TestHubCrashBetweenCommitAndStateWrite(t *testing.T) {
 	f := newHubFixture(t)
 	d, h := f.openHub(t, "w1", HubOptions{})
-	ctx := context.Background()
+	ctx := hubTestCtx(t)
 	for i := range 20 {
 		require.NoError(t, h.Flag(ctx, testSample(i)))
 	}
@@ -319,7 +330,7 @@ func TestHubCrashBetweenCommitAndStateWrite(t *testing.T) {
 func TestHubHourlyCommitBudget(t *testing.T) {
 	f := newHubFixture(t)
 	_, h := f.openHub(t, "w1", HubOptions{MaxBatch: 1, MaxCommitsPerHour: 3, Interval: time.Minute})
-	ctx := context.Background()
+	ctx := hubTestCtx(t)
 	var limited error
 	for i := range 6 {
 		require.NoError(t, h.Flag(ctx, testSample(i)))
@@ -361,7 +372,7 @@ func TestHubKeepsAnExistingCard(t *testing.T) {
 	_, err := f.srv.Seed("dataset", hubTestRepo, "main", "card", map[string][]byte{"README.md": []byte(custom)})
 	require.NoError(t, err)
 	_, h := f.openHub(t, "w1", HubOptions{})
-	ctx := context.Background()
+	ctx := hubTestCtx(t)
 	require.NoError(t, h.Flag(ctx, testSample(1)))
 	require.NoError(t, h.Flag(ctx, testSample(1)), "idempotent")
 	assert.Equal(t, 1, h.Pending())
@@ -376,7 +387,7 @@ func TestHubKeepsAnExistingCard(t *testing.T) {
 func TestHubConcurrentFlags(t *testing.T) {
 	f := newHubFixture(t)
 	_, h := f.openHub(t, "w1", HubOptions{MaxBatch: 7})
-	ctx := context.Background()
+	ctx := hubTestCtx(t)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -437,7 +448,7 @@ func TestHubNeverLogsTheToken(t *testing.T) {
 	f := newHubFixture(t)
 	_, h := f.openHub(t, "w1", HubOptions{MaxBatch: 1})
 	f.srv.InjectFault(hubtest.Fault{Status: 500, Times: 20})
-	ctx := context.Background()
+	ctx := hubTestCtx(t)
 	for i := range 5 {
 		require.NoError(t, h.Flag(ctx, testSample(i)))
 	}
