@@ -60,7 +60,7 @@ func (c *Client) Download(ctx context.Context, typ RepoType, id RepoID, revision
 	var resp *http.Response
 	for hops := 0; ; hops++ {
 		resp, err = c.do(ctx, &request{op: "download", method: http.MethodGet, url: loc, size: -1, auth: true, retry: true, redirects: true,
-			header: http.Header{"Accept-Encoding": {"identity"}}})
+			presigned: hops > 0, header: http.Header{"Accept-Encoding": {"identity"}}})
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +130,7 @@ func (c *Client) Download(ctx context.Context, typ RepoType, id RepoID, revision
 			return nil, err
 		}
 		resp, err = c.do(ctx, &request{op: "download", method: http.MethodGet, url: loc, size: -1, auth: true, retry: true,
-			header: http.Header{"Accept-Encoding": {"identity"}, "Range": {fmt.Sprintf("bytes=%d-", written)}}})
+			presigned: loc != c.ResolveURL(typ, id, revision, clean), header: http.Header{"Accept-Encoding": {"identity"}, "Range": {fmt.Sprintf("bytes=%d-", written)}}})
 		if err != nil {
 			return nil, err
 		}

@@ -31,6 +31,34 @@ type request struct {
 	retry bool
 	// redirects returns 3xx answers to the caller instead of treating them as errors.
 	redirects bool
+	// presigned marks a URL the Hub handed out (a redirect target), whose query may hold a signature.
+	presigned bool
+	// hub is the client, set by do; it knows the Hub's host.
+	hub *Client
+}
+
+// shownURL is the URL as errors and logs show it: pre-signed storage URLs
+// (requests sent without auth, or to another host) lose their query, which
+// holds the signature, a short-lived credential.
+func (r *request) shownURL(u string) string {
+	if r.auth && !r.presigned && (r.hub == nil || r.hub.sameHost(mustParse(u))) {
+		return u
+	}
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		return u[:i] + "?<signature redacted>"
+	}
+	return u
+}
+
+// shownErr hides a pre-signed URL inside a transport error.
+func (r *request) shownErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && r.shownURL(ue.URL) != ue.URL {
+		cp := *ue
+		cp.URL = r.shownURL(ue.URL)
+		return &cp
+	}
+	return err
 }
 
 func bytesBody(b []byte) func() (io.Reader, error) {
@@ -89,6 +117,7 @@ func serverWait(resp *http.Response) (time.Duration, bool) {
 // returns the response, whose body the caller must close. Otherwise it returns
 // a *HubError (or a transport/context error) and no response.
 func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
+	r.hub = c
 	attempts := 1
 	if r.retry {
 		attempts += c.maxRetries
@@ -101,10 +130,10 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 				return nil, ctx.Err()
 			}
 			if last {
-				return nil, c.redact(fmt.Errorf("hfhub: %s: %w", r.op, err))
+				return nil, c.redact(fmt.Errorf("hfhub: %s: %w", r.op, r.shownErr(err)))
 			}
 			wait := c.backoff(attempt)
-			c.log.Debug("hfhub: network error, retrying", "op", r.op, "url", r.url, "attempt", attempt+1, "wait", wait, "err", c.redact(err))
+			c.log.Debug("hfhub: network error, retrying", "op", r.op, "url", r.shownURL(r.url), "attempt", attempt+1, "wait", wait, "err", c.redact(r.shownErr(err)))
 			if err := c.sleep(ctx, wait); err != nil {
 				return nil, err
 			}
@@ -124,7 +153,7 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 			// Too long to block here: let the caller schedule.
 			return nil, herr
 		}
-		c.log.Debug("hfhub: retrying", "op", r.op, "url", r.url, "status", resp.StatusCode, "attempt", attempt+1, "wait", wait)
+		c.log.Debug("hfhub: retrying", "op", r.op, "url", r.shownURL(r.url), "status", resp.StatusCode, "attempt", attempt+1, "wait", wait)
 		if err := c.sleep(ctx, wait); err != nil {
 			return nil, err
 		}
@@ -153,7 +182,7 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
-		c.log.Debug("hfhub: following redirect", "op", r.op, "from", u, "to", next, "status", resp.StatusCode)
+		c.log.Debug("hfhub: following redirect", "op", r.op, "from", r.shownURL(u), "to", r.shownURL(next), "status", resp.StatusCode)
 		u = next
 	}
 }
@@ -169,7 +198,7 @@ func (c *Client) sendOnce(ctx context.Context, r *request, u string) (*http.Resp
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
 	if err != nil {
-		return nil, fmt.Errorf("hfhub: building %s request: %w", r.op, err)
+		return nil, fmt.Errorf("hfhub: building %s request: %w", r.op, r.shownErr(err))
 	}
 	if body != nil && r.size >= 0 {
 		req.ContentLength = r.size
@@ -188,7 +217,7 @@ func (c *Client) sendOnce(ctx context.Context, r *request, u string) (*http.Resp
 	if err != nil {
 		return nil, err
 	}
-	c.log.Debug("hfhub: request", "op", r.op, "method", r.method, "url", u, "status", resp.StatusCode)
+	c.log.Debug("hfhub: request", "op", r.op, "method", r.method, "url", r.shownURL(u), "status", resp.StatusCode)
 	return resp, nil
 }
 
@@ -199,7 +228,7 @@ func (c *Client) hubError(r *request, resp *http.Response) *HubError {
 	e := &HubError{
 		Op:        r.op,
 		Method:    r.method,
-		URL:       r.url,
+		URL:       r.shownURL(r.url),
 		Status:    resp.StatusCode,
 		Code:      resp.Header.Get("X-Error-Code"),
 		Message:   resp.Header.Get("X-Error-Message"),
@@ -295,7 +324,7 @@ func (c *Client) doJSON(ctx context.Context, r *request, out any) error {
 		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%w: %s: decoding answer of %s: %v", ErrProtocol, r.op, r.url, err)
+		return fmt.Errorf("%w: %s: decoding answer of %s: %v", ErrProtocol, r.op, r.shownURL(r.url), err)
 	}
 	return nil
 }

@@ -635,12 +635,16 @@ func TestTokenNeverLeaks(t *testing.T) {
 	collect(err)
 
 	require.Len(t, errs, 6)
+	assert.Contains(t, errs[3].Error(), "lfs-upload")
+	assert.Contains(t, errs[3].Error(), "<signature redacted>", "pre-signed URLs lose their signature in errors")
 	for _, err := range errs {
+		assert.NotContains(t, err.Error(), "sig=")
 		assert.NotContains(t, err.Error(), "SECRET", err.Error())
 		assert.NotContains(t, fmt.Sprintf("%+v", err), "SECRET")
 	}
 	assert.NotEmpty(t, e.logs.String())
 	assert.NotContains(t, e.logs.String(), "SECRET")
+	assert.NotContains(t, e.logs.String(), "sig=")
 	presigned := 0
 	for _, r := range e.srv.Requests() {
 		assert.NotContains(t, r.EscapedPath+"?"+r.Query, "SECRET")
