@@ -65,7 +65,7 @@ type Model struct {
 
 // NewModel builds a Model from w (copied; the caller may reuse w).
 func NewModel(w *Weights, opts *ModelOptions) (*Model, error) {
-	if err := checkWeights(w); err != nil {
+	if err := w.Validate(); err != nil {
 		return nil, err
 	}
 	m := &Model{weights: w.Clone()}

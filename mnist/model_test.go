@@ -27,6 +27,13 @@ var subsetModel = sync.OnceValues(func() (*Weights, error) {
 	return Train(context.Background(), nil, train, &TrainConfig{Epochs: 2, BatchSize: 32, LearnRate: 2e-3, Seed: 1})
 })
 
+func pretrainedWeights(t testing.TB) *Weights {
+	t.Helper()
+	w, err := Pretrained()
+	require.NoError(t, err)
+	return w
+}
+
 func trainedWeights(t testing.TB) *Weights {
 	t.Helper()
 	w, err := subsetModel()
@@ -49,7 +56,7 @@ func TestNewModelDefaults(t *testing.T) {
 	assert.Equal(t, "v7", m2.Version())
 
 	_, err = NewModel(&Weights{}, nil)
-	assert.ErrorIs(t, err, ErrBadWeights)
+	assert.ErrorIs(t, err, ErrInvalidWeights)
 }
 
 func TestModelCopiesWeights(t *testing.T) {
@@ -90,7 +97,7 @@ func TestPredictRejectsBadInput(t *testing.T) {
 }
 
 func TestPredictSubImage(t *testing.T) {
-	m, err := NewModel(trainedWeights(t), &ModelOptions{Replicas: 1})
+	m, err := NewModel(pretrainedWeights(t), &ModelOptions{Replicas: 1})
 	require.NoError(t, err)
 	_, test := loadSubset(t)
 	// A 28x28 window of a larger image (Stride != 28) gives the same answer.
@@ -109,7 +116,7 @@ func TestPredictSubImage(t *testing.T) {
 // TestPredictPathsAgree checks that single predictions, batch predictions
 // (with a padded last batch) and evaluation give the same answers.
 func TestPredictPathsAgree(t *testing.T) {
-	m, err := NewModel(trainedWeights(t), &ModelOptions{Replicas: 2})
+	m, err := NewModel(pretrainedWeights(t), &ModelOptions{Replicas: 2})
 	require.NoError(t, err)
 	_, test := loadSubset(t)
 	ctx := context.Background()
@@ -163,7 +170,7 @@ func TestPredictPathsAgree(t *testing.T) {
 }
 
 func TestPredictConcurrent(t *testing.T) {
-	m, err := NewModel(trainedWeights(t), &ModelOptions{Replicas: 2})
+	m, err := NewModel(pretrainedWeights(t), &ModelOptions{Replicas: 2})
 	require.NoError(t, err)
 	_, test := loadSubset(t)
 	ctx := context.Background()

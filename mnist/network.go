@@ -5,23 +5,18 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"strings"
 	"sync"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
-// Sentinel errors of the network code. Callers match them with errors.Is.
-var (
-	// ErrBadWeights is returned when a Weights value lacks a tensor of Layout
-	// or holds one with the wrong number of elements.
-	ErrBadWeights = errors.New("mnist: weights do not match the network layout")
-	// ErrBadInput is returned when an input is not a 28x28 MNIST-format image.
-	ErrBadInput = errors.New("mnist: input is not a 28x28 MNIST-format image")
-)
+// ErrBadInput is returned when an input is not a 28x28 MNIST-format image.
+var ErrBadInput = errors.New("mnist: input is not a 28x28 MNIST-format image")
 
-// Input geometry and normalisation of the network (MNIST's mean and standard
-// deviation, as in the seed's torchvision transform).
+// Input geometry of the network. (The input normalisation, NormMean and
+// NormStd, lives with the weights file format in safetensors.go.)
 const (
 	// Side is the width and height of the network's input, in pixels.
 	Side = 28
@@ -29,9 +24,6 @@ const (
 	InputSize = Side * Side
 	// Classes is the number of output classes (the digits 0-9).
 	Classes = 10
-
-	pixelMean = 0.1307
-	pixelStd  = 0.3081
 
 	hidden     = 50  // fc1 width
 	flatSize   = 320 // 20 channels * 4 * 4 after the second pool
@@ -49,7 +41,7 @@ var graphBuildMu sync.Mutex
 // pixelLUT maps a byte to its normalised network input value.
 var pixelLUT = func() (t [256]float32) {
 	for i := range t {
-		t[i] = float32((float64(i)/255 - pixelMean) / pixelStd)
+		t[i] = float32((float64(i)/255 - NormMean) / NormStd)
 	}
 	return t
 }()
@@ -83,32 +75,10 @@ func shapeSize(s []int) int {
 	return n
 }
 
-// checkWeights reports whether w holds every tensor of Layout with the right size.
-func checkWeights(w *Weights) error {
-	if w == nil {
-		return fmt.Errorf("%w: nil weights", ErrBadWeights)
-	}
-	for _, spec := range Layout {
-		data, ok := w.Tensors[spec.Name]
-		if !ok {
-			return fmt.Errorf("%w: tensor %q is missing", ErrBadWeights, spec.Name)
-		}
-		if want := shapeSize(spec.Shape); len(data) != want {
-			return fmt.Errorf("%w: tensor %q has %d values, want %d (shape %v)", ErrBadWeights, spec.Name, len(data), want, spec.Shape)
-		}
-		for _, v := range data {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return fmt.Errorf("%w: tensor %q holds NaN or Inf", ErrBadWeights, spec.Name)
-			}
-		}
-	}
-	return nil
-}
-
 // toParams copies w into fresh gorgonia-layout tensors.
 func toParams(w *Weights) (params, error) {
 	var p params
-	if err := checkWeights(w); err != nil {
+	if err := w.Validate(); err != nil {
 		return p, err
 	}
 	for i, spec := range Layout {
@@ -159,10 +129,7 @@ func InitWeights(seed int64) *Weights {
 	fanIn := map[string]int{"conv1": 1 * 5 * 5, "conv2": 10 * 5 * 5, "fc1": 320, "fc2": 50}
 	w := &Weights{Tensors: make(map[string][]float32, len(Layout))}
 	for _, spec := range Layout {
-		layer := spec.Name[:len(spec.Name)-len(".weight")]
-		if len(spec.Name) > 5 && spec.Name[len(spec.Name)-5:] == ".bias" {
-			layer = spec.Name[:len(spec.Name)-len(".bias")]
-		}
+		layer, _, _ := strings.Cut(spec.Name, ".")
 		bound := 1 / math.Sqrt(float64(fanIn[layer]))
 		data := make([]float32, shapeSize(spec.Shape))
 		for i := range data {
@@ -380,5 +347,3 @@ func (r *replica) run(out []float32) (err error) {
 	copy(out, v)
 	return nil
 }
-
-func (r *replica) close() { _ = r.vm.Close() }

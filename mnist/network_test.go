@@ -90,7 +90,7 @@ func TestParamsRoundTrip(t *testing.T) {
 
 func TestInitWeightsLikePyTorch(t *testing.T) {
 	w := InitWeights(1)
-	require.NoError(t, checkWeights(w))
+	require.NoError(t, w.Validate())
 	for name, fanIn := range map[string]int{"conv1.weight": 25, "conv1.bias": 25, "conv2.weight": 250, "fc1.weight": 320, "fc2.bias": 50} {
 		bound := 1 / math.Sqrt(float64(fanIn))
 		var maxAbs float64
@@ -102,21 +102,6 @@ func TestInitWeightsLikePyTorch(t *testing.T) {
 	}
 	assert.Equal(t, w.Tensors, InitWeights(1).Tensors)
 	assert.NotEqual(t, w.Tensors, InitWeights(2).Tensors)
-}
-
-func TestCheckWeights(t *testing.T) {
-	good := InitWeights(1)
-	missing := good.Clone()
-	delete(missing.Tensors, "conv2.bias")
-	short := good.Clone()
-	short.Tensors["fc2.weight"] = short.Tensors["fc2.weight"][:10]
-	nan := good.Clone()
-	nan.Tensors["fc1.bias"][3] = float32(math.NaN())
-	for name, w := range map[string]*Weights{"nil": nil, "missing": missing, "short": short, "nan": nan} {
-		err := checkWeights(w)
-		assert.ErrorIs(t, err, ErrBadWeights, name)
-	}
-	assert.NoError(t, checkWeights(good))
 }
 
 func TestNetworkShapes(t *testing.T) {

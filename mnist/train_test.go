@@ -80,7 +80,7 @@ func TestTrainStepsAndProgress(t *testing.T) {
 		},
 		OnEpoch: func(ctx context.Context, epoch int, w *Weights) error {
 			called++
-			return checkWeights(w)
+			return w.Validate()
 		}})
 	require.NoError(t, err)
 	assert.Equal(t, 70, last.Step)
@@ -115,7 +115,7 @@ func TestTrainRejectsBadInput(t *testing.T) {
 		{"fewer images than a batch", nil, train.Subset(seq(10)), nil, ErrNoData},
 		{"wrong image size", nil, &Dataset{Rows: 14, Cols: 14, Images: make([]uint8, 196), Labels: []uint8{1}}, nil, ErrBadInput},
 		{"label out of range", nil, bad, nil, nil},
-		{"weights missing a tensor", &Weights{Tensors: map[string][]float32{}}, train, nil, ErrBadWeights},
+		{"weights missing a tensor", &Weights{Tensors: map[string][]float32{}}, train, nil, ErrInvalidWeights},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -115,3 +115,40 @@ func TestFineTuneErrors(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, 2, steps)
 }
+
+// TestTrainWhileServing fine-tunes (which builds graphs and VMs) while other
+// goroutines predict on the same model; run with -race.
+func TestTrainWhileServing(t *testing.T) {
+	_, test := loadSubset(t)
+	m, err := NewModel(InitWeights(1), &ModelOptions{Replicas: 2, FineTune: &FineTuneConfig{Steps: 5, BatchSize: 16}})
+	require.NoError(t, err)
+	want, err := m.Predict(context.Background(), test.Gray(1))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	for g := 0; g < 2; g++ {
+		go func() {
+			for ctx.Err() == nil {
+				p, err := m.Predict(ctx, test.Gray(1))
+				if err != nil && ctx.Err() == nil {
+					done <- err
+					return
+				}
+				if err == nil && p.Label != want.Label {
+					done <- fmt.Errorf("prediction changed while training: %v", p)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	samples := []dadc.Sample[*image.Gray]{{ID: "x", Input: test.Gray(2), Label: int(test.Labels[2])}}
+	for i := 0; i < 2; i++ {
+		_, err := m.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: samples})
+		require.NoError(t, err)
+	}
+	cancel()
+	for g := 0; g < 2; g++ {
+		require.NoError(t, <-done)
+	}
+}
