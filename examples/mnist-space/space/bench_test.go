@@ -3,6 +3,7 @@ package space_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"net/http"
 	"net/http/httptest"
@@ -65,14 +66,18 @@ func BenchmarkModelPredict(b *testing.B) {
 	})
 }
 
-// BenchmarkPreprocess is the drawing → 28x28 step alone.
+// BenchmarkPreprocess is the drawing → 28x28 step alone, by canvas size.
 func BenchmarkPreprocess(b *testing.B) {
-	body := digitDrawings(&testing.T{})[0]
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := mnist.Preprocess(body, nil); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	for _, size := range []int{280, 140, 84} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			body := pngBytes(&testing.T{}, drawing(size, size, false))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := mnist.Preprocess(body, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
 }
