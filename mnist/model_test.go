@@ -237,10 +237,10 @@ func TestPredictHonoursContext(t *testing.T) {
 }
 
 // TestPredictNoMemoryGrowth runs many predictions and checks that the live
-// heap does not grow: 20,000 predictions (about 10 s on 2 cores), 2,000
+// heap does not grow: 10,000 predictions (about 5 s on 2 cores), 2,000
 // with -short or -race, 100,000 with ADVSPACE_LONG_TESTS=1.
 func TestPredictNoMemoryGrowth(t *testing.T) {
-	n := 20_000
+	n := 10_000
 	switch {
 	case os.Getenv("ADVSPACE_LONG_TESTS") == "1":
 		n = 100_000
