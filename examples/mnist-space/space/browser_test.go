@@ -1,9 +1,13 @@
 package space_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"image"
+	"image/color"
+	"image/png"
+	"math"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -156,7 +160,7 @@ type rect struct{ X, Y, Width, Height float64 }
 // Flag, and find the sample in the store and the count on the page.
 func TestBrowserDrawAndFlag(t *testing.T) {
 	ctx := newBrowser(t, 1100, 1300)
-	f := newFixture(t, &fixtureOptions{model: browserModel(t)})
+	f := newFixture(t, &fixtureOptions{model: browserModel(t), cleanTest: testSubset(t).Examples()})
 	srv := httptest.NewServer(f.space)
 	defer func() {
 		_ = f.space.Close() // ends the page's event stream, which would hold srv.Close up
@@ -229,10 +233,11 @@ func TestBrowserDrawAndFlag(t *testing.T) {
 	if path != "" {
 		// For the README's picture: a few more fooling samples from other
 		// people fill the dashboard and the gallery.
-		// people are sent with their true digits: those the model gets wrong
-		// fill the dashboard and the gallery, the others count as attempts.
+		// people (turned digits) are sent with their true digits: those the
+		// model gets wrong fill the dashboard and the gallery, the others
+		// count as attempts. Then a retrain on them, to show a round.
 		client := srv.Client()
-		drawings, labels := labelledDigitDrawings(t)
+		drawings, labels := rotatedDrawings(t, []float64{-60, -45, 45, 60})
 		fooled := 0
 		for i, b := range drawings {
 			code, res := flagOnce(t, client, srv.URL, b, labels[i])
@@ -241,8 +246,14 @@ func TestBrowserDrawAndFlag(t *testing.T) {
 				fooled++
 			}
 		}
+		t.Logf("screenshot: %d of %d turned digits fooled the model", fooled, len(drawings))
+		require.NoError(t, f.loop.Retrain(context.Background()))
 		require.NoError(t, chromedp.Run(ctx,
-			chromedp.Poll(fmt.Sprintf(`document.querySelectorAll('#gallery li').length === %d`, 1+fooled), nil, chromedp.WithPollingTimeout(20*time.Second))))
+			chromedp.Poll(`document.getElementById('notice').textContent.indexOf('trained model') >= 0 || document.getElementById('notice').textContent.indexOf('promoted') >= 0`,
+				nil, chromedp.WithPollingTimeout(4*time.Minute)),
+			chromedp.Poll(fmt.Sprintf(`document.querySelectorAll('#gallery li').length === %d`, min(1+fooled, 12)), nil, chromedp.WithPollingTimeout(20*time.Second)),
+			chromedp.Sleep(5*time.Second), // the next stats poll draws the finished round
+		))
 	}
 	var shot []byte
 	require.NoError(t, chromedp.Run(ctx,
@@ -307,12 +318,62 @@ func TestBrowserYesAndUndo(t *testing.T) {
 }
 
 // browserModel is the model behind the browser tests: the real pretrained
-// MNIST network, as served by the app.
+// MNIST network, as served by the app, replaying the testdata subset when
+// it retrains.
 func browserModel(t *testing.T) dadc.Model[*image.Gray] {
 	t.Helper()
 	w, err := mnist.Pretrained()
 	require.NoError(t, err)
-	m, err := mnist.NewModel(w, nil)
+	train, _, err := mnist.LoadDataDir(filepath.Join("..", "..", "..", "testdata", "mnist"))
+	require.NoError(t, err)
+	m, err := mnist.NewModel(w, &mnist.ModelOptions{Replay: train})
 	require.NoError(t, err)
 	return m
+}
+
+// testSubset is the MNIST test subset in testdata (the retrain gate's clean set).
+func testSubset(t *testing.T) *mnist.Dataset {
+	t.Helper()
+	_, test, err := mnist.LoadDataDir(filepath.Join("..", "..", "..", "testdata", "mnist"))
+	require.NoError(t, err)
+	return test
+}
+
+// rotatedDrawings are the testdata digits turned by each of the angles (in
+// degrees), drawn as the page sends them (84x84, dark ink on white), with
+// their true digits. Turned digits fool an MNIST model now and then: honest
+// adversarial samples for the screenshot's dashboard.
+func rotatedDrawings(t *testing.T, angles []float64) (drawings [][]byte, labels []int) {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join("..", "..", "..", "testdata", "digits", "*.png"))
+	require.NoError(t, err)
+	for _, p := range paths {
+		label, err := strconv.Atoi(strings.SplitN(filepath.Base(p), "-", 2)[0])
+		require.NoError(t, err)
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		src, err := png.Decode(bytes.NewReader(b))
+		require.NoError(t, err)
+		for _, deg := range angles {
+			sin, cos := math.Sincos(deg * math.Pi / 180)
+			dst := image.NewRGBA(image.Rect(0, 0, 84, 84))
+			for y := range 84 {
+				for x := range 84 {
+					// Inverse rotation about the centre, then 3x down to the 28x28.
+					dx, dy := float64(x)-41.5, float64(y)-41.5
+					sx := (cos*dx+sin*dy)/3 + 14
+					sy := (-sin*dx+cos*dy)/3 + 14
+					v := uint8(255)
+					if sx >= 0 && sy >= 0 && sx < 28 && sy < 28 {
+						g := color.GrayModel.Convert(src.At(int(sx), int(sy))).(color.Gray)
+						v = 255 - g.Y
+					}
+					dst.Set(x, y, color.RGBA{v, v, v, 255})
+				}
+			}
+			drawings = append(drawings, pngBytes(t, dst))
+			labels = append(labels, label)
+		}
+	}
+	return drawings, labels
 }

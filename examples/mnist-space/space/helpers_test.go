@@ -80,9 +80,10 @@ type fixture struct {
 }
 
 type fixtureOptions struct {
-	model  dadc.Model[*image.Gray]
-	policy dadc.RetrainPolicy
-	config func(*space.Config)
+	model     dadc.Model[*image.Gray]
+	policy    dadc.RetrainPolicy
+	cleanTest []dadc.Example[*image.Gray]
+	config    func(*space.Config)
 }
 
 func newFixture(t *testing.T, o *fixtureOptions) *fixture {
@@ -99,7 +100,7 @@ func newFixture(t *testing.T, o *fixtureOptions) *fixture {
 	root := t.TempDir()
 	dir, err := flag.NewDir(root, flag.GrayPNG, nil)
 	require.NoError(t, err)
-	loop, err := dadc.NewLoop(o.model, dadc.Flagger[*image.Gray](dir), o.policy, &dadc.Options[*image.Gray]{Classes: 10})
+	loop, err := dadc.NewLoop(o.model, dadc.Flagger[*image.Gray](dir), o.policy, &dadc.Options[*image.Gray]{Classes: 10, CleanTest: o.cleanTest})
 	require.NoError(t, err)
 	cfg := space.Config{Loop: loop, FlagRate: 1000, FlagBurst: 1000}
 	if o.config != nil {

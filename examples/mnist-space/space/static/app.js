@@ -397,6 +397,8 @@
       var pts = [];
       rounds.forEach(function (r, i) {
         var v = r[key];
+        // A round nobody has submitted to yet has no error rate.
+        if (key === 'model_error_rate' && !(r.flags + r.attempts > 0)) { return; }
         if (typeof v === 'number' && isFinite(v)) {
           pts.push([x(i), y(Math.max(0, Math.min(1, v)))]);
           var title = svg('title');
