@@ -398,6 +398,11 @@ func (s *Space) serveHealth(w http.ResponseWriter, r *http.Request) {
 const eventKeepAlive = 20 * time.Second
 
 func (s *Space) serveEvents(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	select {
 	case s.streams <- struct{}{}:
 		defer func() { <-s.streams }()

@@ -414,6 +414,7 @@ func TestPageAndStatic(t *testing.T) {
 		assert.Equal(t, http.StatusNotFound, rec.Code, p)
 	}
 	assert.Equal(t, http.StatusOK, f.do("HEAD", "/", "", nil).Code)
+	assert.Equal(t, http.StatusOK, f.do("HEAD", "/api/events", "", nil).Code, "HEAD does not open a stream")
 	assert.Equal(t, http.StatusMethodNotAllowed, f.do("POST", "/static/app.js", "text/plain", nil).Code)
 }
 
