@@ -127,6 +127,16 @@ func TestLoad(t *testing.T) {
 		require.NoError(t, err)
 		predicted[i] = p.Label
 	}
+	// The baseline: flags at 25/s with no retrain running (each one is
+	// written and fsynced before it is acknowledged).
+	calm := openLoop(t, 25, 4*time.Second, func(i int) error {
+		code, res := flagOnce(t, client, srv.URL, bodies[i%len(bodies)], (predicted[i%len(bodies)]+1)%10)
+		if code != http.StatusCreated {
+			return fmt.Errorf("flag: %d %v", code, res)
+		}
+		return nil
+	})
+	t.Logf("flag, no retrain (25/s for 4 s): p50 %s, p99 %s, max %s, errors %d", calm.p(50), calm.p(99), calm.max(), calm.errors)
 	require.NoError(t, loop.Retrain(context.Background()))
 	var during []time.Duration
 	var duringMu sync.Mutex

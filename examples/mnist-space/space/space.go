@@ -141,7 +141,10 @@ func New(cfg Config) (*Space, error) {
 		hubDataset: cfg.HubDataset,
 		clientKey:  cfg.ClientKey,
 		done:       make(chan struct{}),
-		png:        &png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: &pngPool{}},
+		// Uncompressed: a 28x28 PNG is under 1 KB either way, and setting up
+		// a compressor costs 15 to 200 times as much as storing (the pool
+		// empties at every GC).
+		png: &png.Encoder{CompressionLevel: png.NoCompression, BufferPool: &pngPool{}},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
