@@ -24,5 +24,21 @@
 //
 //	mux.Handle("/digits/", http.StripPrefix("/digits", sp))
 //
+// Config.Loop is the small Loop interface of this package, which
+// *dadc.Loop[*image.Gray] implements; any model and flagger plug in through
+// dadc.NewLoop. Close the Space (http.Server.RegisterOnShutdown) before the
+// Loop: it ends the open event streams that would otherwise hold a graceful
+// shutdown up.
+//
+// Security: every answer carries a Content-Security-Policy that allows only
+// the Space's own scripts and styles (the page has no inline code) and data:
+// images, plus X-Content-Type-Options, Referrer-Policy and X-Frame-Options;
+// the page puts server data into the document as text, never as HTML. The
+// API takes only application/json, image/png and image/jpeg bodies, which a
+// browser will not send cross-origin without a CORS preflight that the Space
+// does not grant. A person's session is an anonymous random id in an
+// HttpOnly, SameSite=Lax cookie; it is stored with their samples and never
+// shown to others.
+//
 // All methods of a Space are safe for concurrent use.
 package space
