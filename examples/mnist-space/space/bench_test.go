@@ -81,3 +81,21 @@ func BenchmarkPreprocess(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkModelPredictBatch64 is one batch of 64 on the model's batch graph
+// (per image: divide by 64), for comparison with BenchmarkModelPredict.
+func BenchmarkModelPredictBatch64(b *testing.B) {
+	w, err := mnist.Pretrained()
+	require.NoError(b, err)
+	m, err := mnist.NewModel(w, nil)
+	require.NoError(b, err)
+	ins := make([]*image.Gray, 64)
+	for i := range ins {
+		ins[i] = image.NewGray(image.Rect(0, 0, 28, 28))
+	}
+	for b.Loop() {
+		if _, err := m.PredictBatch(context.Background(), ins); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
