@@ -278,3 +278,30 @@ func TestBaseURL(t *testing.T) {
 	p := start(t, []string{"-data", t.TempDir(), "-mnist-dir", subsetDir(t)}, nil)
 	assert.Regexp(t, `^http://127\.0\.0\.1:\d+/$`, p.url)
 }
+
+// An open event stream (a page left open) must not hold the shutdown up, and
+// a request in flight when the signal comes is answered.
+func TestRunShutdownWithOpenEventStream(t *testing.T) {
+	p := start(t, []string{"-data", t.TempDir(), "-mnist-dir", subsetDir(t)}, nil)
+	resp, err := http.Get(p.url + "api/events")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	first := make([]byte, 64)
+	_, err = resp.Body.Read(first)
+	require.NoError(t, err, "the stream says hello first")
+
+	streamEnded := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		close(streamEnded)
+	}()
+	start := time.Now()
+	require.Equal(t, 0, p.stop(t), p.stderr.String())
+	assert.Less(t, time.Since(start), 10*time.Second, "shutdown was held up")
+	select {
+	case <-streamEnded:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event stream is still open after shutdown")
+	}
+}
