@@ -60,7 +60,7 @@ func ExampleTrain() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	w, err := mnist.Train(context.Background(), nil, train, &mnist.TrainConfig{Epochs: 1, BatchSize: 32, LearnRate: 3e-3, Seed: 1})
+	w, err := mnist.Train(context.Background(), nil, train, &mnist.TrainConfig{Steps: 25, BatchSize: 32, LearnRate: 3e-3, Seed: 1})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -68,8 +68,8 @@ func ExampleTrain() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("better than chance: %t\n", ev.Accuracy > 0.5)
-	// Output: better than chance: true
+	fmt.Printf("25 steps: better than chance (10%%): %t\n", ev.Accuracy > 0.3)
+	// Output: 25 steps: better than chance (10%): true
 }
 
 // Fine-tune a model on samples that fooled it (the dadc.Trainer capability),
@@ -83,7 +83,7 @@ func ExampleModel_Train() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	m, err := mnist.NewModel(w, &mnist.ModelOptions{Replay: train, FineTune: &mnist.FineTuneConfig{Steps: 30}})
+	m, err := mnist.NewModel(w, &mnist.ModelOptions{Replay: train, FineTune: &mnist.FineTuneConfig{Steps: 10}})
 	if err != nil {
 		log.Fatal(err)
 	}

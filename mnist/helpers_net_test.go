@@ -41,3 +41,14 @@ func seq(n int) []int {
 	}
 	return s
 }
+
+// skipSlowUnderRace skips tests that measure learning or accuracy (they
+// train or score thousands of images, about ten times slower under the race
+// detector) when built with -race; they run in every normal test run, and
+// the concurrency tests run under -race.
+func skipSlowUnderRace(t *testing.T) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("accuracy test: slow under -race; runs without it")
+	}
+}

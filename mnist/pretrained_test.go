@@ -32,6 +32,7 @@ func TestPretrainedDecodes(t *testing.T) {
 
 // TestPretrainedOnSubset needs only the committed 1,000-image test subset.
 func TestPretrainedOnSubset(t *testing.T) {
+	skipSlowUnderRace(t)
 	_, test := loadSubset(t)
 	w, err := Pretrained()
 	require.NoError(t, err)
@@ -45,6 +46,7 @@ func TestPretrainedOnSubset(t *testing.T) {
 // test images (from the GoMNIST module via DefaultDataDir; skipped when the
 // data is not available) and requires at least 99.0%.
 func TestPretrainedFullTestSet(t *testing.T) {
+	skipSlowUnderRace(t)
 	_, test := loadFull(t)
 	require.Equal(t, 10000, test.Len())
 	w, err := Pretrained()

@@ -18,6 +18,7 @@ import (
 // PreprocessImage and then Predict. Accuracy must stay within 1 percentage
 // point of the model's accuracy on the 28x28 originals.
 func TestRecognisesDrawings(t *testing.T) {
+	skipSlowUnderRace(t)
 	_, test := loadSubset(t)
 	w, err := Pretrained()
 	require.NoError(t, err)

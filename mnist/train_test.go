@@ -15,6 +15,7 @@ import (
 // TestTrainSubsetLearns trains from scratch on the 2,000-image subset and
 // checks accuracy on the 1,000 held-out test images.
 func TestTrainSubsetLearns(t *testing.T) {
+	skipSlowUnderRace(t)
 	train, test := loadSubset(t)
 	start := time.Now()
 	w, err := Train(context.Background(), nil, train, &TrainConfig{Epochs: 3, BatchSize: 32, LearnRate: 3e-3, Seed: 1})
@@ -71,7 +72,7 @@ func TestTrainStepsAndProgress(t *testing.T) {
 	var last TrainProgress
 	epochs := 0
 	called := 0
-	_, err := Train(context.Background(), nil, train, &TrainConfig{Steps: 70, BatchSize: 32, Limit: 1000,
+	_, err := Train(context.Background(), nil, train, &TrainConfig{Steps: 7, BatchSize: 32, Limit: 100,
 		Progress: func(p TrainProgress) {
 			last = p
 			if p.EpochDone {
@@ -83,9 +84,9 @@ func TestTrainStepsAndProgress(t *testing.T) {
 			return w.Validate()
 		}})
 	require.NoError(t, err)
-	assert.Equal(t, 70, last.Step)
-	assert.Equal(t, 70, last.Steps)
-	assert.Equal(t, 3, epochs, "1000/32 = 31 batches per epoch, so 70 steps span 3 epochs")
+	assert.Equal(t, 7, last.Step)
+	assert.Equal(t, 7, last.Steps)
+	assert.Equal(t, 3, epochs, "100/32 = 3 batches per epoch, so 7 steps span 3 epochs")
 	assert.Equal(t, 3, called)
 	assert.InDelta(t, DefaultMinLearnRate, last.LearnRate, 1e-12)
 	assert.Greater(t, last.SamplesPerSec, 0.0)
@@ -133,6 +134,7 @@ func TestTrainRejectsBadInput(t *testing.T) {
 // small batch close to zero (dropout off), which a wiring mistake between
 // the layers, the loss or the optimiser would prevent.
 func TestOverfitTinyBatch(t *testing.T) {
+	skipSlowUnderRace(t)
 	train, _ := loadSubset(t)
 	const batch = 16
 	s, err := newTrainSession(InitWeights(1), batch, rand.New(rand.NewSource(1)))

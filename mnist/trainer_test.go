@@ -28,6 +28,7 @@ func misclassified(t *testing.T, m *Model, test *Dataset, n int) []dadc.Sample[*
 }
 
 func TestFineTuneLearnsSamplesKeepsClean(t *testing.T) {
+	skipSlowUnderRace(t)
 	train, test := loadSubset(t)
 	m, err := NewModel(trainedWeights(t), &ModelOptions{Replicas: 1, Replay: train,
 		FineTune: &FineTuneConfig{Steps: 60, Seed: 1, LearnRate: 5e-4}})
@@ -75,7 +76,7 @@ func TestFineTuneLearnsSamplesKeepsClean(t *testing.T) {
 
 func TestFineTuneWithoutReplay(t *testing.T) {
 	_, test := loadSubset(t)
-	m, err := NewModel(trainedWeights(t), &ModelOptions{Replicas: 1, FineTune: &FineTuneConfig{Steps: 20, BatchSize: 16, NoAugment: true}})
+	m, err := NewModel(pretrainedWeights(t), &ModelOptions{Replicas: 1, FineTune: &FineTuneConfig{Steps: 30, BatchSize: 16, LearnRate: 1e-3, NoAugment: true}})
 	require.NoError(t, err)
 	samples := misclassified(t, m, test, 3)
 	got, err := m.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: samples})
