@@ -42,7 +42,7 @@ type ModelOptions struct {
 	// Nil means fine-tuning on the adversarial samples alone, which risks
 	// overfitting them and losing clean accuracy.
 	Replay *Dataset
-	// FineTune configures fine-tuning by Train (nil = DefaultFineTune).
+	// FineTune configures fine-tuning by Train (nil = DefaultFineTune()).
 	FineTune *FineTuneConfig
 	// Logger receives the model's log lines (default: discard).
 	Logger *slog.Logger

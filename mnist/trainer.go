@@ -11,7 +11,7 @@ import (
 )
 
 // FineTuneConfig configures Model.Train (fine-tuning on adversarial samples).
-// The zero value (or a nil pointer) means DefaultFineTune's values.
+// Zero fields (or a nil pointer) take DefaultFineTune's values.
 type FineTuneConfig struct {
 	// Steps is the number of Adam steps (default 300).
 	Steps int
@@ -35,29 +35,33 @@ type FineTuneConfig struct {
 	NoAugment bool
 }
 
-// DefaultFineTune holds the fine-tuning defaults.
-var DefaultFineTune = FineTuneConfig{Steps: 300, MaxDuration: 40 * time.Second, BatchSize: 64, SamplesPerBatch: 16, LearnRate: 2e-4}
+// DefaultFineTune returns the fine-tuning defaults (a function, not a
+// variable, so that no caller can change them for everyone).
+func DefaultFineTune() FineTuneConfig {
+	return FineTuneConfig{Steps: 300, MaxDuration: 40 * time.Second, BatchSize: 64, SamplesPerBatch: 16, LearnRate: 2e-4}
+}
 
 func (c *FineTuneConfig) withDefaults() FineTuneConfig {
 	var d FineTuneConfig
 	if c != nil {
 		d = *c
 	}
+	def := DefaultFineTune()
 	if d.Steps <= 0 {
-		d.Steps = DefaultFineTune.Steps
+		d.Steps = def.Steps
 	}
 	if d.MaxDuration <= 0 {
-		d.MaxDuration = DefaultFineTune.MaxDuration
+		d.MaxDuration = def.MaxDuration
 	}
 	if d.BatchSize <= 0 {
-		d.BatchSize = DefaultFineTune.BatchSize
+		d.BatchSize = def.BatchSize
 	}
 	if d.SamplesPerBatch <= 0 {
-		d.SamplesPerBatch = DefaultFineTune.SamplesPerBatch
+		d.SamplesPerBatch = def.SamplesPerBatch
 	}
 	d.SamplesPerBatch = min(d.SamplesPerBatch, d.BatchSize)
 	if d.LearnRate <= 0 {
-		d.LearnRate = DefaultFineTune.LearnRate
+		d.LearnRate = def.LearnRate
 	}
 	return d
 }
@@ -139,13 +143,13 @@ func (m *Model) Train(ctx context.Context, req dadc.TrainRequest[*image.Gray]) (
 	}
 	opts := m.opts
 	opts.Version = req.Version
-	next2, err := NewModel(s.weights(), &opts)
+	tuned, err := NewModel(s.weights(), &opts)
 	if err != nil {
 		return nil, err
 	}
-	m.logger.Info("mnist: fine-tuned", "round", req.Round, "version", next2.Version(), "samples", len(samples), "steps", steps, "seconds", time.Since(start).Seconds())
+	m.logger.Info("mnist: fine-tuned", "round", req.Round, "version", tuned.Version(), "samples", len(samples), "steps", steps, "seconds", time.Since(start).Seconds())
 	if req.Progress != nil {
 		req.Progress(1)
 	}
-	return next2, nil
+	return tuned, nil
 }
