@@ -22,11 +22,11 @@ type FineTuneConfig struct {
 	BatchSize int
 	// SamplesPerBatch is how many adversarial samples go into each batch
 	// (drawn round-robin from a shuffled list, so they are oversampled); the
-	// rest of the batch is replayed MNIST training data (default 16). Without
+	// rest of the batch is replayed MNIST training data (default 8). Without
 	// replay data the whole batch is adversarial samples.
 	SamplesPerBatch int
 	// LearnRate is the initial learning rate, decaying on a cosine schedule to
-	// a tenth of it (default 2e-4: the model is already trained).
+	// a tenth of it (default 1e-4: the model is already trained).
 	LearnRate float64
 	// Seed seeds batch composition, dropout and augmentation.
 	Seed int64
@@ -37,8 +37,15 @@ type FineTuneConfig struct {
 
 // DefaultFineTune returns the fine-tuning defaults (a function, not a
 // variable, so that no caller can change them for everyone).
+//
+// They were chosen so that a retrain of the pretrained model passes the dadc
+// gate (at most 0.5 points of clean accuracy lost): fine-tuning it on 10 and
+// on 20 misclassified MNIST training images cost 0.17 points of clean test
+// accuracy (99.17% -> 99.00%), while the former defaults (lr 2e-4, 16
+// samples per batch) cost 0.6 points and were rejected. The same runs got
+// 5 and 8 of 40 other misclassified images right (0 before).
 func DefaultFineTune() FineTuneConfig {
-	return FineTuneConfig{Steps: 300, MaxDuration: 40 * time.Second, BatchSize: 64, SamplesPerBatch: 16, LearnRate: 2e-4}
+	return FineTuneConfig{Steps: 300, MaxDuration: 40 * time.Second, BatchSize: 64, SamplesPerBatch: 8, LearnRate: 1e-4}
 }
 
 func (c *FineTuneConfig) withDefaults() FineTuneConfig {
