@@ -194,13 +194,9 @@ func handleRepoInfo(c *call) *apiError {
 	s := c.server
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rp, e := s.lookupRepo(c)
+	rp, cm, e := s.lookupRev(c)
 	if e != nil {
 		return e
-	}
-	cm, ok := rp.resolveRev(c.rt.rev)
-	if !ok {
-		return notFound("RevisionNotFound", "Invalid rev id: %s", c.rt.rev)
 	}
 	siblings := []map[string]any{}
 	for _, p := range sortedPaths(cm.files) {

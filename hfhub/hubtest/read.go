@@ -19,15 +19,10 @@ import (
 func handleResolve(c *call) *apiError {
 	s := c.server
 	s.mu.Lock()
-	rp, e := s.lookupRepo(c)
+	rp, cm, e := s.lookupRev(c)
 	if e != nil {
 		s.mu.Unlock()
 		return e
-	}
-	cm, ok := rp.resolveRev(c.rt.rev)
-	if !ok {
-		s.mu.Unlock()
-		return notFound("RevisionNotFound", "Invalid rev id: %s", c.rt.rev)
 	}
 	h := c.w.Header()
 	h.Set("X-Repo-Commit", cm.oid)
@@ -179,13 +174,9 @@ func handleTree(c *call) *apiError {
 	s := c.server
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rp, e := s.lookupRepo(c)
+	rp, cm, e := s.lookupRev(c)
 	if e != nil {
 		return e
-	}
-	cm, ok := rp.resolveRev(c.rt.rev)
-	if !ok {
-		return notFound("RevisionNotFound", "Invalid rev id: %s", c.rt.rev)
 	}
 	c.w.Header().Set("X-Repo-Commit", cm.oid)
 	dir := c.rt.path
@@ -246,13 +237,9 @@ func handlePathsInfo(c *call) *apiError {
 	s := c.server
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rp, e := s.lookupRepo(c)
+	rp, cm, e := s.lookupRev(c)
 	if e != nil {
 		return e
-	}
-	cm, ok := rp.resolveRev(c.rt.rev)
-	if !ok {
-		return notFound("RevisionNotFound", "Invalid rev id: %s", c.rt.rev)
 	}
 	items := []map[string]any{}
 	for _, p := range paths {
@@ -269,13 +256,9 @@ func handleListCommits(c *call) *apiError {
 	s := c.server
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rp, e := s.lookupRepo(c)
+	rp, cm, e := s.lookupRev(c)
 	if e != nil {
 		return e
-	}
-	cm, ok := rp.resolveRev(c.rt.rev)
-	if !ok {
-		return notFound("RevisionNotFound", "Invalid rev id: %s", c.rt.rev)
 	}
 	items := []map[string]any{}
 	for cur := cm; cur != nil; cur = rp.commits[cur.parent] {
@@ -384,7 +367,7 @@ func handleBranch(c *call) *apiError {
 	_, exists := rp.refs[branch]
 	if c.r.Method == http.MethodDelete {
 		if !exists {
-			return notFound("RevisionNotFound", "Invalid rev id: %s", branch)
+			return revisionNotFound(branch)
 		}
 		if branch == "main" {
 			return errorf(http.StatusForbidden, "the default branch main cannot be deleted")
@@ -402,7 +385,7 @@ func handleBranch(c *call) *apiError {
 	}
 	from, ok := rp.resolveRev(start)
 	if !ok {
-		return notFound("RevisionNotFound", "Invalid rev id: %s", start)
+		return revisionNotFound(start)
 	}
 	rp.refs[branch] = from.oid
 	c.w.WriteHeader(http.StatusOK)

@@ -110,6 +110,26 @@ func (s *Server) lookupRepo(c *call) (*repo, *apiError) {
 	return rp, nil
 }
 
+// lookupRev finds a repo for reading, as lookupRepo does, and the commit the
+// call's revision names (s.mu held).
+func (s *Server) lookupRev(c *call) (*repo, *commit, *apiError) {
+	rp, e := s.lookupRepo(c)
+	if e != nil {
+		return nil, nil, e
+	}
+	cm, ok := rp.resolveRev(c.rt.rev)
+	if !ok {
+		return nil, nil, revisionNotFound(c.rt.rev)
+	}
+	return rp, cm, nil
+}
+
+// revisionNotFound is the Hub's answer for a branch, ref or commit id that
+// does not exist.
+func revisionNotFound(rev string) *apiError {
+	return notFound("RevisionNotFound", "Invalid rev id: %s", rev)
+}
+
 // lookupRepoForWrite also checks that the caller may write (or, when
 // allowRead, that a read token may open a pull request) (s.mu held).
 func (s *Server) lookupRepoForWrite(c *call, allowReadForPR bool) (*repo, *apiError) {
@@ -184,6 +204,20 @@ func (s *Server) repoLocked(repoType, repoID string) *repo {
 		return nil
 	}
 	return s.repos[repoKey{typ, repoID}]
+}
+
+// commitLocked finds a repo and the commit a revision names; ok is false
+// when either is unknown (s.mu held).
+func (s *Server) commitLocked(repoType, repoID, revision string) (rp *repo, c *commit, ok bool) {
+	rp = s.repoLocked(repoType, repoID)
+	if rp == nil {
+		return nil, nil, false
+	}
+	c, ok = rp.resolveRev(revision)
+	if !ok {
+		return nil, nil, false
+	}
+	return rp, c, true
 }
 
 // CreateRepo creates a repo directly (no HTTP), seeded like the Hub does:
@@ -264,11 +298,7 @@ func (s *Server) Commits(repoType, repoID string) []Commit {
 func (s *Server) History(repoType, repoID, revision string) []Commit {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rp := s.repoLocked(repoType, repoID)
-	if rp == nil {
-		return nil
-	}
-	c, ok := rp.resolveRev(revision)
+	rp, c, ok := s.commitLocked(repoType, repoID, revision)
 	if !ok {
 		return nil
 	}
@@ -290,11 +320,7 @@ func (s *Server) History(repoType, repoID, revision string) []Commit {
 func (s *Server) Head(repoType, repoID, revision string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rp := s.repoLocked(repoType, repoID)
-	if rp == nil {
-		return "", false
-	}
-	c, ok := rp.resolveRev(revision)
+	_, c, ok := s.commitLocked(repoType, repoID, revision)
 	if !ok {
 		return "", false
 	}
@@ -305,11 +331,7 @@ func (s *Server) Head(repoType, repoID, revision string) (string, bool) {
 func (s *Server) File(repoType, repoID, revision, path string) ([]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rp := s.repoLocked(repoType, repoID)
-	if rp == nil {
-		return nil, false
-	}
-	c, ok := rp.resolveRev(revision)
+	rp, c, ok := s.commitLocked(repoType, repoID, revision)
 	if !ok {
 		return nil, false
 	}
@@ -324,11 +346,7 @@ func (s *Server) File(repoType, repoID, revision, path string) ([]byte, bool) {
 func (s *Server) Files(repoType, repoID, revision string) map[string][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rp := s.repoLocked(repoType, repoID)
-	if rp == nil {
-		return nil
-	}
-	c, ok := rp.resolveRev(revision)
+	rp, c, ok := s.commitLocked(repoType, repoID, revision)
 	if !ok {
 		return nil
 	}
@@ -343,11 +361,7 @@ func (s *Server) Files(repoType, repoID, revision string) map[string][]byte {
 func (s *Server) Stat(repoType, repoID, revision, path string) (FileInfo, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rp := s.repoLocked(repoType, repoID)
-	if rp == nil {
-		return FileInfo{}, false
-	}
-	c, ok := rp.resolveRev(revision)
+	_, c, ok := s.commitLocked(repoType, repoID, revision)
 	if !ok {
 		return FileInfo{}, false
 	}

@@ -96,7 +96,7 @@ func handlePreupload(c *call) *apiError {
 	head, ok := rp.resolveRev(c.rt.rev)
 	if !ok {
 		if !createPR {
-			return notFound("RevisionNotFound", "Invalid rev id: %s", c.rt.rev)
+			return revisionNotFound(c.rt.rev)
 		}
 		head = rp.commits[rp.refs["main"]]
 	}
@@ -195,7 +195,7 @@ func handleLFSBatch(c *call) *apiError {
 	}
 	if req.Ref != nil {
 		if _, ok := rp.resolveRev(*req.Ref.Name); !ok {
-			return notFound("RevisionNotFound", "Invalid rev id: %s", *req.Ref.Name)
+			return revisionNotFound(*req.Ref.Name)
 		}
 	}
 	transfer := "basic"
