@@ -435,18 +435,9 @@ func (d *Dir[In]) dailyName() string {
 // is returned). A zero CreatedAt is set to the current time. An invalid sample
 // gets an error wrapping ErrInvalidSample and nothing is written.
 func (d *Dir[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
-	if err := ValidateSample(s); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("flag: dir: sample %s not stored: %w", s.ID, err)
-	}
-	data, err := d.codec.Encode(s.Input)
+	data, err := admitSample(ctx, &s, d.codec, d.now, "dir", "not stored")
 	if err != nil {
-		return fmt.Errorf("%w: sample %s: input cannot be encoded: %w", ErrInvalidSample, s.ID, err)
-	}
-	if s.CreatedAt.IsZero() {
-		s.CreatedAt = d.now()
+		return err
 	}
 
 	// Claim the ID, or find it already stored, or wait for whoever stores it.

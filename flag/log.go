@@ -327,18 +327,9 @@ func (l *Log[In]) Count() int {
 // Flag appends s durably; see Log. An invalid sample gets an error wrapping
 // ErrInvalidSample and nothing is written.
 func (l *Log[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
-	if err := ValidateSample(s); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("flag: log: sample %s not stored: %w", s.ID, err)
-	}
-	input, err := l.codec.Encode(s.Input)
+	input, err := admitSample(ctx, &s, l.codec, l.now, "log", "not stored")
 	if err != nil {
-		return fmt.Errorf("%w: sample %s: input cannot be encoded: %w", ErrInvalidSample, s.ID, err)
-	}
-	if s.CreatedAt.IsZero() {
-		s.CreatedAt = l.now()
+		return err
 	}
 	r := logRow{
 		ID: s.ID, Label: s.Label, ModelLabel: s.ModelLabel, ModelProbabilities: s.ModelProbabilities,

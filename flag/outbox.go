@@ -304,18 +304,9 @@ func (o *Outbox[In]) moveToFailed(path string) error {
 // is already pending is not enqueued again. An invalid sample gets an error
 // wrapping ErrInvalidSample and nothing is written.
 func (o *Outbox[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
-	if err := ValidateSample(s); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("flag: outbox: sample %s not enqueued: %w", s.ID, err)
-	}
-	input, err := o.codec.Encode(s.Input)
+	input, err := admitSample(ctx, &s, o.codec, o.now, "outbox", "not enqueued")
 	if err != nil {
-		return fmt.Errorf("%w: sample %s: input cannot be encoded: %w", ErrInvalidSample, s.ID, err)
-	}
-	if s.CreatedAt.IsZero() {
-		s.CreatedAt = o.now()
+		return err
 	}
 	var ent *outboxEntry
 	for ent == nil {

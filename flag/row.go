@@ -2,6 +2,7 @@ package flag
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -124,4 +125,25 @@ func ValidateSample[In any](s dadc.Sample[In]) error {
 		}
 	}
 	return nil
+}
+
+// admitSample is the common start of the stores' Flag methods: it validates
+// *s, refuses a finished ctx, encodes the input with codec and sets a zero
+// CreatedAt to now(). A cancellation error reads "flag: <store>: sample <ID>
+// <notDone>: ...". Nothing is written; the encoded input is returned.
+func admitSample[In any](ctx context.Context, s *dadc.Sample[In], codec Codec[In], now func() time.Time, store, notDone string) ([]byte, error) {
+	if err := ValidateSample(*s); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("flag: %s: sample %s %s: %w", store, s.ID, notDone, err)
+	}
+	input, err := codec.Encode(s.Input)
+	if err != nil {
+		return nil, fmt.Errorf("%w: sample %s: input cannot be encoded: %w", ErrInvalidSample, s.ID, err)
+	}
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = now()
+	}
+	return input, nil
 }
