@@ -571,18 +571,10 @@ func (d *Dir[In]) appendLocked(sh *shardState, line []byte) error {
 	if err := d.openMetaLocked(sh); err != nil {
 		return err
 	}
-	n, err := sh.meta.Write(line)
-	if err == nil {
-		err = sh.meta.Sync()
-	}
-	if err == nil {
-		sh.size += int64(n)
-		return nil
-	}
-	if terr := sh.meta.Truncate(sh.size); terr != nil {
-		d.broken = fmt.Errorf("%w: %s: %w", ErrBroken, sh.meta.Name(), errors.Join(err, terr))
-		d.log.Error("flag: cannot undo a failed metadata append", "file", sh.meta.Name(), "err", d.broken)
-		return d.broken
+	err := appendSynced(sh.meta, sh.meta.Name(), &sh.size, line)
+	if errors.Is(err, ErrBroken) {
+		d.broken = err
+		d.log.Error("flag: cannot undo a failed metadata append", "file", sh.meta.Name(), "err", err)
 	}
 	return err
 }

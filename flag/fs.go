@@ -1,6 +1,8 @@
 package flag
 
 import (
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -31,6 +33,27 @@ type file interface {
 	Close() error
 	Name() string
 	Truncate(size int64) error
+}
+
+// appendSynced writes b to f, whose length is *size and whose name is name,
+// with one write and syncs it, growing *size on success. On failure it
+// truncates f back to *size so that no partial or unsynced bytes stay visible
+// and returns the failure; if even that fails the file's content is unknown
+// and the error wraps ErrBroken: the caller must stop writing to it (recovery
+// on reopen repairs the file).
+func appendSynced(f file, name string, size *int64, b []byte) error {
+	n, err := f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		*size += int64(n)
+		return nil
+	}
+	if terr := f.Truncate(*size); terr != nil {
+		return fmt.Errorf("%w: %s: %w", ErrBroken, name, errors.Join(err, terr))
+	}
+	return err
 }
 
 // osFS is the real file system.

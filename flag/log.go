@@ -374,18 +374,10 @@ func (l *Log[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 
 // appendLocked writes b with one write, syncs, and truncates back on failure.
 func (l *Log[In]) appendLocked(b []byte) error {
-	n, err := l.f.Write(b)
-	if err == nil {
-		err = l.f.Sync()
-	}
-	if err == nil {
-		l.size += int64(n)
-		return nil
-	}
-	if terr := l.f.Truncate(l.size); terr != nil {
-		l.broken = fmt.Errorf("%w: %s: %w", ErrBroken, l.path, errors.Join(err, terr))
-		l.log.Error("flag: cannot undo a failed log append", "file", l.path, "err", l.broken)
-		return l.broken
+	err := appendSynced(l.f, l.path, &l.size, b)
+	if errors.Is(err, ErrBroken) {
+		l.broken = err
+		l.log.Error("flag: cannot undo a failed log append", "file", l.path, "err", err)
 	}
 	return err
 }
