@@ -10,10 +10,7 @@ import (
 )
 
 func TestLFSFileTracksGitAttributes(t *testing.T) {
-	s := NewServer(nil)
-	defer s.Close()
-	c := newClient(t, s, DefaultToken)
-	c.createDataset("d")
+	s, c := newDatasetHub(t)
 	repo := "datasets/hubtest/d"
 	odd := []byte("binary-ish content of an odd extension")
 	png := []byte("png")
@@ -39,10 +36,7 @@ func TestLFSFileTracksGitAttributes(t *testing.T) {
 }
 
 func TestFileFolderConflict(t *testing.T) {
-	s := NewServer(nil)
-	defer s.Close()
-	c := newClient(t, s, DefaultToken)
-	c.createDataset("d")
+	s, c := newDatasetHub(t)
 	repo := "datasets/hubtest/d"
 	require.Equal(t, 200, c.commit(repo, "main", ndjson(t, header("a", nil), fileLine("data/a.txt", []byte("a")))).status)
 	head, _ := s.Head("dataset", "hubtest/d", "main")
@@ -123,10 +117,7 @@ func TestBranchesAndRefs(t *testing.T) {
 }
 
 func TestLiteralPRRevision(t *testing.T) {
-	s := NewServer(nil)
-	defer s.Close()
-	c := newClient(t, s, DefaultToken)
-	c.createDataset("d")
+	_, c := newDatasetHub(t)
 	r := c.commit("datasets/hubtest/d", "main?create_pr=1", ndjson(t, header("pr", nil), fileLine("p.txt", []byte("p"))))
 	require.Equal(t, 200, r.status)
 	// huggingface.js sends some revisions unescaped; refs/pr/N is recognised either way.

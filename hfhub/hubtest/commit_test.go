@@ -14,10 +14,7 @@ import (
 )
 
 func TestCommitParseErrors(t *testing.T) {
-	s := NewServer(nil)
-	defer s.Close()
-	c := newClient(t, s, DefaultToken)
-	c.createDataset("d")
+	s, c := newDatasetHub(t)
 	_, err := s.Seed("dataset", "hubtest/d", "main", "seed", map[string][]byte{"keep.txt": []byte("k"), "dir/a.txt": []byte("a")})
 	require.NoError(t, err)
 	stored := []byte("stored lfs object")
@@ -88,10 +85,7 @@ func TestCommitParseErrors(t *testing.T) {
 }
 
 func TestCommitOperations(t *testing.T) {
-	s := NewServer(nil)
-	defer s.Close()
-	c := newClient(t, s, DefaultToken)
-	c.createDataset("d")
+	s, c := newDatasetHub(t)
 	repo := "datasets/hubtest/d"
 	img := []byte("an image")
 	c.uploadLFS(repo, img)
@@ -144,10 +138,7 @@ func TestCommitOperations(t *testing.T) {
 }
 
 func TestCommitParentCommit(t *testing.T) {
-	s := NewServer(nil)
-	defer s.Close()
-	c := newClient(t, s, DefaultToken)
-	c.createDataset("d")
+	s, c := newDatasetHub(t)
 	repo := "datasets/hubtest/d"
 	head, _ := s.Head("dataset", "hubtest/d", "main")
 
@@ -216,10 +207,7 @@ func TestCommitPullRequest(t *testing.T) {
 }
 
 func TestConcurrentCommitGets409(t *testing.T) {
-	s := NewServer(nil)
-	defer s.Close()
-	c := newClient(t, s, DefaultToken)
-	c.createDataset("d")
+	s, c := newDatasetHub(t)
 	// Only the commit marked ?slow=1 is delayed; PathContains also sees the query.
 	s.InjectFault(Fault{Op: OpCommit, PathContains: "slow=1", Delay: 300 * time.Millisecond, Times: 1})
 
@@ -311,10 +299,7 @@ func TestAPIRateLimit(t *testing.T) {
 }
 
 func TestApplyThenFail(t *testing.T) {
-	s := NewServer(nil)
-	defer s.Close()
-	c := newClient(t, s, DefaultToken)
-	c.createDataset("d")
+	s, c := newDatasetHub(t)
 	head, _ := s.Head("dataset", "hubtest/d", "main")
 	s.InjectFault(Fault{Op: OpCommit, ApplyThenFail: true, Times: 1})
 	body := ndjson(t, header("once", map[string]any{"parentCommit": head}), fileLine("a.txt", []byte("a")))
@@ -329,10 +314,7 @@ func TestApplyThenFail(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	s := NewServer(nil)
-	defer s.Close()
-	c := newClient(t, s, DefaultToken)
-	c.createDataset("d")
+	s, c := newDatasetHub(t)
 	preupload := func() resp {
 		return c.postJSON("/api/datasets/hubtest/d/preupload/main", map[string]any{"files": []any{}})
 	}

@@ -91,10 +91,7 @@ func TestTokensNeverLogged(t *testing.T) {
 }
 
 func TestRequestsRecorded(t *testing.T) {
-	s := NewServer(nil)
-	defer s.Close()
-	c := newClient(t, s, DefaultToken)
-	c.createDataset("d")
+	s, c := newDatasetHub(t)
 	c.commit("datasets/hubtest/d", "main", ndjson(t, header("x", nil), fileLine("a.txt", []byte("a"))))
 	reqs := s.Requests()
 	require.Len(t, reqs, 2)

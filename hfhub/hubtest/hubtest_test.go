@@ -31,6 +31,18 @@ func newClient(t *testing.T, s *Server, token string) *client {
 	return &client{t: t, base: s.URL(), token: token, hc: hc}
 }
 
+// newDatasetHub starts a Server holding the dataset hubtest/d, created through
+// the API, and a client with the default token. The server is closed when
+// the test ends.
+func newDatasetHub(t *testing.T) (*Server, *client) {
+	t.Helper()
+	s := NewServer(nil)
+	t.Cleanup(s.Close)
+	c := newClient(t, s, DefaultToken)
+	c.createDataset("d")
+	return s, c
+}
+
 type resp struct {
 	status int
 	header http.Header

@@ -23,10 +23,7 @@ func preuploadFile(path string, content []byte) map[string]any {
 }
 
 func TestPreuploadDecisions(t *testing.T) {
-	s := NewServer(nil)
-	defer s.Close()
-	c := newClient(t, s, DefaultToken)
-	c.createDataset("d")
+	s, c := newDatasetHub(t)
 	require.NoError(t, s.CreateRepo("model", DefaultUser+"/m", false))
 	existingText := []byte("old metadata\n")
 	existingImg := []byte("old image")
@@ -96,10 +93,7 @@ func TestPreuploadDecisions(t *testing.T) {
 }
 
 func TestPreuploadValidation(t *testing.T) {
-	s := NewServer(nil)
-	defer s.Close()
-	c := newClient(t, s, DefaultToken)
-	c.createDataset("d")
+	_, c := newDatasetHub(t)
 	many := make([]any, 257)
 	for i := range many {
 		many[i] = preuploadFile(fmt.Sprintf("f%d.txt", i), []byte("x"))
@@ -164,10 +158,7 @@ func (c *client) batch(repoURLPath string, body any) resp {
 }
 
 func TestLFSBatchValidation(t *testing.T) {
-	s := NewServer(nil)
-	defer s.Close()
-	c := newClient(t, s, DefaultToken)
-	c.createDataset("d")
+	s, c := newDatasetHub(t)
 	content := []byte("hello lfs")
 	withAlgo := func(algo any) map[string]any { b := batchBody(obj(content)); b["hash_algo"] = algo; return b }
 	noRef := batchBody(obj(content))
@@ -225,11 +216,8 @@ func TestLFSBatchValidation(t *testing.T) {
 }
 
 func TestLFSBasicUpload(t *testing.T) {
-	s := NewServer(nil)
-	defer s.Close()
-	c := newClient(t, s, DefaultToken)
+	s, c := newDatasetHub(t)
 	anon := newClient(t, s, "")
-	c.createDataset("d")
 	content := []byte("some image bytes")
 
 	r := c.batch("datasets/hubtest/d", batchBody(obj(content)))
