@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -162,25 +161,6 @@ func TestHubErrorSentinels(t *testing.T) {
 	assert.Equal(t, 3*time.Second, RetryAfterOf(errors.Join(errors.New("x"), &HubError{Status: 429, RetryAfter: 3 * time.Second})))
 }
 
-// sleepRecorder replaces real waits in tests.
-type sleepRecorder struct {
-	mu    sync.Mutex
-	waits []time.Duration
-}
-
-func (s *sleepRecorder) sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	s.waits = append(s.waits, d)
-	s.mu.Unlock()
-	return ctx.Err()
-}
-
-func (s *sleepRecorder) get() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Duration(nil), s.waits...)
-}
-
 // TestRetryPolicy checks the waits of §5.3 against a plain HTTP server.
 func TestRetryPolicy(t *testing.T) {
 	tests := []struct {
@@ -215,13 +195,13 @@ func TestRetryPolicy(t *testing.T) {
 				w.Write([]byte(`{"files":[{"path":"a.txt","uploadMode":"regular","shouldIgnore":false}]}`))
 			}))
 			defer srv.Close()
-			rec := &sleepRecorder{}
-			c, err := NewClient(&Options{Endpoint: srv.URL, Token: "hf_secret", Sleep: rec.sleep})
+			rec := &WaitRecorder{}
+			c, err := NewClient(&Options{Endpoint: srv.URL, Token: "hf_secret", Sleep: rec.Sleep})
 			require.NoError(t, err)
 			a, err := prepareAdd(AddBytes("a.txt", []byte("hi")))
 			require.NoError(t, err)
 			err = c.preupload(context.Background(), Dataset, RepoID{"u", "r"}, "main", []*addition{a}, false)
-			assert.Equal(t, tt.wantWaits, rec.get())
+			assert.Equal(t, tt.wantWaits, rec.Waits())
 			if tt.wantErr == nil {
 				require.NoError(t, err)
 				assert.Equal(t, "regular", a.mode)

@@ -74,8 +74,8 @@ func TestDownloadResumesWithRange(t *testing.T) {
 		http.ServeContent(w, r, "f", time.Time{}, bytes.NewReader(content))
 	}))
 	defer srv.Close()
-	rec := &waitRecorder{}
-	c, err := hfhub.NewClient(&hfhub.Options{Endpoint: srv.URL, Token: "t", Sleep: rec.sleep})
+	rec := &hfhub.WaitRecorder{}
+	c, err := hfhub.NewClient(&hfhub.Options{Endpoint: srv.URL, Token: "t", Sleep: rec.Sleep})
 	require.NoError(t, err)
 	var buf bytes.Buffer
 	_, err = c.Download(context.Background(), hfhub.Dataset, hfhub.RepoID{Namespace: "a", Name: "d"}, "main", "big.bin", &buf)

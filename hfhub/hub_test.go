@@ -54,26 +54,8 @@ type env struct {
 	srv   *hubtest.Server
 	c     *hfhub.Client
 	logs  *lockedBuffer
-	waits *waitRecorder
+	waits *hfhub.WaitRecorder
 	id    hfhub.RepoID
-}
-
-type waitRecorder struct {
-	mu    sync.Mutex
-	waits []time.Duration
-}
-
-func (w *waitRecorder) sleep(ctx context.Context, d time.Duration) error {
-	w.mu.Lock()
-	w.waits = append(w.waits, d)
-	w.mu.Unlock()
-	return ctx.Err()
-}
-
-func (w *waitRecorder) get() []time.Duration {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]time.Duration(nil), w.waits...)
 }
 
 func newEnv(t *testing.T, opts *hubtest.Options) *env {
@@ -90,7 +72,7 @@ func newEnv(t *testing.T, opts *hubtest.Options) *env {
 	}
 	srv := hubtest.NewServer(&o)
 	t.Cleanup(srv.Close)
-	e := &env{srv: srv, logs: &lockedBuffer{}, waits: &waitRecorder{}, id: hfhub.RepoID{Namespace: user, Name: "flags"}}
+	e := &env{srv: srv, logs: &lockedBuffer{}, waits: &hfhub.WaitRecorder{}, id: hfhub.RepoID{Namespace: user, Name: "flags"}}
 	e.c = e.client(t, writeToken)
 	return e
 }
@@ -98,7 +80,7 @@ func newEnv(t *testing.T, opts *hubtest.Options) *env {
 func (e *env) client(t *testing.T, token string) *hfhub.Client {
 	t.Helper()
 	c, err := hfhub.NewClient(&hfhub.Options{
-		Endpoint: e.srv.URL(), Token: token, Sleep: e.waits.sleep,
+		Endpoint: e.srv.URL(), Token: token, Sleep: e.waits.Sleep,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	require.NoError(t, err)
@@ -376,7 +358,7 @@ func TestMultipartUploadAndResumption(t *testing.T) {
 	}, &hfhub.CommitOptions{Summary: "big"})
 	require.Error(t, err, "the commit step was refused")
 	assert.Contains(t, err.Error(), "injected refusal")
-	assert.Equal(t, []time.Duration{time.Second}, e.waits.get(), "the failed part PUT was retried once")
+	assert.Equal(t, []time.Duration{time.Second}, e.waits.Waits(), "the failed part PUT was retried once")
 	assert.Len(t, e.srv.RequestsFor(hubtest.OpLFSPart), 8)
 	assert.Len(t, e.srv.RequestsFor(hubtest.OpLFSComplete), 1)
 	assert.Len(t, e.srv.RequestsFor(hubtest.OpLFSPut), 1)
@@ -475,7 +457,7 @@ func TestRateLimits(t *testing.T) {
 	e.srv.InjectFault(hubtest.Fault{Op: hubtest.OpLFSBatch, Status: 429, Header: http.Header{"Ratelimit": {`"api";r=0;t=20`}, "Ratelimit-Policy": {`"fixed window";"api";q=1000;w=300`}}, Times: 1})
 	_, err := e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("a.png", pngLike(1, 100))}, &hfhub.CommitOptions{Summary: "a"})
 	require.NoError(t, err)
-	assert.Equal(t, []time.Duration{4 * time.Second, 21 * time.Second}, e.waits.get())
+	assert.Equal(t, []time.Duration{4 * time.Second, 21 * time.Second}, e.waits.Waits())
 
 	// An hour-long wait is not slept inside the client: the caller gets it.
 	e.srv.InjectFault(hubtest.Fault{Op: hubtest.OpCommit, Status: 429, Header: http.Header{"Retry-After": {"2400"}}, Message: "You have exceeded the rate limit for repository commits (128 per hour).", Times: 1})
@@ -629,7 +611,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadURL := dead.URL
 	dead.Close()
-	dc, err := hfhub.NewClient(&hfhub.Options{Endpoint: deadURL, Token: writeToken, Sleep: e.waits.sleep, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	dc, err := hfhub.NewClient(&hfhub.Options{Endpoint: deadURL, Token: writeToken, Sleep: e.waits.Sleep, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
 	_, err = dc.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("a.txt", []byte("a"))}, &hfhub.CommitOptions{Summary: "a"})
 	collect(err)
