@@ -202,6 +202,31 @@ func TestLogFaultInjection(t *testing.T) {
 	}
 }
 
+func TestLogBrokenAfterFailedRollback(t *testing.T) {
+	for _, lf := range logFormats {
+		t.Run(lf.format.String(), func(t *testing.T) {
+			ctx := context.Background()
+			ffs := &faultFS{}
+			path := filepath.Join(t.TempDir(), lf.file)
+			l := openTestLog(t, path, lf.format, &LogOptions{fs: ffs})
+			require.NoError(t, l.Flag(ctx, testSample(1)))
+			ffs.add(faultRule{op: "write", match: lf.file, partial: true})
+			ffs.add(faultRule{op: "truncate", match: lf.file})
+			err := l.Flag(ctx, testSample(2))
+			require.ErrorIs(t, err, ErrBroken)
+			require.ErrorIs(t, err, errInjected)
+			ffs.clear()
+			require.ErrorIs(t, l.Flag(ctx, testSample(3)), ErrBroken, "no write after an unrepaired failure")
+			require.NoError(t, l.Close())
+
+			l2 := openTestLog(t, path, lf.format, nil)
+			assert.Equal(t, 1, l2.Count(), "reopening cuts the half row away")
+			require.NoError(t, l2.Flag(ctx, testSample(2)))
+			assert.Equal(t, 2, l2.Count())
+		})
+	}
+}
+
 func TestNewLogRejectsBadArguments(t *testing.T) {
 	dir := t.TempDir()
 	_, err := NewLog("", JSONL, GrayPNG, nil)
