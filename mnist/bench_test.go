@@ -61,7 +61,7 @@ func BenchmarkPredict(b *testing.B) {
 }
 
 // BenchmarkPredictParallel runs single-image predictions from GOMAXPROCS
-// goroutines on a pool of GOMAXPROCS replicas.
+// goroutines on one Model.
 func BenchmarkPredictParallel(b *testing.B) {
 	_, test := loadSubset(b)
 	m, err := NewModel(InitWeights(1), nil)
@@ -81,8 +81,7 @@ func BenchmarkPredictParallel(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
 }
 
-// BenchmarkPredictBatch classifies 1,000 images per op on the batch graphs
-// and reports images/s.
+// BenchmarkPredictBatch classifies 1,000 images per op and reports images/s.
 func BenchmarkPredictBatch(b *testing.B) {
 	_, test := loadSubset(b)
 	m, err := NewModel(InitWeights(1), &ModelOptions{Replicas: 1})
@@ -102,7 +101,7 @@ func BenchmarkPredictBatch(b *testing.B) {
 	b.ReportMetric(float64(b.N*len(ins))/b.Elapsed().Seconds(), "images/s")
 }
 
-// BenchmarkNewModel times building a model (2 replica pools of GOMAXPROCS graphs).
+// BenchmarkNewModel times building a model (copying and hashing the weights).
 func BenchmarkNewModel(b *testing.B) {
 	w := InitWeights(1)
 	for b.Loop() {

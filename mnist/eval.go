@@ -9,17 +9,18 @@ import (
 )
 
 // Evaluate scores weights w on the labelled images of d (accuracy and
-// confusion matrix). It builds a temporary single-replica Model; to score
-// one model many times, use Model.EvaluateDataset.
+// confusion matrix). It builds a temporary Model; to score one model many
+// times, use Model.EvaluateDataset.
 func Evaluate(ctx context.Context, w *Weights, d *Dataset) (dadc.Evaluation, error) {
-	m, err := NewModel(w, &ModelOptions{Replicas: 1, Version: "evaluate"})
+	m, err := NewModel(w, &ModelOptions{Version: "evaluate"})
 	if err != nil {
 		return dadc.Evaluation{}, err
 	}
 	return m.EvaluateDataset(ctx, d)
 }
 
-// EvaluateDataset scores the model on the labelled images of d, on the batch graphs.
+// EvaluateDataset scores the model on the labelled images of d, one after
+// the other on the caller's goroutine.
 func (m *Model) EvaluateDataset(ctx context.Context, d *Dataset) (dadc.Evaluation, error) {
 	if err := checkDataset(d); err != nil {
 		return dadc.Evaluation{}, err
@@ -27,8 +28,8 @@ func (m *Model) EvaluateDataset(ctx context.Context, d *Dataset) (dadc.Evaluatio
 	return m.evaluate(ctx, d.Len(), d.Pixels, func(i int) int { return int(d.Labels[i]) })
 }
 
-// Evaluate scores the model on examples (28x28 MNIST-format images), on the
-// batch graphs. It implements dadc.Evaluator.
+// Evaluate scores the model on examples (28x28 MNIST-format images), one
+// after the other on the caller's goroutine. It implements dadc.Evaluator.
 func (m *Model) Evaluate(ctx context.Context, examples []dadc.Example[*image.Gray]) (dadc.Evaluation, error) {
 	pixels := make([][]uint8, len(examples))
 	for i, ex := range examples {
@@ -50,7 +51,7 @@ func (m *Model) evaluate(ctx context.Context, n int, pixels func(int) []uint8, l
 		ev.Confusion[i] = make([]int, Classes)
 	}
 	correct := 0
-	err := m.forEachBatch(ctx, n, pixels, func(i int, logp []float32) {
+	err := m.forEach(ctx, n, pixels, func(i int, logp *[Classes]float64) {
 		pred := argmax(logp)
 		ev.Confusion[label(i)][pred]++
 		if pred == label(i) {
@@ -66,10 +67,12 @@ func (m *Model) evaluate(ctx context.Context, n int, pixels func(int) []uint8, l
 	return ev, nil
 }
 
-func argmax(v []float32) int {
+// argmax returns the class with the highest log-probability (the first of
+// equals).
+func argmax(logp *[Classes]float64) int {
 	best := 0
-	for i, x := range v {
-		if x > v[best] {
+	for i, x := range logp {
+		if x > logp[best] {
 			best = i
 		}
 	}

@@ -9,15 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"runtime"
 
 	"github.com/advspace/advspace/dadc"
 )
 
-// DefaultEvalBatch is the batch size of the Model's batch graphs (PredictBatch,
-// Evaluate, EvaluateDataset). Larger batches amortise gorgonia's per-run
-// overhead; 64 measured well on 2 cores.
-const DefaultEvalBatch = 64
+// ctxCheckEvery is how many images PredictBatch and the evaluations
+// classify between checks of their context.
+const ctxCheckEvery = 64
 
 // Compile-time checks of the dadc capabilities a Model offers.
 var (
@@ -30,9 +28,11 @@ var (
 
 // ModelOptions configures NewModel. A nil pointer or zero fields mean the defaults.
 type ModelOptions struct {
-	// Replicas is the number of single-image and of batch inference graphs
-	// (each pool has this many), i.e. how many predictions run at once
-	// (default GOMAXPROCS).
+	// Replicas is ignored.
+	//
+	// Deprecated: inference no longer runs on a pool of gorgonia graphs; it
+	// is a pure function of the weights that runs on the caller's goroutine,
+	// so any number of predictions run at once.
 	Replicas int
 	// Version names the model (default "sha256:" + the first 12 hex digits of
 	// the SHA-256 of the weights' safetensors encoding).
@@ -49,18 +49,17 @@ type ModelOptions struct {
 }
 
 // Model is the MNIST network ready for inference. Its weights never change
-// after NewModel; all methods are safe for concurrent use. Inference runs on
-// a fixed pool of replicas (graph + tape machine each, built once); a call
-// checks one out, so at most Replicas predictions run at once and the others
-// wait (honouring their ctx).
+// after NewModel; all methods are safe for concurrent use. Inference is a
+// direct float32 forward pass (forward.go) over an immutable copy of the
+// weights: it runs on the caller's goroutine, never waits for other callers
+// and allocates only its answer. Training (Train) uses the gorgonia graph of
+// network.go, which computes the same function.
 type Model struct {
-	weights  *Weights // private copy, never mutated
-	version  string
-	opts     ModelOptions
-	logger   *slog.Logger
-	single   chan *replica // batch-1 replicas
-	batch    chan *replica // DefaultEvalBatch replicas
-	replicas int
+	weights *Weights    // private copy, never mutated
+	fwd     *forwardNet // the same weights, laid out for inference
+	version string
+	opts    ModelOptions
+	logger  *slog.Logger
 }
 
 // NewModel builds a Model from w (copied; the caller may reuse w).
@@ -76,10 +75,6 @@ func NewModel(w *Weights, opts *ModelOptions) (*Model, error) {
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	m.replicas = m.opts.Replicas
-	if m.replicas <= 0 {
-		m.replicas = runtime.GOMAXPROCS(0)
-	}
 	m.version = m.opts.Version
 	if m.version == "" {
 		v, err := weightsVersion(m.weights)
@@ -88,23 +83,12 @@ func NewModel(w *Weights, opts *ModelOptions) (*Model, error) {
 		}
 		m.version = v
 	}
-	m.single = make(chan *replica, m.replicas)
-	m.batch = make(chan *replica, m.replicas)
-	for i := 0; i < m.replicas; i++ {
-		r, err := newReplica(m.weights, 1)
-		if err != nil {
-			return nil, err
-		}
-		m.single <- r
+	fwd, err := newForwardNet(m.weights)
+	if err != nil {
+		return nil, err
 	}
-	for i := 0; i < m.replicas; i++ {
-		r, err := newReplica(m.weights, DefaultEvalBatch)
-		if err != nil {
-			return nil, err
-		}
-		m.batch <- r
-	}
-	m.logger.Debug("mnist: model ready", "version", m.version, "replicas", m.replicas)
+	m.fwd = fwd
+	m.logger.Debug("mnist: model ready", "version", m.version)
 	return m, nil
 }
 
@@ -132,20 +116,6 @@ func (m *Model) Export(ctx context.Context, w io.Writer) error {
 	return m.weights.Encode(w)
 }
 
-func (m *Model) get(ctx context.Context, pool chan *replica) (*replica, error) {
-	select {
-	case r := <-pool:
-		return r, nil
-	default:
-	}
-	select {
-	case r := <-pool:
-		return r, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 // Predict classifies one 28x28 MNIST-format image (ink bright on dark; see
 // Preprocess for drawings). Other sizes are an error wrapping ErrBadInput.
 func (m *Model) Predict(ctx context.Context, in *image.Gray) (dadc.Prediction, error) {
@@ -164,27 +134,15 @@ func (m *Model) PredictPixels(ctx context.Context, pixels []uint8) (dadc.Predict
 	if err := ctx.Err(); err != nil {
 		return dadc.Prediction{}, err
 	}
-	r, err := m.get(ctx, m.single)
-	if err != nil {
-		return dadc.Prediction{}, err
-	}
-	defer func() { m.single <- r }()
-	normalizeInto(r.buf, pixels)
-	var logp [Classes]float32
-	if err := r.run(logp[:]); err != nil {
-		return dadc.Prediction{}, err
-	}
-	return m.prediction(logp[:]), nil
+	logp := m.fwd.logProbs((*[InputSize]uint8)(pixels))
+	return m.prediction(&logp), nil
 }
 
-// prediction turns one row of log-probabilities into a Prediction.
-func (m *Model) prediction(logp []float32) dadc.Prediction {
-	p := dadc.Prediction{Probabilities: make([]float64, Classes), ModelVersion: m.version}
+// prediction turns log-probabilities into a Prediction.
+func (m *Model) prediction(logp *[Classes]float64) dadc.Prediction {
+	p := dadc.Prediction{Label: argmax(logp), Probabilities: make([]float64, Classes), ModelVersion: m.version}
 	for i, lp := range logp {
-		p.Probabilities[i] = math.Exp(float64(lp))
-		if lp > logp[p.Label] {
-			p.Label = i
-		}
+		p.Probabilities[i] = math.Exp(lp)
 	}
 	return p
 }
@@ -209,8 +167,8 @@ func grayPixels(g *image.Gray) ([]uint8, error) {
 	return px, nil
 }
 
-// PredictBatch classifies many 28x28 images, in batches on the batch graphs
-// (the last partial batch is padded). The answer has one Prediction per input.
+// PredictBatch classifies many 28x28 images, one after the other on the
+// caller's goroutine. The answer has one Prediction per input.
 func (m *Model) PredictBatch(ctx context.Context, ins []*image.Gray) ([]dadc.Prediction, error) {
 	pixels := make([][]uint8, len(ins))
 	for i, in := range ins {
@@ -221,7 +179,7 @@ func (m *Model) PredictBatch(ctx context.Context, ins []*image.Gray) ([]dadc.Pre
 		pixels[i] = px
 	}
 	out := make([]dadc.Prediction, len(ins))
-	err := m.forEachBatch(ctx, len(pixels), func(i int) []uint8 { return pixels[i] }, func(i int, logp []float32) {
+	err := m.forEach(ctx, len(pixels), func(i int) []uint8 { return pixels[i] }, func(i int, logp *[Classes]float64) {
 		out[i] = m.prediction(logp)
 	})
 	if err != nil {
@@ -230,45 +188,22 @@ func (m *Model) PredictBatch(ctx context.Context, ins []*image.Gray) ([]dadc.Pre
 	return out, nil
 }
 
-// forEachBatch runs the network over n inputs (pixels(i) gives input i) in
-// batches of DefaultEvalBatch on one checked-out batch replica, and calls
-// visit with each input's log-probabilities (valid only during the call).
-func (m *Model) forEachBatch(ctx context.Context, n int, pixels func(i int) []uint8, visit func(i int, logp []float32)) error {
-	if n == 0 {
-		return nil
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	r, err := m.get(ctx, m.batch)
-	if err != nil {
-		return err
-	}
-	defer func() { m.batch <- r }()
-	bs := r.net.batch
-	out := make([]float32, bs*Classes)
-	for start := 0; start < n; start += bs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		k := min(bs, n-start)
-		for j := 0; j < k; j++ {
-			px := pixels(start + j)
-			if len(px) != InputSize {
-				return fmt.Errorf("%w: input %d has %d pixels, want %d", ErrBadInput, start+j, len(px), InputSize)
+// forEach runs the network over n inputs (pixels(i) gives input i) and calls
+// visit with each input's log-probabilities (valid only during the call). It
+// checks ctx every ctxCheckEvery inputs.
+func (m *Model) forEach(ctx context.Context, n int, pixels func(i int) []uint8, visit func(i int, logp *[Classes]float64)) error {
+	for i := 0; i < n; i++ {
+		if i%ctxCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			normalizeInto(r.buf[j*InputSize:(j+1)*InputSize], px)
 		}
-		// Pad the last partial batch with background; its outputs are ignored.
-		for j := k * InputSize; j < bs*InputSize; j++ {
-			r.buf[j] = pixelLUT[0]
+		px := pixels(i)
+		if len(px) != InputSize {
+			return fmt.Errorf("%w: input %d has %d pixels, want %d", ErrBadInput, i, len(px), InputSize)
 		}
-		if err := r.run(out); err != nil {
-			return err
-		}
-		for j := 0; j < k; j++ {
-			visit(start+j, out[j*Classes:(j+1)*Classes])
-		}
+		logp := m.fwd.logProbs((*[InputSize]uint8)(px))
+		visit(i, &logp)
 	}
 	return nil
 }

@@ -49,7 +49,6 @@ func TestNewModelDefaults(t *testing.T) {
 	require.NoError(t, w.Encode(&buf))
 	sum := sha256.Sum256(buf.Bytes())
 	assert.Equal(t, "sha256:"+hex.EncodeToString(sum[:])[:12], m.Version())
-	assert.Equal(t, runtime.GOMAXPROCS(0), m.replicas)
 
 	m2, err := NewModel(w, &ModelOptions{Version: "v7", Replicas: 1})
 	require.NoError(t, err)
@@ -114,13 +113,13 @@ func TestPredictSubImage(t *testing.T) {
 }
 
 // TestPredictPathsAgree checks that single predictions, batch predictions
-// (with a padded last batch) and evaluation give the same answers.
+// and evaluation give the same answers.
 func TestPredictPathsAgree(t *testing.T) {
 	m, err := NewModel(pretrainedWeights(t), &ModelOptions{Replicas: 2})
 	require.NoError(t, err)
 	_, test := loadSubset(t)
 	ctx := context.Background()
-	const n = 150 // two full batches of 64 and a padded one of 22
+	const n = 150
 	ins := make([]*image.Gray, n)
 	for i := range ins {
 		ins[i] = test.Gray(i)
@@ -224,14 +223,10 @@ func TestPredictHonoursContext(t *testing.T) {
 	cancel()
 	_, err = m.Predict(ctx, in)
 	assert.ErrorIs(t, err, context.Canceled)
-
-	// With the only replica checked out, a caller waits and gives up on its deadline.
-	r := <-m.single
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel2()
-	_, err = m.Predict(ctx2, in)
-	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	m.single <- r
+	_, err = m.PredictBatch(ctx, []*image.Gray{in})
+	assert.ErrorIs(t, err, context.Canceled)
+	_, err = m.Evaluate(ctx, []dadc.Example[*image.Gray]{{Input: in, Label: 3}})
+	assert.ErrorIs(t, err, context.Canceled)
 	_, err = m.Predict(context.Background(), in)
 	assert.NoError(t, err)
 }

@@ -165,7 +165,8 @@ type trainPart struct {
 // buildNetwork builds the graph for the given batch size on the parameter
 // tensors p (bound, not copied: the caller gives each network its own). When
 // training is true, the graph also has the dropout masks, the labels, the NLL
-// loss and its gradients.
+// loss and its gradients. Without them it is the eval-mode network, the
+// reference that the inference path of forward.go is tested against.
 //
 // The channel dropout of the seed (Dropout2d after conv2, before max-pool and
 // ReLU) is applied after pool and ReLU instead, on the flattened (batch, 320)
@@ -294,56 +295,4 @@ func (n *network) newVM() (vm G.VM, err error) {
 		return G.NewTapeMachine(n.g, G.BindDualValues(n.learn...)), nil
 	}
 	return G.NewTapeMachine(n.g, G.EvalMode()), nil
-}
-
-// replica is an inference network with its VM and reusable input buffer. It
-// must only be used by one goroutine at a time (see Model's pool).
-type replica struct {
-	net *network
-	vm  G.VM
-	in  *tensor.Dense
-	buf []float32 // backing of in
-}
-
-// newReplica builds an inference replica for batch inputs, with its own copy
-// of the weights.
-func newReplica(w *Weights, batch int) (*replica, error) {
-	p, err := toParams(w)
-	if err != nil {
-		return nil, err
-	}
-	net, err := buildNetwork(batch, p, false)
-	if err != nil {
-		return nil, err
-	}
-	vm, err := net.newVM()
-	if err != nil {
-		return nil, err
-	}
-	buf := make([]float32, batch*InputSize)
-	return &replica{net: net, vm: vm, buf: buf, in: tensor.New(tensor.WithShape(batch, 1, Side, Side), tensor.WithBacking(buf))}, nil
-}
-
-// run computes log-probabilities for the inputs already written to r.buf and
-// copies them (batch*10 values) into out. The copy is taken before the VM is
-// reset, because the VM may reuse its output tensors on the next run.
-func (r *replica) run(out []float32) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("mnist: running the network: %v", p)
-		}
-	}()
-	defer r.vm.Reset()
-	if err := G.Let(r.net.x, r.in); err != nil {
-		return fmt.Errorf("mnist: binding the input: %w", err)
-	}
-	if err := r.vm.RunAll(); err != nil {
-		return fmt.Errorf("mnist: running the network: %w", err)
-	}
-	v, ok := r.net.logp.Value().Data().([]float32)
-	if !ok || len(v) != len(out) {
-		return fmt.Errorf("mnist: unexpected network output %T of %d values", r.net.logp.Value().Data(), len(v))
-	}
-	copy(out, v)
-	return nil
 }

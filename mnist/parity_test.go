@@ -2,7 +2,9 @@ package mnist
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"testing"
 
@@ -27,8 +29,8 @@ func TestParityRandomWeightsFile(t *testing.T) {
 	assert.Equal(t, buf.Bytes(), file)
 }
 
-// TestPyTorchParity compares the Go network's log-probabilities with
-// PyTorch's. The fixtures were made by testdata/parity/make_parity.py
+// TestPyTorchParity compares the log-probabilities of Model.PredictPixels
+// (the logs of its probabilities) with PyTorch's. The fixtures were made by testdata/parity/make_parity.py
 // (Debian python3-torch 1.13, CPU), which loads a Go-written safetensors
 // file into the seed's MNIST_Model with load_state_dict(strict=True) and
 // runs it in eval mode on 4 MNIST test images and 4 random images:
@@ -52,18 +54,18 @@ func TestPyTorchParity(t *testing.T) {
 			require.Len(t, fx.Inputs, 8)
 			w, err := LoadWeightsFile(tc.weights)
 			require.NoError(t, err)
-			r, err := newReplica(w, 1)
+			m, err := NewModel(w, nil)
 			require.NoError(t, err)
 			for i, in := range fx.Inputs {
 				px := make([]uint8, len(in))
 				for j, v := range in {
 					px[j] = uint8(v)
 				}
-				normalizeInto(r.buf, px)
-				var got [Classes]float32
-				require.NoError(t, r.run(got[:]))
-				for k := range got {
-					assert.InDelta(t, fx.LogProbs[i][k], float64(got[k]), 1e-5, "input %d class %d", i, k)
+				p, err := m.PredictPixels(context.Background(), px)
+				require.NoError(t, err)
+				require.Len(t, p.Probabilities, Classes)
+				for k, prob := range p.Probabilities {
+					assert.InDelta(t, fx.LogProbs[i][k], math.Log(prob), 1e-5, "input %d class %d", i, k)
 				}
 			}
 		})

@@ -1,0 +1,206 @@
+package mnist
+
+import (
+	"fmt"
+	"math"
+)
+
+// The inference path: a direct float32 implementation of the network's
+// eval-mode forward pass (dropout off) over an immutable copy of the weights.
+// It computes the same function as the gorgonia graph of network.go, which
+// remains the training path (forward_test.go checks that the two agree).
+//
+// Why not gorgonia for inference: running a tape machine costs hundreds of
+// allocations and several times the arithmetic of this tiny network (about
+// 0.5M multiply-adds per image), and a tape machine can serve only one
+// caller at a time. forwardNet.logProbs is a pure function of read-only
+// weights with its scratch on the caller's stack, so any number of
+// goroutines may call it at once and a call allocates nothing.
+
+// Geometry of the convolutional layers (valid 5x5 convolutions, stride 1,
+// each followed by a 2x2 max-pool of stride 2).
+const (
+	kernel      = 5                       // convolution kernel side
+	kernelArea  = kernel * kernel         // taps per input channel
+	conv1Chans  = 10                      // conv1 output channels
+	pool1Side   = (Side - kernel + 1) / 2 // 12: side of conv1's pooled planes
+	pool1Plane  = pool1Side * pool1Side
+	pool2Side   = (pool1Side - kernel + 1) / 2 // 4: side of conv2's pooled planes
+	rowBlock    = 8                            // conv outputs computed together by convRow8
+	rowBlockIn  = rowBlock + kernel - 1        // input values those outputs read per kernel row
+	pooledBlock = rowBlock / 2                 // pooled outputs per row block
+)
+
+// Compile-time checks of the geometry the loops below rely on: the conv
+// output rows split into whole row blocks, and conv2's pooled planes are the
+// 4x4 planes that the flatten step (and the fc1 weights) expect.
+var (
+	_ [0]struct{} = [(2*pool1Side)%rowBlock + (2*pool2Side)%rowBlock]struct{}{}
+	_ [0]struct{} = [pool2Side*pool2Side - conv2Plane]struct{}{}
+	_ [0]struct{} = [conv2Chans*conv2Plane - flatSize]struct{}{}
+)
+
+// forwardNet holds the weights in PyTorch layout (conv weights [out, in, kh,
+// kw], fc weights [out, in]), in fixed-size arrays so that the compiler knows
+// every length. It is never mutated after newForwardNet.
+type forwardNet struct {
+	conv1W [conv1Chans * kernelArea]float32
+	conv1B [conv1Chans]float32
+	conv2W [conv2Chans * conv1Chans * kernelArea]float32
+	conv2B [conv2Chans]float32
+	fc1W   [hidden * flatSize]float32
+	fc1B   [hidden]float32
+	fc2W   [Classes * hidden]float32
+	fc2B   [Classes]float32
+}
+
+// newForwardNet copies w (which must be valid) into a forwardNet.
+func newForwardNet(w *Weights) (*forwardNet, error) {
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	f := &forwardNet{}
+	for _, t := range []struct {
+		name string
+		dst  []float32
+	}{
+		{"conv1.weight", f.conv1W[:]}, {"conv1.bias", f.conv1B[:]},
+		{"conv2.weight", f.conv2W[:]}, {"conv2.bias", f.conv2B[:]},
+		{"fc1.weight", f.fc1W[:]}, {"fc1.bias", f.fc1B[:]},
+		{"fc2.weight", f.fc2W[:]}, {"fc2.bias", f.fc2B[:]},
+	} {
+		src := w.Tensors[t.name]
+		if len(src) != len(t.dst) {
+			return nil, fmt.Errorf("%w: %s has %d values, want %d", ErrInvalidWeights, t.name, len(src), len(t.dst))
+		}
+		copy(t.dst, src)
+	}
+	return f, nil
+}
+
+// logProbs returns the network's log-probabilities for one image given as
+// 784 row-major MNIST-format bytes. It is safe for concurrent use.
+func (f *forwardNet) logProbs(pixels *[InputSize]uint8) [Classes]float64 {
+	var x [InputSize]float32
+	for i, p := range pixels {
+		x[i] = pixelLUT[p]
+	}
+
+	// conv1 -> maxpool 2 -> relu: (1, 28, 28) -> (10, 12, 12).
+	var h1 [conv1Chans * pool1Plane]float32
+	convPoolReLU(h1[:], x[:], Side, 1, f.conv1W[:], f.conv1B[:], pool1Side)
+
+	// conv2 -> maxpool 2 -> relu: (10, 12, 12) -> (20, 4, 4), which is
+	// already the flattened NCHW order of PyTorch's view(-1, 320).
+	var h2 [flatSize]float32
+	convPoolReLU(h2[:], h1[:], pool1Side, conv1Chans, f.conv2W[:], f.conv2B[:], pool2Side)
+
+	// fc1 -> relu.
+	var h3 [hidden]float32
+	for o := range h3 {
+		h3[o] = max(0, f.fc1B[o]+dot(h2[:], f.fc1W[o*flatSize:(o+1)*flatSize]))
+	}
+
+	// fc2 -> log-softmax.
+	var z [Classes]float32
+	for o := range z {
+		z[o] = f.fc2B[o] + dot(h3[:], f.fc2W[o*hidden:(o+1)*hidden])
+	}
+	return logSoftmax(&z)
+}
+
+// convPoolReLU computes relu(maxpool2x2(conv5x5(in, w) + b)) for all output
+// channels. in holds inChans planes of inSide x inSide values, w is [out,
+// inChans, 5, 5] and b is [out]; out receives len(b) planes of poolSide x
+// poolSide values (poolSide = (inSide-4)/2), channel-major as in NCHW.
+//
+// The bias is added after the pooling: max(a+b, c+b) = max(a, c)+b, exactly
+// so in floating point because rounding is monotonic, and it saves three
+// quarters of the additions.
+func convPoolReLU(out, in []float32, inSide, inChans int, w, b []float32, poolSide int) {
+	inPlane := inSide * inSide
+	wSize := inChans * kernelArea
+	outPlane := poolSide * poolSide
+	for o, bias := range b {
+		wo := w[o*wSize : (o+1)*wSize]
+		po := out[o*outPlane : (o+1)*outPlane]
+		for py := 0; py < poolSide; py++ {
+			for x0 := 0; x0 < 2*poolSide; x0 += rowBlock {
+				top := convRow8(in, inSide, inPlane, inChans, wo, 2*py, x0)
+				bot := convRow8(in, inSide, inPlane, inChans, wo, 2*py+1, x0)
+				dst := (*[pooledBlock]float32)(po[py*poolSide+x0/2:])
+				for i := range dst {
+					dst[i] = max(0, max(top[2*i], top[2*i+1], bot[2*i], bot[2*i+1])+bias)
+				}
+			}
+		}
+	}
+}
+
+// convRow8 returns eight adjacent outputs, (y, x0) to (y, x0+7), of the valid
+// 5x5 convolution of the inChans planes of in (side x side each, plane apart)
+// with the kernels w ([inChans, 5, 5]), without bias.
+//
+// The eight sums live in registers and each kernel row is read once per
+// eight outputs; the fixed-size array views let the compiler drop all bounds
+// checks from the inner statements.
+func convRow8(in []float32, side, plane, inChans int, w []float32, y, x0 int) [rowBlock]float32 {
+	var a0, a1, a2, a3, a4, a5, a6, a7 float32
+	for c := 0; c < inChans; c++ {
+		for ky := 0; ky < kernel; ky++ {
+			off := c*plane + (y+ky)*side + x0
+			r := (*[rowBlockIn]float32)(in[off : off+rowBlockIn])
+			k := (*[kernel]float32)(w[(c*kernel+ky)*kernel:])
+			w0, w1, w2, w3, w4 := k[0], k[1], k[2], k[3], k[4]
+			a0 += w0*r[0] + w1*r[1] + w2*r[2] + w3*r[3] + w4*r[4]
+			a1 += w0*r[1] + w1*r[2] + w2*r[3] + w3*r[4] + w4*r[5]
+			a2 += w0*r[2] + w1*r[3] + w2*r[4] + w3*r[5] + w4*r[6]
+			a3 += w0*r[3] + w1*r[4] + w2*r[5] + w3*r[6] + w4*r[7]
+			a4 += w0*r[4] + w1*r[5] + w2*r[6] + w3*r[7] + w4*r[8]
+			a5 += w0*r[5] + w1*r[6] + w2*r[7] + w3*r[8] + w4*r[9]
+			a6 += w0*r[6] + w1*r[7] + w2*r[8] + w3*r[9] + w4*r[10]
+			a7 += w0*r[7] + w1*r[8] + w2*r[9] + w3*r[10] + w4*r[11]
+		}
+	}
+	return [rowBlock]float32{a0, a1, a2, a3, a4, a5, a6, a7}
+}
+
+// dot returns the dot product of a and b[:len(a)], with four partial sums
+// so that the additions do not wait on each other.
+func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	for len(a) >= 4 {
+		x, y := (*[4]float32)(a), (*[4]float32)(b)
+		s0 += x[0] * y[0]
+		s1 += x[1] * y[1]
+		s2 += x[2] * y[2]
+		s3 += x[3] * y[3]
+		a, b = a[4:], b[4:]
+	}
+	for i, v := range a {
+		s0 += v * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// logSoftmax returns log(softmax(z)), computed in float64 after subtracting
+// the largest logit, so that exp cannot overflow and the probabilities
+// exp(logp) sum to 1 to float64 precision.
+func logSoftmax(z *[Classes]float32) [Classes]float64 {
+	m := float64(z[0])
+	for _, v := range z[1:] {
+		m = max(m, float64(v))
+	}
+	var lp [Classes]float64
+	var sum float64
+	for i, v := range z {
+		lp[i] = float64(v) - m
+		sum += math.Exp(lp[i])
+	}
+	logSum := math.Log(sum)
+	for i := range lp {
+		lp[i] -= logSum
+	}
+	return lp
+}

@@ -1,0 +1,161 @@
+package mnist
+
+import (
+	"context"
+	"math"
+	"math/rand"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// gorgoniaLogProbs runs the eval-mode gorgonia graph of network.go (the
+// training network without dropout) on imgs in one batch and returns each
+// image's log-probabilities.
+func gorgoniaLogProbs(t *testing.T, w *Weights, imgs [][]uint8) [][Classes]float32 {
+	t.Helper()
+	p, err := toParams(w)
+	require.NoError(t, err)
+	net, err := buildNetwork(len(imgs), p, false)
+	require.NoError(t, err)
+	vm, err := net.newVM()
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, vm.Close()) }()
+	buf := make([]float32, len(imgs)*InputSize)
+	for i, img := range imgs {
+		normalizeInto(buf[i*InputSize:(i+1)*InputSize], img)
+	}
+	require.NoError(t, G.Let(net.x, tensor.New(tensor.WithShape(len(imgs), 1, Side, Side), tensor.WithBacking(buf))))
+	require.NoError(t, vm.RunAll())
+	data, ok := net.logp.Value().Data().([]float32)
+	require.True(t, ok)
+	require.Len(t, data, len(imgs)*Classes)
+	out := make([][Classes]float32, len(imgs))
+	for i := range out {
+		copy(out[i][:], data[i*Classes:])
+	}
+	return out
+}
+
+// TestForwardMatchesGorgonia checks the inference path against the gorgonia
+// graph that training optimises, on 100 MNIST test images and 20 random
+// images, for the pretrained weights, freshly initialised weights and
+// weights with large values (which stress the log-softmax).
+func TestForwardMatchesGorgonia(t *testing.T) {
+	_, test := loadSubset(t)
+	rng := rand.New(rand.NewSource(9))
+	imgs := make([][]uint8, 0, 120)
+	for i := 0; i < 100; i++ {
+		imgs = append(imgs, test.Pixels(i))
+	}
+	noise, _ := randomBatch(rng, 20)
+	imgs = append(imgs, noise...)
+
+	large := InitWeights(5)
+	for _, v := range large.Tensors {
+		for i := range v {
+			v[i] *= 4
+		}
+	}
+	for name, w := range map[string]*Weights{
+		"pretrained": pretrainedWeights(t),
+		"init":       InitWeights(1),
+		"large":      large,
+	} {
+		t.Run(name, func(t *testing.T) {
+			want := gorgoniaLogProbs(t, w, imgs)
+			f, err := newForwardNet(w)
+			require.NoError(t, err)
+			for i, img := range imgs {
+				got := f.logProbs((*[InputSize]uint8)(img))
+				var sum float64
+				for k := range got {
+					tol := 1e-5 * max(1, math.Abs(float64(want[i][k])))
+					assert.InDelta(t, float64(want[i][k]), got[k], tol, "image %d class %d", i, k)
+					sum += math.Exp(got[k])
+				}
+				assert.InDelta(t, 1, sum, 1e-12, "image %d: probabilities sum to 1", i)
+			}
+		})
+	}
+}
+
+// TestForwardLayout checks the weight layout with hand-made weights whose
+// answer is known without either implementation: only one conv1 tap, one
+// conv2 tap, one fc1 weight and one fc2 weight are set, so the logit of
+// class 3 is a known function of a single input pixel.
+func TestForwardLayout(t *testing.T) {
+	w := &Weights{Tensors: map[string][]float32{}}
+	for _, spec := range Layout {
+		w.Tensors[spec.Name] = make([]float32, shapeSize(spec.Shape))
+	}
+	// conv1 channel 2 reads tap (ky=1, kx=3); conv2 channel 7 reads input
+	// channel 2 at tap (ky=4, kx=0); fc1 unit 11 reads conv2 channel 7 at
+	// pooled position (y=1, x=2), NCHW index 7*16+1*4+2; class 3 reads unit 11.
+	w.Tensors["conv1.weight"][2*25+1*5+3] = 1
+	w.Tensors["conv2.weight"][7*250+2*25+4*5+0] = 1
+	w.Tensors["fc1.weight"][11*320+7*16+1*4+2] = 1
+	w.Tensors["fc2.weight"][3*50+11] = 1
+	f, err := newForwardNet(w)
+	require.NoError(t, err)
+
+	// Pooled conv2 position (1, 2) covers conv2 outputs rows 2-3, cols 4-5,
+	// which read pooled conv1 (row+4, col+0): rows 6-7, cols 4-5, which cover
+	// conv1 outputs rows 12-15, cols 8-11, which read pixels (row+1, col+3):
+	// rows 13-16, cols 11-14. One bright pixel there lights class 3 only.
+	const bright = 255
+	var px [InputSize]uint8
+	px[15*Side+12] = bright
+	lp := f.logProbs(&px)
+	// The background's input value pixelLUT[0] is negative, so the ReLUs
+	// clear everything but the bright pixel's value, which every layer passes
+	// on unchanged (weight 1, bias 0) to the logit of class 3; the other
+	// logits are 0.
+	want := float64(pixelLUT[bright])
+	norm := math.Log(9 + math.Exp(want))
+	for k, got := range lp {
+		if k == 3 {
+			assert.InDelta(t, want-norm, got, 1e-6)
+		} else {
+			assert.InDelta(t, -norm, got, 1e-6, "class %d", k)
+		}
+	}
+
+	// A pixel outside that window leaves every class equal.
+	px = [InputSize]uint8{}
+	px[20*Side+20] = bright
+	lp = f.logProbs(&px)
+	for k, got := range lp {
+		assert.InDelta(t, -math.Log(Classes), got, 1e-9, "class %d", k)
+	}
+}
+
+// TestForwardAllocations checks that the inference path allocates nothing
+// and that Predict allocates only its answer (the Probabilities slice).
+func TestForwardAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	_, test := loadSubset(t)
+	m, err := NewModel(pretrainedWeights(t), nil)
+	require.NoError(t, err)
+	px := (*[InputSize]uint8)(test.Pixels(0))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { m.fwd.logProbs(px) }))
+	in := test.Gray(0)
+	ctx := context.Background()
+	assert.Equal(t, 1.0, testing.AllocsPerRun(100, func() {
+		if _, err := m.Predict(ctx, in); err != nil {
+			t.Error(err)
+		}
+	}))
+}
+
+func TestNewForwardNetRejectsBadWeights(t *testing.T) {
+	w := InitWeights(1)
+	w.Tensors["fc1.weight"] = w.Tensors["fc1.weight"][:100]
+	_, err := newForwardNet(w)
+	assert.ErrorIs(t, err, ErrInvalidWeights)
+}
