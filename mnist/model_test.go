@@ -232,7 +232,7 @@ func TestPredictHonoursContext(t *testing.T) {
 }
 
 // TestPredictNoMemoryGrowth runs many predictions and checks that the live
-// heap does not grow: 5,000 predictions (about 4 s on 2 cores), 2,000
+// heap does not grow: 5,000 predictions (about 1.5 s on 2 cores), 2,000
 // with -short (500 with -race), 100,000 with ADVSPACE_LONG_TESTS=1.
 func TestPredictNoMemoryGrowth(t *testing.T) {
 	n := 5_000
