@@ -10,10 +10,10 @@ import (
 // It computes the same function as the gorgonia graph of network.go, which
 // remains the training path (forward_test.go checks that the two agree).
 //
-// Why not gorgonia for inference: running a tape machine costs hundreds of
-// allocations and several times the arithmetic of this tiny network (about
-// 0.5M multiply-adds per image), and a tape machine can serve only one
-// caller at a time. forwardNet.logProbs is a pure function of read-only
+// Why not gorgonia for inference: for this tiny network (about 0.5M
+// multiply-adds per image) a tape machine run spends most of its time on
+// hundreds of allocations, im2col copies and transposes rather than on the
+// arithmetic, and a tape machine can serve only one caller at a time. forwardNet.logProbs is a pure function of read-only
 // weights with its scratch on the caller's stack, so any number of
 // goroutines may call it at once and a call allocates nothing.
 
@@ -54,7 +54,8 @@ type forwardNet struct {
 	fc2B   [Classes]float32
 }
 
-// newForwardNet copies w (which must be valid) into a forwardNet.
+// newForwardNet copies w into a forwardNet; weights that do not match Layout
+// are an error wrapping ErrInvalidWeights.
 func newForwardNet(w *Weights) (*forwardNet, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
