@@ -39,7 +39,7 @@ func BenchmarkTrainStep(b *testing.B) {
 // and reports the live-heap growth per prediction.
 func BenchmarkPredict(b *testing.B) {
 	_, test := loadSubset(b)
-	m, err := NewModel(InitWeights(1), &ModelOptions{Replicas: 1})
+	m, err := NewModel(InitWeights(1), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func BenchmarkPredictParallel(b *testing.B) {
 // BenchmarkPredictBatch classifies 1,000 images per op and reports images/s.
 func BenchmarkPredictBatch(b *testing.B) {
 	_, test := loadSubset(b)
-	m, err := NewModel(InitWeights(1), &ModelOptions{Replicas: 1})
+	m, err := NewModel(InitWeights(1), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

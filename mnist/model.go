@@ -28,12 +28,6 @@ var (
 
 // ModelOptions configures NewModel. A nil pointer or zero fields mean the defaults.
 type ModelOptions struct {
-	// Replicas is ignored.
-	//
-	// Deprecated: inference no longer runs on a pool of gorgonia graphs; it
-	// is a pure function of the weights that runs on the caller's goroutine,
-	// so any number of predictions run at once.
-	Replicas int
 	// Version names the model (default "sha256:" + the first 12 hex digits of
 	// the SHA-256 of the weights' safetensors encoding).
 	Version string

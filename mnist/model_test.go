@@ -50,7 +50,7 @@ func TestNewModelDefaults(t *testing.T) {
 	sum := sha256.Sum256(buf.Bytes())
 	assert.Equal(t, "sha256:"+hex.EncodeToString(sum[:])[:12], m.Version())
 
-	m2, err := NewModel(w, &ModelOptions{Version: "v7", Replicas: 1})
+	m2, err := NewModel(w, &ModelOptions{Version: "v7"})
 	require.NoError(t, err)
 	assert.Equal(t, "v7", m2.Version())
 
@@ -60,7 +60,7 @@ func TestNewModelDefaults(t *testing.T) {
 
 func TestModelCopiesWeights(t *testing.T) {
 	w := InitWeights(1)
-	m, err := NewModel(w, &ModelOptions{Replicas: 1})
+	m, err := NewModel(w, nil)
 	require.NoError(t, err)
 	in := image.NewGray(image.Rect(0, 0, 28, 28))
 	in.Pix[300] = 255
@@ -76,7 +76,7 @@ func TestModelCopiesWeights(t *testing.T) {
 }
 
 func TestPredictRejectsBadInput(t *testing.T) {
-	m, err := NewModel(InitWeights(1), &ModelOptions{Replicas: 1})
+	m, err := NewModel(InitWeights(1), nil)
 	require.NoError(t, err)
 	ctx := context.Background()
 	for name, in := range map[string]*image.Gray{
@@ -96,7 +96,7 @@ func TestPredictRejectsBadInput(t *testing.T) {
 }
 
 func TestPredictSubImage(t *testing.T) {
-	m, err := NewModel(pretrainedWeights(t), &ModelOptions{Replicas: 1})
+	m, err := NewModel(pretrainedWeights(t), nil)
 	require.NoError(t, err)
 	_, test := loadSubset(t)
 	// A 28x28 window of a larger image (Stride != 28) gives the same answer.
@@ -115,7 +115,7 @@ func TestPredictSubImage(t *testing.T) {
 // TestPredictPathsAgree checks that single predictions, batch predictions
 // and evaluation give the same answers.
 func TestPredictPathsAgree(t *testing.T) {
-	m, err := NewModel(pretrainedWeights(t), &ModelOptions{Replicas: 2})
+	m, err := NewModel(pretrainedWeights(t), nil)
 	require.NoError(t, err)
 	_, test := loadSubset(t)
 	ctx := context.Background()
@@ -169,7 +169,7 @@ func TestPredictPathsAgree(t *testing.T) {
 }
 
 func TestPredictConcurrent(t *testing.T) {
-	m, err := NewModel(pretrainedWeights(t), &ModelOptions{Replicas: 2})
+	m, err := NewModel(pretrainedWeights(t), nil)
 	require.NoError(t, err)
 	_, test := loadSubset(t)
 	ctx := context.Background()
@@ -216,7 +216,7 @@ func TestPredictConcurrent(t *testing.T) {
 }
 
 func TestPredictHonoursContext(t *testing.T) {
-	m, err := NewModel(InitWeights(1), &ModelOptions{Replicas: 1})
+	m, err := NewModel(InitWeights(1), nil)
 	require.NoError(t, err)
 	in := image.NewGray(image.Rect(0, 0, 28, 28))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -244,7 +244,7 @@ func TestPredictNoMemoryGrowth(t *testing.T) {
 	case testing.Short():
 		n = 2_000
 	}
-	m, err := NewModel(InitWeights(1), &ModelOptions{Replicas: 1})
+	m, err := NewModel(InitWeights(1), nil)
 	require.NoError(t, err)
 	in := image.NewGray(image.Rect(0, 0, 28, 28))
 	for i := range in.Pix {
@@ -278,7 +278,7 @@ func TestPredictNoMemoryGrowth(t *testing.T) {
 
 func TestExportRoundTrip(t *testing.T) {
 	w := InitWeights(3)
-	m, err := NewModel(w, &ModelOptions{Replicas: 1})
+	m, err := NewModel(w, nil)
 	require.NoError(t, err)
 	var buf bytes.Buffer
 	require.NoError(t, m.Export(context.Background(), &buf))

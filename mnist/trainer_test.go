@@ -30,7 +30,7 @@ func misclassified(t *testing.T, m *Model, test *Dataset, n int) []dadc.Sample[*
 func TestFineTuneLearnsSamplesKeepsClean(t *testing.T) {
 	skipSlowUnderRace(t)
 	train, test := loadSubset(t)
-	m, err := NewModel(trainedWeights(t), &ModelOptions{Replicas: 1, Replay: train,
+	m, err := NewModel(trainedWeights(t), &ModelOptions{Replay: train,
 		FineTune: &FineTuneConfig{Steps: 60, Seed: 1, LearnRate: 5e-4}})
 	require.NoError(t, err)
 	samples := misclassified(t, m, test, 8)
@@ -76,7 +76,7 @@ func TestFineTuneLearnsSamplesKeepsClean(t *testing.T) {
 
 func TestFineTuneWithoutReplay(t *testing.T) {
 	_, test := loadSubset(t)
-	m, err := NewModel(pretrainedWeights(t), &ModelOptions{Replicas: 1, FineTune: &FineTuneConfig{Steps: 30, BatchSize: 16, LearnRate: 1e-3, NoAugment: true}})
+	m, err := NewModel(pretrainedWeights(t), &ModelOptions{FineTune: &FineTuneConfig{Steps: 30, BatchSize: 16, LearnRate: 1e-3, NoAugment: true}})
 	require.NoError(t, err)
 	samples := misclassified(t, m, test, 3)
 	got, err := m.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: samples})
@@ -90,7 +90,7 @@ func TestFineTuneWithoutReplay(t *testing.T) {
 }
 
 func TestFineTuneErrors(t *testing.T) {
-	m, err := NewModel(InitWeights(1), &ModelOptions{Replicas: 1, FineTune: &FineTuneConfig{Steps: 1000, BatchSize: 8}})
+	m, err := NewModel(InitWeights(1), &ModelOptions{FineTune: &FineTuneConfig{Steps: 1000, BatchSize: 8}})
 	require.NoError(t, err)
 	good := dadc.Sample[*image.Gray]{ID: "a", Input: image.NewGray(image.Rect(0, 0, 28, 28)), Label: 3}
 	badSize := good
@@ -121,7 +121,7 @@ func TestFineTuneErrors(t *testing.T) {
 // goroutines predict on the same model; run with -race.
 func TestTrainWhileServing(t *testing.T) {
 	_, test := loadSubset(t)
-	m, err := NewModel(InitWeights(1), &ModelOptions{Replicas: 2, FineTune: &FineTuneConfig{Steps: 5, BatchSize: 16}})
+	m, err := NewModel(InitWeights(1), &ModelOptions{FineTune: &FineTuneConfig{Steps: 5, BatchSize: 16}})
 	require.NoError(t, err)
 	want, err := m.Predict(context.Background(), test.Gray(1))
 	require.NoError(t, err)

@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mnist-predict:", err)
 		return 1
 	}
-	m, err := mnist.NewModel(w, &mnist.ModelOptions{Replicas: 1})
+	m, err := mnist.NewModel(w, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "mnist-predict:", err)
 		return 1
