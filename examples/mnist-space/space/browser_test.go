@@ -231,9 +231,8 @@ func TestBrowserDrawAndFlag(t *testing.T) {
 
 	path := os.Getenv("ADVSPACE_SCREENSHOT")
 	if path != "" {
-		// For the README's picture: a few more fooling samples from other
-		// people fill the dashboard and the gallery.
-		// people (turned digits) are sent with their true digits: those the
+		// For the README's picture: drawings from other people (digits
+		// turned by ±45-60°) are sent with their true digits: those the
 		// model gets wrong fill the dashboard and the gallery, the others
 		// count as attempts. Then a retrain on them, to show a round.
 		client := srv.Client()
