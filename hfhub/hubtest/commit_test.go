@@ -209,7 +209,9 @@ func TestCommitPullRequest(t *testing.T) {
 func TestConcurrentCommitGets409(t *testing.T) {
 	s, c := newDatasetHub(t)
 	// Only the commit marked ?slow=1 is delayed; PathContains also sees the query.
-	s.InjectFault(Fault{Op: OpCommit, PathContains: "slow=1", Delay: 300 * time.Millisecond, Times: 1})
+	// It holds the commit slot long enough that probes collide with it even on
+	// a loaded machine under -race (300 ms once proved too short in CI).
+	s.InjectFault(Fault{Op: OpCommit, PathContains: "slow=1", Delay: 1500 * time.Millisecond, Times: 1})
 
 	var wg sync.WaitGroup
 	var slow resp
@@ -226,7 +228,7 @@ func TestConcurrentCommitGets409(t *testing.T) {
 			map[string]any{"key": "deletedFile", "value": map[string]any{"path": "missing.txt"}}))
 		require.Contains(t, []int{http.StatusConflict, http.StatusNotFound}, fast.status)
 		return fast.status == http.StatusConflict
-	}, 2*time.Second, 5*time.Millisecond)
+	}, 10*time.Second, 5*time.Millisecond)
 	assert.Equal(t, "Another commit operation is in progress for this repository. Please try again later.", fast.json(t)["error"])
 	wg.Wait()
 	require.Equal(t, 200, slow.status, string(slow.body))
