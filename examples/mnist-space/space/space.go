@@ -25,6 +25,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/advspace/advspace/dadc"
+	"github.com/advspace/advspace/hfhub"
 )
 
 //go:embed static
@@ -130,8 +131,10 @@ func New(cfg Config) (*Space, error) {
 	if cfg.MaxBodyBytes < 0 || cfg.MaxPixels < 0 || cfg.FlagBurst < 0 || cfg.MaxClients < 0 || cfg.MaxStreams < 0 || cfg.FlagRate < 0 {
 		return nil, errors.New("space: Config limits must not be negative (zero means the default)")
 	}
-	if cfg.HubDataset != "" && !hubDatasetRE.MatchString(cfg.HubDataset) {
-		return nil, fmt.Errorf("space: Config.HubDataset %q is not of the form owner/name", cfg.HubDataset)
+	if cfg.HubDataset != "" {
+		if _, err := hfhub.ParseRepoID(cfg.HubDataset); err != nil {
+			return nil, fmt.Errorf("space: Config.HubDataset is not of the form owner/name: %w", err)
+		}
 	}
 	s := &Space{
 		loop:       cfg.Loop,
@@ -207,8 +210,6 @@ func New(cfg Config) (*Space, error) {
 	s.handle("/metrics", "metrics", "GET", s.metricsH.ServeHTTP)
 	return s, nil
 }
-
-var hubDatasetRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$`)
 
 func (s *Space) handle(path, name, method string, h http.HandlerFunc) {
 	r := &route{name: name, methods: map[string]http.HandlerFunc{method: h}}
