@@ -243,9 +243,6 @@ type flagResponse struct {
 	Message       string    `json:"message"`
 }
 
-// numClasses is the number of digits; labels are 0..numClasses-1.
-const numClasses = 10
-
 func (s *Space) serveFlag(w http.ResponseWriter, r *http.Request) {
 	if ok, wait := s.limiter.allow(s.clientKey(r), time.Now()); !ok {
 		s.metrics.flagOutcome("rate_limited")
@@ -311,7 +308,7 @@ func (s *Space) readFlag(w http.ResponseWriter, r *http.Request) (*image.Gray, *
 	if req.Label == nil {
 		return nil, nil, badRequest(`label is missing: send the correct digit, {"label": 0-9}`)
 	}
-	if *req.Label < 0 || *req.Label >= numClasses {
+	if *req.Label < 0 || *req.Label >= mnist.Classes {
 		return nil, nil, badRequest("label must be a whole number from 0 to 9, not %d", *req.Label)
 	}
 	if req.Session != "" && !sessionRE.MatchString(req.Session) {
