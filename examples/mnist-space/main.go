@@ -144,7 +144,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		clean = test.Examples()
 	}
 	loop, err := dadc.NewLoop(model, flagger, dadc.EveryN(*retrainEvery), &dadc.Options[*image.Gray]{
-		Classes:   10,
+		Classes:   mnist.Classes,
 		CleanTest: clean,
 		Logger:    log,
 	})
