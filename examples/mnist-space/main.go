@@ -188,8 +188,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	srv.RegisterOnShutdown(func() { _ = sp.Close() })
 	url := baseURL(ln.Addr())
-	log.Info("mnist-space: serving", "url", url, "data", *data, "model", loop.Stats().ModelVersion,
-		"flagged", loop.Stats().FlaggedTotal, "retrain_every", *retrainEvery, "hub_dataset", *hubDataset)
+	st := loop.Stats()
+	log.Info("mnist-space: serving", "url", url, "data", *data, "model", st.ModelVersion,
+		"flagged", st.FlaggedTotal, "retrain_every", *retrainEvery, "hub_dataset", *hubDataset)
 	if ready != nil {
 		ready(url)
 	}
