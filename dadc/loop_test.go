@@ -546,6 +546,34 @@ func TestGate_BaselineCachedPerModel(t *testing.T) {
 	}
 }
 
+// TestGate_PromotedModelKeepsItsGateScore: the clean accuracy the gate
+// measured for a promoted candidate is its baseline in the next retrain; the
+// clean test set is not scored again for it.
+func TestGate_PromotedModelKeepsItsGateScore(t *testing.T) {
+	var cand *dadctest.FakeModel[int]
+	m := trainable("m0", 50, func(_ context.Context, req dadc.TrainRequest[int]) (dadc.Model[int], error) {
+		cand = trainable(req.Version, 80, yields(10)) // its successor is much worse: rejected
+		return cand, nil
+	})
+	opts := baseOpts(dadctest.NewClock(t0))
+	opts.CleanTest = cleanSet(100)
+	l := newLoop(t, m, dadctest.NewFlagger[int](nil), dadc.Manual(), opts)
+	_, err := l.Flag(t.Context(), 5000, wrongLabel(5000), "")
+	require.NoError(t, err)
+	for range 2 {
+		require.NoError(t, l.Retrain(t.Context()))
+		waitIdle(t, l)
+	}
+	st := l.Stats()
+	require.True(t, st.Rounds[0].Promoted, "%+v", st.Rounds[0])
+	require.False(t, st.Rounds[1].Promoted, "%+v", st.Rounds[1])
+	require.NotNil(t, st.Rounds[0].CleanAccuracy)
+	require.NotNil(t, st.Rounds[1].BaselineCleanAccuracy)
+	assert.InDelta(t, 0.8, *st.Rounds[0].CleanAccuracy, 1e-12)
+	assert.InDelta(t, 0.8, *st.Rounds[1].BaselineCleanAccuracy, 1e-12)
+	assert.Equal(t, 1, cand.Evaluates(), "scored by the gate only, not again as the next baseline")
+}
+
 // TestPromotion_SwapUnderLoad hammers Predict and Flag while a better model is
 // promoted: no call errors, and the old model is closed only after its last
 // call returned.

@@ -317,7 +317,11 @@ func (l *Loop[In]) finishRetrain(job *retrainJob[In], res retrainResult[In]) {
 		l.log.Warn("dadc: the loop closed before the candidate could be promoted", "round", job.round, "candidate", rs.Candidate)
 	case res.promote:
 		rs.Promoted = true
-		replaced = l.current.Swap(newModelRef(res.candidate, res.version, l.log))
+		promoted := newModelRef(res.candidate, res.version, l.log)
+		// The gate just scored the candidate on the same clean test set: that
+		// score is its baseline, so the next retrain need not score it again.
+		promoted.baseline = res.clean
+		replaced = l.current.Swap(promoted)
 		// Only this retrain could have opened the current round.
 		l.rounds[l.round].ModelVersion = res.version
 		ev.Kind = EventModelPromoted
