@@ -14,13 +14,6 @@ import (
 	"golang.org/x/image/draw"
 )
 
-// The output geometry: 28x28 pixels, 784 inputs. (Unexported so as not to
-// clash with the network code's Side and InputSize, which have the same values.)
-const (
-	imageSide   = 28
-	imagePixels = imageSide * imageSide
-)
-
 // Default limits of Preprocess.
 const (
 	DefaultMaxPixels = 4096 * 4096
@@ -443,9 +436,9 @@ func centerOfMassPlace(digit *image.Gray16) *image.Gray {
 		}
 	}
 	// sum > 0: the callers stretched digit to full white.
-	ox := min(max(int(math.Round(imageSide/2-sx/sum)), 0), imageSide-w)
-	oy := min(max(int(math.Round(imageSide/2-sy/sum)), 0), imageSide-h)
-	out := image.NewGray(image.Rect(0, 0, imageSide, imageSide))
+	ox := min(max(int(math.Round(Side/2-sx/sum)), 0), Side-w)
+	oy := min(max(int(math.Round(Side/2-sy/sum)), 0), Side-h)
+	out := image.NewGray(image.Rect(0, 0, Side, Side))
 	for y := range h {
 		for x := range w {
 			i := y*digit.Stride + 2*x
@@ -463,17 +456,14 @@ func Normalize(g *image.Gray, dst []float32) error {
 	if g == nil {
 		return errors.New("mnist: normalize: no image")
 	}
-	if g.Rect.Dx() != imageSide || g.Rect.Dy() != imageSide {
-		return fmt.Errorf("mnist: normalize: image is %dx%d, want %dx%d (run Preprocess first)", g.Rect.Dx(), g.Rect.Dy(), imageSide, imageSide)
+	if g.Rect.Dx() != Side || g.Rect.Dy() != Side {
+		return fmt.Errorf("mnist: normalize: image is %dx%d, want %dx%d (run Preprocess first)", g.Rect.Dx(), g.Rect.Dy(), Side, Side)
 	}
-	if len(dst) != imagePixels {
-		return fmt.Errorf("mnist: normalize: dst holds %d floats, want %d", len(dst), imagePixels)
+	if len(dst) != InputSize {
+		return fmt.Errorf("mnist: normalize: dst holds %d floats, want %d", len(dst), InputSize)
 	}
-	for y := range imageSide {
-		row := g.Pix[y*g.Stride : y*g.Stride+imageSide]
-		for x, p := range row {
-			dst[y*imageSide+x] = float32((float64(p)/255 - NormMean) / NormStd)
-		}
+	for y := range Side {
+		normalizeInto(dst[y*Side:(y+1)*Side], g.Pix[y*g.Stride:y*g.Stride+Side])
 	}
 	return nil
 }
