@@ -41,7 +41,7 @@ type request struct {
 // (requests sent without auth, or to another host) lose their query, which
 // holds the signature, a short-lived credential.
 func (r *request) shownURL(u string) string {
-	if r.auth && !r.presigned && (r.hub == nil || r.hub.sameHost(mustParse(u))) {
+	if r.auth && !r.presigned && (r.hub == nil || r.hub.sameHost(parseURLOrEmpty(u))) {
 		return u
 	}
 	if i := strings.IndexByte(u, '?'); i >= 0 {
@@ -177,7 +177,7 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 		keepsMethod := resp.StatusCode == http.StatusTemporaryRedirect || resp.StatusCode == http.StatusPermanentRedirect ||
 			r.method == http.MethodGet || r.method == http.MethodHead
 		next, rerr := resolveRef(u, loc)
-		if loc == "" || !keepsMethod || rerr != nil || !c.sameHost(mustParse(next)) {
+		if loc == "" || !keepsMethod || rerr != nil || !c.sameHost(parseURLOrEmpty(next)) {
 			return resp, nil
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

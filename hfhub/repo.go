@@ -220,7 +220,7 @@ func (c *Client) ListTree(ctx context.Context, typ RepoType, id RepoID, revision
 			if next, err = resolveRef(u, c.fixEndpoint(next)); err != nil {
 				return nil, fmt.Errorf("%w: list tree: bad Link header: %v", ErrProtocol, err)
 			}
-			if !c.sameHost(mustParse(next)) {
+			if !c.sameHost(parseURLOrEmpty(next)) {
 				return nil, fmt.Errorf("%w: list tree: next page on another host %q", ErrProtocol, next)
 			}
 		}
@@ -229,7 +229,9 @@ func (c *Client) ListTree(ctx context.Context, typ RepoType, id RepoID, revision
 	return all, nil
 }
 
-func mustParse(s string) *url.URL {
+// parseURLOrEmpty parses s; when s does not parse it returns an empty URL,
+// which has no host and so is never taken for the Hub's (no token goes to it).
+func parseURLOrEmpty(s string) *url.URL {
 	u, err := url.Parse(s)
 	if err != nil {
 		return &url.URL{}
