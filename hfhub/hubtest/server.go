@@ -383,12 +383,18 @@ func writeError(w http.ResponseWriter, e *apiError) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONAs(w, status, "application/json; charset=utf-8", v)
+}
+
+// writeJSONAs writes v as JSON with the given Content-Type (the LFS batch API
+// answers application/vnd.git-lfs+json).
+func writeJSONAs(w http.ResponseWriter, status int, contentType string, v any) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		http.Error(w, `{"error":"hubtest: cannot encode answer"}`, http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
 	_, _ = w.Write(data)
 }

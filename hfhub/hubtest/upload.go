@@ -241,19 +241,8 @@ func handleLFSBatch(c *call) *apiError {
 		}
 		objects = append(objects, out)
 	}
-	c.w.Header().Set("Content-Type", lfsMediaType)
-	writeJSONKeepType(c.w, http.StatusOK, map[string]any{"transfer": transfer, "objects": objects, "hash_algo": "sha256"})
+	writeJSONAs(c.w, http.StatusOK, lfsMediaType, map[string]any{"transfer": transfer, "objects": objects, "hash_algo": "sha256"})
 	return nil
-}
-
-func writeJSONKeepType(w http.ResponseWriter, status int, v any) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		writeError(w, errorf(http.StatusInternalServerError, "hubtest: cannot encode answer"))
-		return
-	}
-	w.WriteHeader(status)
-	_, _ = w.Write(data)
 }
 
 // newMultipart registers an upload and returns its action (s.mu held).
