@@ -83,9 +83,7 @@ func newForwardNet(w *Weights) (*forwardNet, error) {
 // 784 row-major MNIST-format bytes. It is safe for concurrent use.
 func (f *forwardNet) logProbs(pixels *[InputSize]uint8) [Classes]float64 {
 	var x [InputSize]float32
-	for i, p := range pixels {
-		x[i] = pixelLUT[p]
-	}
+	normalizeInto(x[:], pixels[:])
 
 	// conv1 -> maxpool 2 -> relu: (1, 28, 28) -> (10, 12, 12).
 	var h1 [conv1Chans * pool1Plane]float32

@@ -38,10 +38,16 @@ const (
 // reference/gorgonia.md §1.6). Running finished VMs concurrently is safe.
 var graphBuildMu sync.Mutex
 
+// normalized returns the network input for a pixel intensity v in [0, 255]
+// (fractional for interpolated pixels).
+func normalized(v float64) float32 {
+	return float32((v/255 - NormMean) / NormStd)
+}
+
 // pixelLUT maps a byte to its normalised network input value.
 var pixelLUT = func() (t [256]float32) {
 	for i := range t {
-		t[i] = float32((float64(i)/255 - NormMean) / NormStd)
+		t[i] = normalized(float64(i))
 	}
 	return t
 }()

@@ -475,7 +475,7 @@ func affineInto(dst []float32, src []uint8, theta, dx, dy float64) {
 			fx, fy := sx-x0, sy-y0
 			ix, iy := int(x0), int(y0)
 			v := (1-fx)*(1-fy)*at(ix, iy) + fx*(1-fy)*at(ix+1, iy) + (1-fx)*fy*at(ix, iy+1) + fx*fy*at(ix+1, iy+1)
-			dst[oy*Side+ox] = float32((v/255 - NormMean) / NormStd)
+			dst[oy*Side+ox] = normalized(v)
 		}
 	}
 }
