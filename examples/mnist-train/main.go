@@ -103,7 +103,9 @@ func train(ctx context.Context, dataDir, out string, quiet bool, cfg *mnist.Trai
 	fmt.Fprintf(stderr, "mnist-train: %d training and %d test images from %s\n", trainSet.Len(), testSet.Len(), dataDir)
 
 	var bar *progressbar.ProgressBar
+	var lastAcc, lastLoss float64
 	cfg.Progress = func(p mnist.TrainProgress) {
+		lastLoss = p.Loss
 		if quiet {
 			return
 		}
@@ -118,13 +120,6 @@ func train(ctx context.Context, dataDir, out string, quiet bool, cfg *mnist.Trai
 			return
 		}
 		_ = bar.Set(p.Batch)
-	}
-	var lastAcc float64
-	var lastLoss float64
-	prev := cfg.Progress
-	cfg.Progress = func(p mnist.TrainProgress) {
-		lastLoss = p.Loss
-		prev(p)
 	}
 	cfg.OnEpoch = func(ctx context.Context, epoch int, w *mnist.Weights) error {
 		ev, err := mnist.Evaluate(ctx, w, testSet)
