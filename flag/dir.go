@@ -257,23 +257,11 @@ func (d *Dir[In]) open(card string) error {
 func (d *Dir[In]) recoverShard(name string) error {
 	dir := filepath.Join(d.root, DataDir, name)
 	sh := &shardState{name: name, dir: dir, created: true}
-	metaPath := filepath.Join(dir, MetadataFile)
-	data, err := d.fs.ReadFile(metaPath)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("flag: NewDir: reading %s: %w", metaPath, err)
-	}
-	rows, good, err := parseMetadata(data)
+	rows, size, _, err := readRepaired(d.fs, d.log, filepath.Join(dir, MetadataFile), parseMetadata)
 	if err != nil {
-		return fmt.Errorf("flag: NewDir: %s: %w; move the damaged file away or repair it by hand", metaPath, err)
+		return fmt.Errorf("flag: NewDir: %w", err)
 	}
-	if good < len(data) {
-		d.log.Warn("flag: cutting off a torn last metadata line (an unacknowledged write interrupted by a crash)",
-			"file", metaPath, "bytes", len(data)-good)
-		if err := truncateSync(d.fs, metaPath, int64(good)); err != nil {
-			return fmt.Errorf("flag: NewDir: repairing %s: %w", metaPath, err)
-		}
-	}
-	sh.size = int64(good)
+	sh.size = size
 
 	referenced := make(map[string]bool, len(rows))
 	for _, r := range rows {
@@ -371,22 +359,6 @@ func (d *Dir[In]) removeEmptyShard(dir string) (bool, error) {
 // cutting it off would drop acknowledged rows.
 func parseMetadata(data []byte) (rows []MetadataRow, good int, err error) {
 	return parseLines(data, parseRow)
-}
-
-func truncateSync(fsys fileSystem, path string, size int64) error {
-	f, err := fsys.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	if err := f.Truncate(size); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // Root returns the dataset folder.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 )
@@ -54,6 +55,49 @@ func appendSynced(f file, name string, size *int64, b []byte) error {
 		return fmt.Errorf("%w: %s: %w", ErrBroken, name, errors.Join(err, terr))
 	}
 	return err
+}
+
+// readRepaired reads the append-only file at path (a missing file is empty),
+// parses it with parse, which returns the rows and the length of the valid
+// prefix, and cuts off a torn last line (an unacknowledged write interrupted
+// by a crash) durably. It returns the rows, the repaired size and whether the
+// file existed. Damage before the last line is an error: cutting it off would
+// drop acknowledged rows.
+func readRepaired[R any](fsys fileSystem, log *slog.Logger, path string, parse func([]byte) ([]R, int, error)) (rows []R, size int64, existed bool, err error) {
+	data, err := fsys.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, false, fmt.Errorf("reading %s: %w", path, err)
+	}
+	existed = err == nil
+	rows, good, err := parse(data)
+	if err != nil {
+		return nil, 0, existed, fmt.Errorf("%s: %w; move the damaged file away or repair it by hand", path, err)
+	}
+	if good < len(data) {
+		log.Warn("flag: cutting off a torn last line (an unacknowledged write interrupted by a crash)",
+			"file", path, "bytes", len(data)-good)
+		if err := truncateSync(fsys, path, int64(good)); err != nil {
+			return nil, 0, existed, fmt.Errorf("repairing %s: %w", path, err)
+		}
+	}
+	return rows, int64(good), existed, nil
+}
+
+// truncateSync truncates the file at path to size and syncs it.
+func truncateSync(fsys fileSystem, path string, size int64) error {
+	f, err := fsys.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // osFS is the real file system.

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -140,21 +139,9 @@ func NewLog[In any](path string, format LogFormat, codec Codec[In], opts *LogOpt
 }
 
 func (l *Log[In]) open() error {
-	data, err := l.fs.ReadFile(l.path)
-	existed := err == nil
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("flag: NewLog: reading %s: %w", l.path, err)
-	}
-	rows, good, err := l.parse(data)
+	rows, size, existed, err := readRepaired(l.fs, l.log, l.path, l.parse)
 	if err != nil {
-		return fmt.Errorf("flag: NewLog: %s: %w; move the damaged file away or repair it by hand", l.path, err)
-	}
-	if good < len(data) {
-		l.log.Warn("flag: cutting off a torn last log line (an unacknowledged write interrupted by a crash)",
-			"file", l.path, "bytes", len(data)-good)
-		if err := truncateSync(l.fs, l.path, int64(good)); err != nil {
-			return fmt.Errorf("flag: NewLog: repairing %s: %w", l.path, err)
-		}
+		return fmt.Errorf("flag: NewLog: %w", err)
 	}
 	for _, r := range rows {
 		l.ids[r.ID] = true
@@ -164,14 +151,14 @@ func (l *Log[In]) open() error {
 		return fmt.Errorf("flag: NewLog: opening %s: %w", l.path, err)
 	}
 	l.f = f
-	l.size = int64(good)
+	l.size = size
 	if !existed {
 		if err := l.fs.SyncDir(filepath.Dir(l.path)); err != nil {
 			_ = f.Close()
 			return fmt.Errorf("flag: NewLog: syncing %s: %w", filepath.Dir(l.path), err)
 		}
 	}
-	if l.format == CSV && good == 0 {
+	if l.format == CSV && size == 0 {
 		var buf bytes.Buffer
 		w := csv.NewWriter(&buf)
 		_ = w.Write(LogColumns)
