@@ -238,17 +238,20 @@ func WriteIDXLabels(w io.Writer, labels []uint8) error {
 // Dataset. The counts must match, there must be at least one image, and every
 // label must be 0-9.
 func LoadIDX(imagesPath, labelsPath string) (*Dataset, error) {
-	n, rows, cols, pixels, err := readIDXFile(imagesPath, func(r io.Reader) (int, int, int, []uint8, error) {
-		return ReadIDXImages(r)
-	})
-	if err != nil {
+	var (
+		n, rows, cols  int
+		pixels, labels []uint8
+	)
+	if err := readIDXFile(imagesPath, func(r io.Reader) (err error) {
+		n, rows, cols, pixels, err = ReadIDXImages(r)
+		return err
+	}); err != nil {
 		return nil, err
 	}
-	_, _, _, labels, err := readIDXFile(labelsPath, func(r io.Reader) (int, int, int, []uint8, error) {
-		l, err := ReadIDXLabels(r)
-		return 0, 0, 0, l, err
-	})
-	if err != nil {
+	if err := readIDXFile(labelsPath, func(r io.Reader) (err error) {
+		labels, err = ReadIDXLabels(r)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	if len(labels) != n {
@@ -265,20 +268,20 @@ func LoadIDX(imagesPath, labelsPath string) (*Dataset, error) {
 	return &Dataset{Rows: rows, Cols: cols, Images: pixels, Labels: labels}, nil
 }
 
-func readIDXFile(path string, read func(io.Reader) (int, int, int, []uint8, error)) (n, rows, cols int, data []uint8, err error) {
+// readIDXFile opens path and runs read on it, naming path in the error.
+func readIDXFile(path string, read func(io.Reader) error) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0, 0, nil, fmt.Errorf("mnist: %w", err)
+		return fmt.Errorf("mnist: %w", err)
 	}
 	defer f.Close()
-	n, rows, cols, data, err = read(f)
-	if err != nil {
+	if err := read(f); err != nil {
 		var ie *IDXError
 		if errors.As(err, &ie) {
 			ie.Path = path
-			return 0, 0, 0, nil, ie
+			return ie
 		}
-		return 0, 0, 0, nil, fmt.Errorf("mnist: read %s: %w", path, err)
+		return fmt.Errorf("mnist: read %s: %w", path, err)
 	}
-	return n, rows, cols, data, nil
+	return nil
 }
