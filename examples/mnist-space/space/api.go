@@ -70,19 +70,24 @@ func (s *Space) fail(w http.ResponseWriter, r *http.Request, err error) {
 const imageFormatHint = `send the drawing as a raw image/png or image/jpeg body, or as JSON {"image": "data:image/png;base64,..."}`
 
 // readJSON decodes r's body (at most s.maxBody bytes) into v, strictly: one
-// object, no unknown fields.
-func (s *Space) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+// object, no unknown fields. shape is the object the route expects; errors
+// about the JSON itself end with it, so that the person knows what to send.
+func (s *Space) readJSON(w http.ResponseWriter, r *http.Request, v any, shape string) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return s.jsonError(err)
+		e := s.jsonError(err)
+		if e.status == http.StatusBadRequest {
+			e.msg += "; send " + shape
+		}
+		return e
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return s.tooLarge()
 		}
-		return badRequest("malformed JSON: the body must hold exactly one JSON object")
+		return badRequest("malformed JSON: the body must hold exactly one JSON object; send %s", shape)
 	}
 	return nil
 }
@@ -101,7 +106,7 @@ func (s *Space) jsonError(err error) *apiError {
 	case errors.As(err, &mbe):
 		return s.tooLarge()
 	case errors.Is(err, io.EOF):
-		return badRequest("the body is empty: send a JSON object")
+		return badRequest("the body is empty")
 	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
 		return badRequest("malformed JSON: %v", err)
 	case errors.As(err, &ute):
@@ -166,7 +171,7 @@ func (s *Space) readImage(w http.ResponseWriter, r *http.Request) ([]byte, error
 		var req struct {
 			Image string `json:"image"`
 		}
-		if err := s.readJSON(w, r, &req); err != nil {
+		if err := s.readJSON(w, r, &req, `{"image": "data:image/png;base64,..."}`); err != nil {
 			return nil, err
 		}
 		return decodeDataURL(req.Image)
@@ -302,7 +307,7 @@ func (s *Space) serveFlag(w http.ResponseWriter, r *http.Request) {
 // readFlag validates a flag request fully before anything is stored.
 func (s *Space) readFlag(w http.ResponseWriter, r *http.Request) (*image.Gray, *flagRequest, error) {
 	var req flagRequest
-	if err := s.readJSON(w, r, &req); err != nil {
+	if err := s.readJSON(w, r, &req, `{"image": "data:image/png;base64,...", "label": 0-9}`); err != nil {
 		return nil, nil, err
 	}
 	if req.Label == nil {
