@@ -178,10 +178,18 @@ func jsonlFlagger(path string) (dadc.FlaggerFunc[Point], func() error, error) {
 		if seen[s.ID] {
 			return nil
 		}
+		st, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("sample log: %w", err)
+		}
+		// A failed write or sync may leave part of the line behind; cut the
+		// file back so that the next sample does not land on a torn line.
 		if _, err := f.Write(append(line, '\n')); err != nil {
+			_ = f.Truncate(st.Size())
 			return fmt.Errorf("writing sample %s: %w", s.ID, err)
 		}
 		if err := f.Sync(); err != nil {
+			_ = f.Truncate(st.Size())
 			return fmt.Errorf("syncing sample %s: %w", s.ID, err)
 		}
 		seen[s.ID] = true
