@@ -73,6 +73,8 @@ func gorgoniaShape(i int) []int {
 	return s
 }
 
+// shapeSize returns the number of values of a Layout shape (known valid and
+// small; numElements checks shapes read from files).
 func shapeSize(s []int) int {
 	n := 1
 	for _, d := range s {

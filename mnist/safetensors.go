@@ -370,7 +370,7 @@ func parseSafetensorsHeader(header []byte) ([]headerEntry, map[string]string, er
 func NewZeroWeights() *Weights {
 	w := &Weights{Tensors: make(map[string][]float32, len(Layout))}
 	for _, s := range Layout {
-		n, _ := numElements(s.Shape, math.MaxInt32)
+		n := shapeSize(s.Shape)
 		w.Tensors[s.Name] = make([]float32, n)
 	}
 	return w
@@ -389,7 +389,7 @@ func (w *Weights) Validate() error {
 		if !ok {
 			return &WeightsError{Tensor: s.Name, Msg: "missing"}
 		}
-		n, _ := numElements(s.Shape, math.MaxInt32)
+		n := shapeSize(s.Shape)
 		if len(data) != n {
 			return &WeightsError{Tensor: s.Name, Msg: fmt.Sprintf("has %d values, want %d for shape %v", len(data), n, s.Shape)}
 		}
