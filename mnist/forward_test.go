@@ -182,10 +182,7 @@ func TestForwardMatchesGorgonia(t *testing.T) {
 // conv2 tap, one fc1 weight and one fc2 weight are set, so the logit of
 // class 3 is a known function of a single input pixel.
 func TestForwardLayout(t *testing.T) {
-	w := &Weights{Tensors: map[string][]float32{}}
-	for _, spec := range Layout {
-		w.Tensors[spec.Name] = make([]float32, shapeSize(spec.Shape))
-	}
+	w := NewZeroWeights()
 	// conv1 channel 2 reads tap (ky=1, kx=3); conv2 channel 7 reads input
 	// channel 2 at tap (ky=4, kx=0); fc1 unit 11 reads conv2 channel 7 at
 	// pooled position (y=1, x=2), NCHW index 7*16+1*4+2; class 3 reads unit 11.
