@@ -161,6 +161,10 @@ func Train(ctx context.Context, init *Weights, train *Dataset, cfg *TrainConfig)
 		var lossSum float64
 		var lr float64
 		done := 0
+		progress := func() TrainProgress {
+			return TrainProgress{Epoch: epoch, Epochs: epochs, Batch: done, Batches: batches, Step: step, Steps: total,
+				Loss: lossSum / float64(done), LearnRate: lr, SamplesPerSec: float64(done*c.BatchSize) / time.Since(start).Seconds()}
+		}
 		for b := 0; b < batches && step < total; b++ {
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -178,12 +182,11 @@ func Train(ctx context.Context, init *Weights, train *Dataset, cfg *TrainConfig)
 			step++
 			done++
 			if c.Progress != nil {
-				c.Progress(TrainProgress{Epoch: epoch, Epochs: epochs, Batch: done, Batches: batches, Step: step, Steps: total,
-					Loss: lossSum / float64(done), LearnRate: lr, SamplesPerSec: float64(done*c.BatchSize) / time.Since(start).Seconds()})
+				c.Progress(progress())
 			}
 		}
-		p := TrainProgress{Epoch: epoch, Epochs: epochs, Batch: done, Batches: batches, Step: step, Steps: total,
-			Loss: lossSum / float64(done), LearnRate: lr, SamplesPerSec: float64(done*c.BatchSize) / time.Since(start).Seconds(), EpochDone: true}
+		p := progress()
+		p.EpochDone = true
 		c.Logger.Info("mnist: epoch done", "epoch", epoch, "epochs", epochs, "loss", p.Loss, "learn_rate", lr, "samples_per_sec", p.SamplesPerSec)
 		if c.Progress != nil {
 			c.Progress(p)
