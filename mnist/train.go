@@ -299,18 +299,42 @@ func (s *trainSession) setDropoutOff() {
 	}
 }
 
-// load writes a batch of images and labels into the input buffers.
+// load writes a batch of images and labels (as one-hot targets) into the
+// input buffers.
 func (s *trainSession) load(imgs [][]uint8, labels []int, augment bool) error {
-	if len(imgs) != s.batch || len(labels) != s.batch {
-		return fmt.Errorf("mnist: batch of %d images and %d labels, want %d", len(imgs), len(labels), s.batch)
+	if len(labels) != s.batch {
+		return fmt.Errorf("mnist: batch of %d labels, want %d", len(labels), s.batch)
 	}
 	clear(s.yb)
+	for k, l := range labels {
+		if l < 0 || l >= Classes {
+			return fmt.Errorf("mnist: training label %d is outside 0-9", l)
+		}
+		s.yb[k*Classes+l] = 1
+	}
+	return s.loadImages(imgs, augment)
+}
+
+// loadTargets writes a batch of images and soft targets into the input
+// buffers. targets holds batch×Classes values, row-major, each row a
+// probability distribution (for instance a mix of the one-hot label and a
+// teacher model's probabilities, for distillation); the loss is then the
+// cross-entropy −Σ target·log p averaged over the batch.
+func (s *trainSession) loadTargets(imgs [][]uint8, targets []float32, augment bool) error {
+	if len(targets) != s.batch*Classes {
+		return fmt.Errorf("mnist: %d target values, want %d (batch %d × %d classes)", len(targets), s.batch*Classes, s.batch, Classes)
+	}
+	copy(s.yb, targets)
+	return s.loadImages(imgs, augment)
+}
+
+func (s *trainSession) loadImages(imgs [][]uint8, augment bool) error {
+	if len(imgs) != s.batch {
+		return fmt.Errorf("mnist: batch of %d images, want %d", len(imgs), s.batch)
+	}
 	for k, img := range imgs {
 		if len(img) != InputSize {
 			return fmt.Errorf("%w: training image %d has %d pixels", ErrBadInput, k, len(img))
-		}
-		if labels[k] < 0 || labels[k] >= Classes {
-			return fmt.Errorf("mnist: training label %d is outside 0-9", labels[k])
 		}
 		dst := s.xb[k*InputSize : (k+1)*InputSize]
 		if augment {
@@ -318,7 +342,6 @@ func (s *trainSession) load(imgs [][]uint8, labels []int, augment bool) error {
 		} else {
 			normalizeInto(dst, img)
 		}
-		s.yb[k*Classes+labels[k]] = 1
 	}
 	return nil
 }
@@ -387,6 +410,41 @@ func (s *trainSession) step(imgs [][]uint8, labels []int, lr float64, augment bo
 	if err := s.load(imgs, labels, augment); err != nil {
 		return 0, err
 	}
+	return s.update(lr)
+}
+
+// stepTargets does one Adam update on a batch with soft targets (see
+// loadTargets) and returns the batch's loss.
+func (s *trainSession) stepTargets(imgs [][]uint8, targets []float32, lr float64, augment bool) (float64, error) {
+	if err := s.loadTargets(imgs, targets, augment); err != nil {
+		return 0, err
+	}
+	return s.update(lr)
+}
+
+// setAnchor turns on L2-SP regularisation (Li et al., 2018, "Explicit
+// inductive bias for transfer learning"): every step adds strength·(w − w0)
+// to the gradient of each weight w, where w0 is anchor's value, pulling the
+// fine-tuned weights toward the model they started from. strength 0 turns it off.
+func (s *trainSession) setAnchor(anchor *Weights, strength float64) error {
+	if strength == 0 {
+		s.adam.anchor, s.adam.l2sp = nil, 0
+		return nil
+	}
+	p, err := toParams(anchor)
+	if err != nil {
+		return err
+	}
+	s.adam.anchor = make([][]float32, len(p))
+	for i, d := range p {
+		s.adam.anchor[i] = d.Data().([]float32)
+	}
+	s.adam.l2sp = float32(strength)
+	return nil
+}
+
+// update runs forward and backward on the loaded batch and applies one Adam step.
+func (s *trainSession) update(lr float64) (float64, error) {
 	s.fillMasks()
 	loss, err := s.forwardBackward()
 	if err != nil {
@@ -418,6 +476,9 @@ type adam struct {
 	params [][]float32
 	m, v   [][]float32
 	t      int
+	// anchor and l2sp, when set, add l2sp·(w − anchor) to each gradient (L2-SP).
+	anchor [][]float32
+	l2sp   float32
 }
 
 func (a *adam) init(p params) {
@@ -437,6 +498,12 @@ func (a *adam) update(grads [][]float32, lr float64) {
 	sqrtC2 := float32(math.Sqrt(c2))
 	for i, w := range a.params {
 		g, m, v := grads[i], a.m[i], a.v[i]
+		if a.anchor != nil {
+			w0 := a.anchor[i]
+			for j := range g {
+				g[j] += a.l2sp * (w[j] - w0[j])
+			}
+		}
 		for j := range w {
 			m[j] = adamBeta1*m[j] + (1-adamBeta1)*g[j]
 			v[j] = adamBeta2*v[j] + (1-adamBeta2)*g[j]*g[j]
