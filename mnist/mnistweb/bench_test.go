@@ -1,4 +1,4 @@
-package space_test
+package mnistweb_test
 
 import (
 	"bytes"

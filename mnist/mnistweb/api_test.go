@@ -1,4 +1,4 @@
-package space_test
+package mnistweb_test
 
 import (
 	"bytes"
@@ -24,7 +24,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/advspace/advspace/dadc"
-	"github.com/advspace/advspace/examples/mnist-space/space"
+	"github.com/advspace/advspace/dadc/dadchttp"
+	"github.com/advspace/advspace/mnist/mnistweb"
 )
 
 func decode[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
@@ -63,6 +64,13 @@ func flagBody(t *testing.T, img []byte, label any) []byte {
 	b, err := json.Marshal(map[string]any{"image": dataURL("image/png", img), "label": label})
 	require.NoError(t, err)
 	return b
+}
+
+// nthSeven is a PNG of a drawn seven, different for each n: flags with the
+// same body from the same client within a minute count once.
+func nthSeven(t *testing.T, n int) []byte {
+	t.Helper()
+	return pngBytes(t, drawing(100+n, 100, false))
 }
 
 func decodeDataURLImage(t *testing.T, u string) image.Image {
@@ -143,7 +151,7 @@ func runBadInput(t *testing.T, f *fixture, tests []badInputCase) {
 }
 
 func TestPredictBadInput(t *testing.T) {
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) { c.MaxBodyBytes = 64 << 10 }})
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) { c.MaxBodyBytes = 64 << 10 }})
 	seven := pngBytes(t, drawing(280, 280, false))
 	big := make([]byte, 100<<10)
 	copy(big, seven)
@@ -249,7 +257,7 @@ func TestFlagSession(t *testing.T) {
 }
 
 func TestFlagBadInput(t *testing.T) {
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) { c.MaxBodyBytes = 64 << 10 }})
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) { c.MaxBodyBytes = 64 << 10 }})
 	seven := pngBytes(t, drawing(280, 280, false))
 	img := dataURL("image/png", seven)
 	raw := func(s string) []byte { return []byte(s) }
@@ -277,16 +285,16 @@ func TestFlagBadInput(t *testing.T) {
 }
 
 func TestFlagRateLimit(t *testing.T) {
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) {
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) {
 		c.FlagRate = rate.Every(time.Hour)
 		c.FlagBurst = 2
 	}})
 	seven := pngBytes(t, drawing(100, 100, false))
 	for i := range 2 {
-		rec := f.doFrom("198.51.100.7", "POST", "/api/flag", "application/json", flagBody(t, seven, 7))
+		rec := f.doFrom("198.51.100.7", "POST", "/api/flag", "application/json", flagBody(t, nthSeven(t, i+1), 7))
 		require.Equal(t, http.StatusCreated, rec.Code, "flag %d: %s", i, rec.Body.String())
 	}
-	rec := f.doFrom("198.51.100.7", "POST", "/api/flag", "application/json", flagBody(t, seven, 7))
+	rec := f.doFrom("198.51.100.7", "POST", "/api/flag", "application/json", flagBody(t, nthSeven(t, 3), 7))
 	require.Equal(t, http.StatusTooManyRequests, rec.Code, rec.Body.String())
 	retry, err := strconv.Atoi(rec.Header().Get("Retry-After"))
 	require.NoError(t, err, "Retry-After must be seconds")
@@ -303,7 +311,7 @@ func TestFlagRateLimit(t *testing.T) {
 }
 
 func TestFlagRateLimitRecovers(t *testing.T) {
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) {
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) {
 		c.FlagRate = 20 // a token every 50 ms
 		c.FlagBurst = 1
 	}})
@@ -317,7 +325,7 @@ func TestFlagRateLimitRecovers(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) { c.HubDataset = "someone/mnist-adversarial" }})
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) { c.HubDataset = "someone/mnist-adversarial" }})
 	seven := pngBytes(t, drawing(100, 100, false))
 	require.Equal(t, http.StatusCreated, f.do("POST", "/api/flag", "application/json", flagBody(t, seven, 7)).Code)
 	require.Equal(t, http.StatusCreated, f.do("POST", "/api/flag", "application/json", flagBody(t, seven, 1)).Code)
@@ -382,7 +390,7 @@ func TestSamples(t *testing.T) {
 }
 
 func TestPageAndStatic(t *testing.T) {
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) { c.HubDataset = "someone/digits" }})
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) { c.HubDataset = "someone/digits" }})
 	rec := f.do("GET", "/", "", nil)
 	require.Equal(t, http.StatusOK, rec.Code)
 	assert.Equal(t, "text/html; charset=utf-8", rec.Header().Get("Content-Type"))
@@ -459,7 +467,7 @@ func TestHealthz(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	backlog := 4
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) {
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) {
 		c.Registry = reg
 		c.Backlog = func() int { return backlog }
 	}})
@@ -493,7 +501,7 @@ func TestMetrics(t *testing.T) {
 	}
 
 	// A second Space in the same registry is refused with a clear error.
-	_, err := space.New(space.Config{Loop: f.loop, Registry: reg})
+	_, err := mnistweb.New(f.loop, &mnistweb.Options{HTTP: &dadchttp.Options{Registry: reg}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "register metrics")
 }
@@ -502,19 +510,21 @@ func TestNewValidates(t *testing.T) {
 	f := newFixture(t, nil)
 	tests := []struct {
 		name string
-		cfg  space.Config
+		loop dadchttp.Loop[*image.Gray]
+		cfg  dadchttp.Options
 		want string
 	}{
-		{"no loop", space.Config{}, "Loop is required"},
-		{"negative body limit", space.Config{Loop: f.loop, MaxBodyBytes: -1}, "negative"},
-		{"negative burst", space.Config{Loop: f.loop, FlagBurst: -1}, "negative"},
-		{"hub dataset with markup", space.Config{Loop: f.loop, HubDataset: `"><script>alert(1)</script>`}, "owner/name"},
-		{"hub dataset without owner", space.Config{Loop: f.loop, HubDataset: "digits"}, "owner/name"},
+		{"no loop", nil, dadchttp.Options{}, "loop is required"},
+		{"negative body limit", f.loop, dadchttp.Options{MaxBodyBytes: -1}, "negative"},
+		{"negative burst", f.loop, dadchttp.Options{FlagBurst: -1}, "negative"},
+		{"hub dataset with markup", f.loop, dadchttp.Options{HubDataset: `"><script>alert(1)</script>`}, "owner/name"},
+		{"hub dataset without owner", f.loop, dadchttp.Options{HubDataset: "digits"}, "owner/name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := space.New(tt.cfg)
+			_, err := mnistweb.New(tt.loop, &mnistweb.Options{HTTP: &tt.cfg})
 			require.Error(t, err)
+			assert.ErrorIs(t, err, dadchttp.ErrConfig)
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
@@ -560,9 +570,8 @@ func TestEventsStreamRetrain(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
 
-	seven := pngBytes(t, drawing(100, 100, false))
-	for range 2 {
-		r, err := http.Post(srv.URL+"/api/flag", "application/json", bytes.NewReader(flagBody(t, seven, 7)))
+	for i := range 2 {
+		r, err := http.Post(srv.URL+"/api/flag", "application/json", bytes.NewReader(flagBody(t, nthSeven(t, i), 7)))
 		require.NoError(t, err)
 		r.Body.Close()
 		require.Equal(t, http.StatusCreated, r.StatusCode)
@@ -622,7 +631,7 @@ func TestConcurrentRequests(t *testing.T) {
 		wg.Go(func() {
 			for i := range 10 {
 				label := []int{7, 3}[i%2]
-				rec := f.doFrom(fmt.Sprintf("10.0.0.%d", g), "POST", "/api/flag", "application/json", flagBody(t, seven, label))
+				rec := f.doFrom(fmt.Sprintf("10.0.0.%d", g), "POST", "/api/flag", "application/json", flagBody(t, nthSeven(t, 20+10*g+i), label))
 				if label == 7 {
 					if assert.Equal(t, http.StatusCreated, rec.Code, rec.Body.String()) {
 						mu.Lock()
@@ -656,7 +665,7 @@ func TestConcurrentRequests(t *testing.T) {
 
 func TestLogsRequests(t *testing.T) {
 	var logs syncBuffer
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) {
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	}})
 	seven := pngBytes(t, drawing(100, 100, false))
