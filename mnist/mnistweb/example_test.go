@@ -16,8 +16,8 @@ import (
 
 	"github.com/advspace/advspace/dadc"
 	"github.com/advspace/advspace/dadc/dadctest"
-	"github.com/advspace/advspace/mnist/mnistweb"
 	"github.com/advspace/advspace/flag"
+	"github.com/advspace/advspace/mnist/mnistweb"
 )
 
 // A Space mounted under /digits/ of an existing server, over a DADC loop with

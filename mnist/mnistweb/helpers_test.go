@@ -26,8 +26,8 @@ import (
 
 	"github.com/advspace/advspace/dadc"
 	"github.com/advspace/advspace/dadc/dadchttp"
-	"github.com/advspace/advspace/mnist/mnistweb"
 	"github.com/advspace/advspace/flag"
+	"github.com/advspace/advspace/mnist/mnistweb"
 )
 
 // digitModel always answers the same digit (0.91 sure), so a test knows

@@ -30,9 +30,9 @@ import (
 
 	"github.com/advspace/advspace/dadc"
 	"github.com/advspace/advspace/dadc/dadchttp"
-	"github.com/advspace/advspace/mnist/mnistweb"
 	"github.com/advspace/advspace/flag"
 	"github.com/advspace/advspace/mnist"
+	"github.com/advspace/advspace/mnist/mnistweb"
 )
 
 // TestLoad is the load benchmark of the web app: the real pretrained model,
