@@ -31,9 +31,12 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
-// DiskFullMessage is the answer (507) when the flagger reports that its
-// storage is full: it is for a person, and names no path.
-const DiskFullMessage = "the server could not save your drawing: its disk is full; try again later"
+// diskFullMessage is the answer (507) when the flagger reports that its
+// storage is full: it is for a person, and names no path. With the noun
+// "the drawing": "the server could not save your drawing: its disk is full".
+func diskFullMessage(noun string) string {
+	return "the server could not save your " + strings.TrimPrefix(noun, "the ") + ": its disk is full"
+}
 
 func (h *Handler[In]) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *Error
@@ -52,8 +55,8 @@ func (h *Handler[In]) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, 499, "request cancelled")
 	case storageFull(err):
 		// The error names the file; the log line and the answer do not.
-		h.log.ErrorContext(r.Context(), "request failed: the storage is full", "path", r.URL.Path, "error", syscall.ENOSPC.Error())
-		writeError(w, http.StatusInsufficientStorage, DiskFullMessage)
+		h.log.ErrorContext(r.Context(), "request failed: the storage is full; nothing was stored", "path", r.URL.Path)
+		writeError(w, http.StatusInsufficientStorage, diskFullMessage(h.spec.Noun))
 	default:
 		h.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "error", err)
 		writeError(w, http.StatusInternalServerError, "something went wrong on the server; nothing was stored, please try again")

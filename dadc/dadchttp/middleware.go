@@ -89,6 +89,11 @@ func BodyLimit(max int64, drain *DrainOptions) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Body != nil && r.Body != http.NoBody {
+				// A shallow copy: the server keeps its own view of the body,
+				// so that it knows how much was left unread.
+				r2 := new(http.Request)
+				*r2 = *r
+				r = r2
 				r.Body = &drainingBody{
 					limited: http.MaxBytesReader(w, r.Body, max),
 					orig:    r.Body,

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/time/rate"
@@ -311,17 +312,22 @@ func TestFlagRateLimit(t *testing.T) {
 }
 
 func TestFlagRateLimitRecovers(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
 	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) {
 		c.FlagRate = 20 // a token every 50 ms
 		c.FlagBurst = 1
+		c.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	}})
-	seven := pngBytes(t, drawing(100, 100, false))
-	require.Equal(t, http.StatusCreated, f.do("POST", "/api/flag", "application/json", flagBody(t, seven, 7)).Code)
-	rec := f.do("POST", "/api/flag", "application/json", flagBody(t, seven, 7))
+	require.Equal(t, http.StatusCreated, f.do("POST", "/api/flag", "application/json", flagBody(t, nthSeven(t, 1), 7)).Code)
+	rec := f.do("POST", "/api/flag", "application/json", flagBody(t, nthSeven(t, 2), 7))
 	require.Equal(t, http.StatusTooManyRequests, rec.Code)
 	assert.Equal(t, "1", rec.Header().Get("Retry-After"), "waits under a second round up to 1")
-	time.Sleep(60 * time.Millisecond)
-	assert.Equal(t, http.StatusCreated, f.do("POST", "/api/flag", "application/json", flagBody(t, seven, 7)).Code)
+	assert.Equal(t, "too many flags from you: wait 1s and try again", decode[errorAnswer](t, rec).Error, "the body says the same wait")
+	mu.Lock()
+	now = now.Add(50 * time.Millisecond)
+	mu.Unlock()
+	assert.Equal(t, http.StatusCreated, f.do("POST", "/api/flag", "application/json", flagBody(t, nthSeven(t, 2), 7)).Code)
 }
 
 func TestStats(t *testing.T) {
@@ -479,29 +485,40 @@ func TestMetrics(t *testing.T) {
 
 	rec := f.do("GET", "/metrics", "", nil)
 	require.Equal(t, http.StatusOK, rec.Code)
-	body := rec.Body.String()
-	for _, want := range []string{
-		`advspace_http_requests_total{code="200",method="POST",route="predict"} 1`,
-		`advspace_http_requests_total{code="201",method="POST",route="flag"} 1`,
-		`advspace_http_requests_total{code="400",method="POST",route="flag"} 1`,
-		`advspace_http_request_duration_seconds_count{route="predict"} 1`,
-		`advspace_predictions_total 1`,
-		`advspace_flag_requests_total{outcome="fooled"} 1`,
-		`advspace_flag_requests_total{outcome="right"} 1`,
-		`advspace_flag_requests_total{outcome="rejected"} 1`,
-		`advspace_flagged_samples_total 1`,
-		`advspace_attempts_total 1`,
-		`advspace_model_info{version="fake-v0"} 1`,
-		`advspace_round 0`,
-		`advspace_retraining 0`,
-		`advspace_retrains_total{outcome="promoted"} 0`,
-		`advspace_flag_backlog 4`,
-	} {
-		assert.Contains(t, body, want)
-	}
+	problems, err := testutil.GatherAndLint(reg)
+	require.NoError(t, err)
+	assert.Empty(t, problems, "promlint")
+	const want = `
+# HELP advspace_flag_requests_total Requests to /api/flag by outcome: fooled (sample stored), right (attempt counted), rejected (bad input), rate_limited, error.
+# TYPE advspace_flag_requests_total counter
+advspace_flag_requests_total{outcome="error"} 0
+advspace_flag_requests_total{outcome="fooled"} 1
+advspace_flag_requests_total{outcome="rate_limited"} 0
+advspace_flag_requests_total{outcome="rejected"} 1
+advspace_flag_requests_total{outcome="right"} 1
+# HELP advspace_http_requests_total HTTP requests by route, method and status code.
+# TYPE advspace_http_requests_total counter
+advspace_http_requests_total{code="200",method="GET",route="metrics"} 1
+advspace_http_requests_total{code="200",method="POST",route="flag"} 1
+advspace_http_requests_total{code="200",method="POST",route="predict"} 1
+advspace_http_requests_total{code="201",method="POST",route="flag"} 1
+advspace_http_requests_total{code="400",method="POST",route="flag"} 1
+# HELP advspace_model_info The model being served (value 1).
+# TYPE advspace_model_info gauge
+advspace_model_info{version="fake-v0"} 1
+# HELP advspace_flag_backlog Flags stored locally that wait for upload to the Hub.
+# TYPE advspace_flag_backlog gauge
+advspace_flag_backlog 4
+# HELP advspace_round The current round.
+# TYPE advspace_round gauge
+advspace_round 0
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"advspace_flag_requests_total", "advspace_http_requests_total", "advspace_model_info", "advspace_flag_backlog", "advspace_round"))
+	assert.Contains(t, rec.Body.String(), `advspace_http_request_duration_seconds_count{route="predict"} 1`, "the text format is served")
 
-	// A second Space in the same registry is refused with a clear error.
-	_, err := mnistweb.New(f.loop, &mnistweb.Options{HTTP: &dadchttp.Options{Registry: reg}})
+	// A second app in the same registry is refused with a clear error.
+	_, err = mnistweb.New(f.loop, &mnistweb.Options{HTTP: &dadchttp.Options{Registry: reg}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "register metrics")
 }
