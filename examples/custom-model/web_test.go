@@ -30,7 +30,9 @@ func TestServePointModelOverHTTP(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, "127.0.0.1:0", loop, slog.New(slog.DiscardHandler), func(u string) { ready <- u }) }()
+	go func() {
+		done <- serve(ctx, "127.0.0.1:0", loop, slog.New(slog.DiscardHandler), func(u string) { ready <- u })
+	}()
 	var url string
 	select {
 	case url = <-ready:
