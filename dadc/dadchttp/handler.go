@@ -330,16 +330,13 @@ type slogPromLogger struct{ log *slog.Logger }
 
 func (l slogPromLogger) Println(v ...any) { l.log.Error("metrics", "error", fmt.Sprint(v...)) }
 
-// probeWriter records what the mux answers for a request it does not route.
+// probeWriter records the status and headers the mux answers for a request
+// it does not route; the body is dropped.
 type probeWriter struct {
 	header http.Header
 	code   int
-	body   []byte
 }
 
-func (p *probeWriter) Header() http.Header  { return p.header }
-func (p *probeWriter) WriteHeader(code int) { p.code = code }
-func (p *probeWriter) Write(b []byte) (int, error) {
-	p.body = append(p.body, b...)
-	return len(b), nil
-}
+func (p *probeWriter) Header() http.Header         { return p.header }
+func (p *probeWriter) WriteHeader(code int)        { p.code = code }
+func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }

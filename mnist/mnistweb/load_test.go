@@ -39,7 +39,7 @@ import (
 // a real flag.Dir, a real Loop, HTTP over loopback (127.0.0.1 only), a Go
 // load generator in the same process. It runs only with ADVSPACE_LOAD=1:
 //
-//	ADVSPACE_LOAD=1 go test -run TestLoad -v -timeout 10m ./examples/mnist-space/space
+//	ADVSPACE_LOAD=1 go test -run TestLoad -v -timeout 10m ./mnist/mnistweb
 //
 // ADVSPACE_LOAD_SECONDS (default 10) sets the length of the sustained phase,
 // ADVSPACE_LOAD_RATE (default 1000) its request rate. It measures and checks:
