@@ -706,10 +706,4 @@ func (s *Server) checkSig(sig string, parts ...string) bool {
 	return hmac.Equal([]byte(sig), []byte(s.sign(parts...)))
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 var errNoRepo = errors.New("hubtest: repository not found")
