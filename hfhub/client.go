@@ -98,7 +98,13 @@ func NewClient(opts *Options) (*Client, error) {
 	o.Endpoint = strings.TrimRight(o.Endpoint, "/")
 	base, err := url.Parse(o.Endpoint)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("hfhub: endpoint %q is not an absolute http(s) URL (set HF_ENDPOINT like https://huggingface.co)", o.Endpoint)
+		return nil, fmt.Errorf("%w: %q is not an absolute http(s) URL; set HF_ENDPOINT like https://huggingface.co", ErrInvalidEndpoint, RedactURL(o.Endpoint))
+	}
+	if base.User != nil || base.RawQuery != "" || base.ForceQuery || base.Fragment != "" {
+		clean := url.URL{Scheme: base.Scheme, Host: base.Host, Path: base.Path, RawPath: base.RawPath}
+		return nil, fmt.Errorf("%w: %s carries credentials or parameters (a user:password@ part, a ?query or a #fragment); "+
+			"the Hub takes its token only from HF_TOKEN (or Options.Token): set HF_ENDPOINT to %s and the token in HF_TOKEN",
+			ErrInvalidEndpoint, RedactURL(o.Endpoint), clean.String())
 	}
 	if o.Token == "" {
 		tok, err := ResolveToken()

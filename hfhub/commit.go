@@ -784,8 +784,8 @@ func (c *Client) sendCommit(ctx context.Context, r Repo, p *commitPlan) (*Commit
 			if out.CommitOID == "" {
 				return nil, fmt.Errorf("%w: commit answer without commitOid", ErrProtocol)
 			}
-			info.OID, info.PullRequestURL = out.CommitOID, c.fixEndpoint(out.PullRequestURL)
-			info.URL = c.fixEndpoint(out.CommitURL)
+			info.OID, info.PullRequestURL = out.CommitOID, RedactURL(c.fixEndpoint(out.PullRequestURL))
+			info.URL = RedactURL(c.fixEndpoint(out.CommitURL))
 			if info.URL == "" {
 				info.URL = r.CommitURL(out.CommitOID)
 			}

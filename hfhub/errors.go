@@ -32,6 +32,10 @@ var (
 	// ErrRateLimited: HTTP 429; HubError.RetryAfter says how long to wait when the Hub said.
 	ErrRateLimited = errors.New("hfhub: rate limited")
 
+	// ErrInvalidEndpoint: the endpoint (Options.Endpoint or $HF_ENDPOINT) is
+	// not an absolute http(s) URL, or it carries credentials or parameters
+	// (user:password@, ?token=..., #...), which the Hub never takes there.
+	ErrInvalidEndpoint = errors.New("hfhub: invalid endpoint")
 	// ErrNoToken: an operation needs a token and none was configured or found.
 	ErrNoToken = errors.New("hfhub: no Hugging Face token: set HF_TOKEN (a write token from https://huggingface.co/settings/tokens) or save it in $HF_HOME/token")
 	// ErrInvalidRepoID: a repo id is malformed.

@@ -41,20 +41,21 @@ type request struct {
 	hub *Client
 }
 
-// shownURL is the URL as errors and logs show it: pre-signed storage URLs
-// (requests sent without auth, or to another host) lose their query, which
-// holds the signature, a short-lived credential.
+// shownURL is the URL as errors and logs show it: credentials redacted (see
+// RedactURL), and pre-signed storage URLs (requests sent without auth, or to
+// another host) lose their whole query, which holds the signature, a
+// short-lived credential, under names RedactURL may not know.
 func (r *request) shownURL(u string) string {
 	if r.auth && !r.presigned && (r.hub == nil || r.hub.sameHost(parseURLOrEmpty(u))) {
-		return u
+		return RedactURL(u)
 	}
 	if i := strings.IndexByte(u, '?'); i >= 0 {
-		return u[:i] + "?<signature redacted>"
+		return RedactURL(u[:i]) + "?<signature redacted>"
 	}
-	return u
+	return RedactURL(u)
 }
 
-// shownErr hides a pre-signed URL inside a transport error.
+// shownErr hides credentials in the URL of a transport error.
 func (r *request) shownErr(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) && r.shownURL(ue.URL) != ue.URL {
@@ -77,7 +78,7 @@ func jsonBody(v any) (func() (io.Reader, error), int64, error) {
 	return bytesBody(b), int64(len(b)), nil
 }
 
-// retryableStatus are the statuses huggingface_hub retries (§5.3).
+// retryableStatus are the statuses huggingface_hub retries.
 func retryableStatus(code int) bool {
 	switch code {
 	case http.StatusRequestTimeout, http.StatusTooManyRequests,
@@ -250,7 +251,7 @@ func (c *Client) hubError(r *request, resp *http.Response) *HubError {
 		e.RetryAfter = wait
 	}
 	// The Hub answers 401 for private or missing repos to callers without a
-	// valid token; only "Invalid credentials" really means a bad token (§3.7).
+	// valid token; only "Invalid credentials" really means a bad token.
 	if e.Status == http.StatusUnauthorized && e.Code == "" &&
 		!strings.Contains(e.Message, "Invalid credentials") && isRepoURL(c, r.url) {
 		e.Code = CodeRepoNotFound
