@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -158,7 +157,8 @@ type apiWindow struct {
 }
 
 // New returns a fake Hub that is not listening: serve Handler() yourself
-// (examples/fakehub does). URLs in answers are built from the request's Host.
+// (on your own listener, for a standalone fake Hub) or use Transport. URLs
+// in answers are built from the request's Host.
 func New(opts *Options) *Server {
 	var o Options
 	if opts != nil {
@@ -726,5 +726,3 @@ func (s *Server) sign(parts ...string) string {
 func (s *Server) checkSig(sig string, parts ...string) bool {
 	return hmac.Equal([]byte(sig), []byte(s.sign(parts...)))
 }
-
-var errNoRepo = errors.New("hubtest: repository not found")
