@@ -168,7 +168,8 @@ func NewClient(opts *Options) (*Client, error) {
 	}, nil
 }
 
-// Endpoint returns the Hub base URL the client talks to.
+// Endpoint returns the Hub base URL the client talks to. It never carries
+// credentials: NewClient refuses an endpoint with any.
 func (c *Client) Endpoint() string { return c.endpoint }
 
 // HasToken reports whether the client has a token to send.

@@ -63,7 +63,8 @@ const (
 type HubError struct {
 	// Op names the client operation, e.g. "preupload" or "commit".
 	Op string
-	// Method and URL of the failing request (URLs never carry the token).
+	// Method and URL of the failing request, credentials redacted (see
+	// RedactURL; a pre-signed URL also loses its whole query).
 	Method, URL string
 	// Status is the HTTP status code.
 	Status int
