@@ -123,8 +123,8 @@ func TestNewClientEndpoint(t *testing.T) {
 	assert.ErrorContains(t, err, "not an absolute http(s) URL")
 	c, err = NewClient(&Options{Endpoint: "https://huggingface.co", Token: "x"})
 	require.NoError(t, err)
-	assert.Equal(t, "https://huggingface.co/datasets/a/b", c.RepoURL(Dataset, RepoID{"a", "b"}))
-	assert.Equal(t, "https://huggingface.co/a/b/resolve/refs%2Fpr%2F1/dir/x%20y.bin", c.ResolveURL(Model, RepoID{"a", "b"}, "refs/pr/1", "dir/x y.bin"))
+	assert.Equal(t, "https://huggingface.co/datasets/a/b", c.Repo(Dataset, RepoID{"a", "b"}).URL())
+	assert.Equal(t, "https://huggingface.co/a/b/resolve/refs%2Fpr%2F1/dir/x%20y.bin", c.Repo(Model, RepoID{"a", "b"}).At("refs/pr/1").ResolveURL("dir/x y.bin"))
 }
 
 func TestNextLink(t *testing.T) {
@@ -178,6 +178,8 @@ func TestRetryPolicy(t *testing.T) {
 		{"long Retry-After left to the caller", 1, 429, http.Header{"Retry-After": {"3600"}}, nil, ErrRateLimited},
 		{"408 retried", 1, 408, nil, []time.Duration{time.Second}, nil},
 		{"400 not retried", 1, 400, nil, nil, ErrProtocol},
+		{"Retry-After as an HTTP date", 1, 503, http.Header{"Retry-After": {"Sun, 29 Nov 2026 12:00:45 GMT"}}, []time.Duration{45 * time.Second}, nil},
+		{"malformed Retry-After falls back to backoff", 2, 503, http.Header{"Retry-After": {"soon"}}, []time.Duration{time.Second, 2 * time.Second}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,11 +198,12 @@ func TestRetryPolicy(t *testing.T) {
 			}))
 			defer srv.Close()
 			rec := &WaitRecorder{}
-			c, err := NewClient(&Options{Endpoint: srv.URL, Token: "hf_secret", Sleep: rec.Sleep})
+			now := func() time.Time { return time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC) }
+			c, err := NewClient(&Options{Endpoint: srv.URL, Token: "hf_secret", Sleep: rec.Sleep, Now: now})
 			require.NoError(t, err)
 			a, err := prepareAdd(AddBytes("a.txt", []byte("hi")))
 			require.NoError(t, err)
-			err = c.preupload(context.Background(), Dataset, RepoID{"u", "r"}, "main", []*addition{a}, false)
+			err = c.preupload(context.Background(), c.Repo(Dataset, RepoID{"u", "r"}).At("main"), []*addition{a}, false)
 			assert.Equal(t, tt.wantWaits, rec.Waits())
 			if tt.wantErr == nil {
 				require.NoError(t, err)
@@ -219,6 +222,42 @@ func TestRetryPolicy(t *testing.T) {
 	}
 }
 
+// TestRetryJitter: with Options.Jitter each backoff wait lies between
+// (1-Jitter) and 1 times the exact wait; a wait the Hub asked for is kept.
+func TestRetryJitter(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch calls.Add(1) {
+		case 1, 2, 3, 4:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case 5:
+			w.Header().Set("Retry-After", "4")
+			w.WriteHeader(http.StatusTooManyRequests)
+		default:
+			w.Write([]byte(`{"files":[{"path":"a.txt","uploadMode":"regular","shouldIgnore":false}]}`))
+		}
+	}))
+	defer srv.Close()
+	rec := &WaitRecorder{}
+	c, err := NewClient(&Options{Endpoint: srv.URL, Token: "hf_secret", Sleep: rec.Sleep, Jitter: 0.5})
+	require.NoError(t, err)
+	a, err := prepareAdd(AddBytes("a.txt", []byte("hi")))
+	require.NoError(t, err)
+	require.NoError(t, c.preupload(context.Background(), c.Repo(Dataset, RepoID{"u", "r"}), []*addition{a}, false))
+	waits := rec.Waits()
+	require.Len(t, waits, 5)
+	for i, exact := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
+		assert.GreaterOrEqual(t, waits[i], exact/2, "wait %d", i)
+		assert.LessOrEqual(t, waits[i], exact, "wait %d", i)
+	}
+	assert.Equal(t, 5*time.Second, waits[4], "Retry-After 4 plus one second, never jittered")
+
+	for _, bad := range []float64{-0.1, 1.5} {
+		_, err := NewClient(&Options{Endpoint: srv.URL, Token: "x", Jitter: bad})
+		assert.ErrorContains(t, err, "give a fraction in [0, 1]")
+	}
+}
+
 func TestNoTokenRefusedBeforeAnyRequest(t *testing.T) {
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
@@ -233,9 +272,9 @@ func TestNoTokenRefusedBeforeAnyRequest(t *testing.T) {
 	id := RepoID{"u", "r"}
 	_, err = c.WhoAmI(ctx)
 	assert.ErrorIs(t, err, ErrNoToken)
-	_, err = c.CreateRepo(ctx, Dataset, id, nil)
+	_, err = c.Repo(Dataset, id).Create(ctx, nil)
 	assert.ErrorIs(t, err, ErrNoToken)
-	_, err = c.CreateCommit(ctx, Dataset, id, "", []Operation{AddBytes("a", []byte("x"))}, &CommitOptions{Summary: "s"})
+	_, err = c.Repo(Dataset, id).CreateCommit(ctx, "s", []Operation{AddBytes("a", []byte("x"))}, nil)
 	assert.ErrorIs(t, err, ErrNoToken)
 	assert.Contains(t, err.Error(), "set HF_TOKEN")
 	assert.Zero(t, calls.Load())

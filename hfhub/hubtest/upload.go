@@ -15,9 +15,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/advspace/advspace/internal/randid"
 )
 
-// Size rules of the Hub (hfhub-protocol.md §4).
+// Size rules of the Hub.
 const (
 	textLimit         = 10_000_000 // any file above this must be LFS
 	binaryLimit       = 1_000_000  // binary files above this must be LFS
@@ -247,7 +249,7 @@ func handleLFSBatch(c *call) *apiError {
 
 // newMultipart registers an upload and returns its action (s.mu held).
 func (s *Server) newMultipart(c *call, rp *repo, oid string, size int64, expires string) map[string]any {
-	id := randomHex(16)
+	id := randid.Hex(16)
 	parts := int((size + s.opts.ChunkSize - 1) / s.opts.ChunkSize)
 	s.uploads[id] = &multipartUpload{key: rp.key, oid: oid, size: size, chunk: s.opts.ChunkSize, parts: parts,
 		data: map[int][]byte{}, etags: map[int]string{}}
