@@ -346,3 +346,30 @@ func TestListenDesc(t *testing.T) {
 		assert.Equal(t, tt.want, listenDesc(tt.addr))
 	}
 }
+
+// TestCredentialsInAnythingPrinted (issue 11): an HF_ENDPOINT that carries
+// credentials is refused at start with the endpoint redacted and the clean URL
+// to use instead; the secret appears nowhere in the output and nothing is created.
+func TestCredentialsInAnythingPrinted(t *testing.T) {
+	const secret = "SEKRET42"
+	tests := []struct{ name, endpoint, wantFix string }{
+		{"user and token", "http://user:" + secret + "@127.0.0.1:1", "set HF_ENDPOINT to http://127.0.0.1:1 "},
+		{"token as user", "http://" + secret + "@127.0.0.1:1", "set HF_ENDPOINT to http://127.0.0.1:1 "},
+		{"token query", "http://127.0.0.1:1/?token=" + secret, "set HF_ENDPOINT to http://127.0.0.1:1/ "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr lockedBuffer
+			data := t.TempDir()
+			env := envOf(map[string]string{"HF_ENDPOINT": tt.endpoint, "HF_TOKEN": "hf_token", "HF_HOME": t.TempDir()})
+			code := run(context.Background(), []string{"-data", data, "-hub-dataset", "alice/digits"}, env, &stderr, nil)
+			assert.Equal(t, 2, code, stderr.String())
+			assert.Contains(t, stderr.String(), "REDACTED")
+			assert.Contains(t, stderr.String(), tt.wantFix)
+			assert.NotContains(t, stderr.String(), secret)
+			entries, err := os.ReadDir(data)
+			require.NoError(t, err)
+			assert.Empty(t, entries)
+		})
+	}
+}
