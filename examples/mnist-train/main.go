@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/advspace/advspace/mnist"
+	"github.com/advspace/advspace/mnist/mnistdata"
 	"github.com/schollz/progressbar/v3"
 )
 
@@ -90,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func train(ctx context.Context, dataDir, out string, quiet bool, cfg *mnist.TrainConfig, stdout, stderr io.Writer) error {
 	start := time.Now()
 	if dataDir == "" {
-		dir, err := mnist.DefaultDataDir(ctx)
+		dir, err := mnistdata.Dir(ctx)
 		if err != nil {
 			return err
 		}
