@@ -92,7 +92,7 @@ func Preprocess(data []byte, opts *PreprocessOptions) (*image.Gray, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotImage, err)
 	}
-	return PreprocessImage(img)
+	return PreprocessImage(displayOriented(data, img))
 }
 
 // Tuning of the preprocessing. mnistStrokeWidth is MNIST's typical pen width
