@@ -70,7 +70,7 @@ func gorgoniaShape(i int) []int {
 }
 
 // shapeSize returns the number of values of a Layout shape (known valid and
-// small; numElements checks shapes read from files).
+// small; the safetensors decoder checks shapes read from files).
 func shapeSize(s []int) int {
 	n := 1
 	for _, d := range s {
