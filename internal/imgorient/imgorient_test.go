@@ -9,6 +9,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -172,6 +173,68 @@ func TestApplyAllEightOrientations(t *testing.T) {
 	}
 }
 
+// TestApplyEveryPixelWhereTheSpecSays checks every pixel's full colour on
+// random images of every type and chroma subsampling, with even and odd
+// sizes and origins: the displayed pixel is the stored pixel that the
+// specification's table puts there.
+func TestApplyEveryPixelWhereTheSpecSays(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	fill := func(bs ...[]byte) {
+		for _, b := range bs {
+			for i := range b {
+				b[i] = byte(rng.IntN(256))
+			}
+		}
+	}
+	var imgs []image.Image
+	for _, r := range []image.Rectangle{image.Rect(0, 0, 8, 6), image.Rect(2, 4, 12, 10), image.Rect(1, 3, 8, 8), image.Rect(0, 0, 1, 5)} {
+		for _, ratio := range []image.YCbCrSubsampleRatio{
+			image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420,
+			image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410,
+		} {
+			m := image.NewYCbCr(r, ratio)
+			fill(m.Y, m.Cb, m.Cr)
+			imgs = append(imgs, m)
+		}
+		rgba, n64 := image.NewRGBA(r), image.NewNRGBA64(r)
+		fill(rgba.Pix, n64.Pix)
+		imgs = append(imgs, rgba, n64)
+	}
+	for _, img := range imgs {
+		b := img.Bounds()
+		w, h := b.Dx(), b.Dy()
+		index := make([][]int, h)
+		for y := range index {
+			index[y] = make([]int, w)
+			for x := range index[y] {
+				index[y][x] = y*w + x
+			}
+		}
+		for o := Orientation(2); o <= 8; o++ {
+			got := Apply(img, o)
+			want := specDisplay(index, o)
+			require.Equal(t, image.Rect(0, 0, len(want[0]), len(want)), got.Bounds(), "%T %v %d", img, b, o)
+			for dy, row := range want {
+				for dx, i := range row {
+					sr, sg, sb, sa := img.At(b.Min.X+i%w, b.Min.Y+i/w).RGBA()
+					gr, gg, gb, ga := got.At(dx, dy).RGBA()
+					if [4]uint32{sr, sg, sb, sa} != [4]uint32{gr, gg, gb, ga} {
+						t.Fatalf("%T %v %s, orientation %d: display (%d,%d) has %v, want stored pixel %d's %v",
+							img, b, subsampling(img), o, dx, dy, got.At(dx, dy), i, img.At(b.Min.X+i%w, b.Min.Y+i/w))
+					}
+				}
+			}
+		}
+	}
+}
+
+func subsampling(img image.Image) string {
+	if m, ok := img.(*image.YCbCr); ok {
+		return m.SubsampleRatio.String()
+	}
+	return ""
+}
+
 func TestApplyInvalidIsIdentity(t *testing.T) {
 	img := image.NewGray(image.Rect(0, 0, 2, 1))
 	for _, o := range []Orientation{0, 9, -1} {
@@ -284,4 +347,35 @@ func FuzzRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkRead measures the cost Preprocess pays on every upload to look
+// for the tag (a few segment or chunk headers; no tag here).
+func BenchmarkRead(b *testing.B) {
+	img := image.NewGray(image.Rect(0, 0, 280, 280))
+	var pngBuf, jpegBuf bytes.Buffer
+	if err := png.Encode(&pngBuf, img); err != nil {
+		b.Fatal(err)
+	}
+	if err := jpeg.Encode(&jpegBuf, img, nil); err != nil {
+		b.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"PNG": pngBuf.Bytes(), "JPEG": jpegBuf.Bytes()} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if Read(data) != Upright {
+					b.Fatal("tag found")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkApplyPhoto turns a 12-megapixel phone JPEG (4:2:0) stored
+// sideways (orientation 6).
+func BenchmarkApplyPhoto(b *testing.B) {
+	img := image.NewYCbCr(image.Rect(0, 0, 4000, 3000), image.YCbCrSubsampleRatio420)
+	for b.Loop() {
+		_ = Apply(img, Rotate90)
+	}
 }
