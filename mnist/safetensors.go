@@ -13,7 +13,8 @@ import (
 )
 
 // Normalization constants of the model input, x = (p/255 - NormMean) / NormStd,
-// the MNIST mean and standard deviation used by the seed.
+// the mean and standard deviation of the MNIST training pixels (scaled to
+// 0-1), as PyTorch's MNIST example normalizes them.
 const (
 	NormMean = 0.1307
 	NormStd  = 0.3081

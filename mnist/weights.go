@@ -3,7 +3,9 @@ package mnist
 import "slices"
 
 // TensorSpec names one tensor of the network and its shape, exactly as in the
-// PyTorch state_dict() of the seed's MNIST_Model.
+// state_dict() of the PyTorch model it mirrors (conv1 and conv2 as
+// nn.Conv2d(1, 10, 5) and nn.Conv2d(10, 20, 5), fc1 and fc2 as
+// nn.Linear(320, 50) and nn.Linear(50, 10)).
 type TensorSpec struct {
 	Name  string
 	Shape []int
