@@ -65,12 +65,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch {
-	case *out == "":
-		fmt.Fprintln(stderr, "mnist-train: -out FILE is required")
+	case fs.NArg() > 0: // first: it may have hidden flags, -out among them
+		fmt.Fprintf(stderr, "mnist-train: unexpected arguments %q: mnist-train takes flags only, and flags after the first argument are not read (write the weights with -out FILE)\n", fs.Args())
 		fs.Usage()
 		return 2
-	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "mnist-train: unexpected arguments %q\n", fs.Args())
+	case *out == "":
+		fmt.Fprintln(stderr, "mnist-train: -out FILE is required")
 		fs.Usage()
 		return 2
 	case *epochs <= 0 || *batch <= 0 || *limit < 0 || *lr <= 0:

@@ -138,3 +138,14 @@ func TestTrainingSetLine(t *testing.T) {
 		assert.Equal(t, tt.want, trainingSetLine(tt.limit, tt.n), "limit %d of %d", tt.limit, tt.n)
 	}
 }
+
+// TestTrainArgumentsBeforeFlags: an argument before the flags stops flag
+// parsing; the message says so instead of claiming -out is missing.
+func TestTrainArgumentsBeforeFlags(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"w.safetensors", "-out", "w.safetensors"}, &stdout, &stderr)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr.String(), `unexpected arguments ["w.safetensors" "-out" "w.safetensors"]`)
+	assert.Contains(t, stderr.String(), "flags after the first argument are not read")
+	assert.NotContains(t, stderr.String(), "-out FILE is required")
+}
