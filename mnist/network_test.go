@@ -54,7 +54,7 @@ func TestGradientCheck(t *testing.T) {
 	}
 	s.zeroGrads()
 
-	for pi, spec := range Layout {
+	for pi, spec := range layout {
 		w := s.net.values[pi].Data().([]float32)
 		for trial := 0; trial < 6; trial++ {
 			j := rng.Intn(len(w))
@@ -79,7 +79,7 @@ func TestParamsRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	total := 0
 	for i, d := range p {
-		assert.Equal(t, gorgoniaShape(i), []int(d.Shape()), Layout[i].Name)
+		assert.Equal(t, gorgoniaShape(i), []int(d.Shape()), layout[i].Name)
 		total += d.Shape().TotalSize()
 	}
 	assert.Equal(t, NumParams, total)

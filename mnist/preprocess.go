@@ -20,16 +20,6 @@ const (
 	DefaultMaxBytes  = 10 << 20
 )
 
-var (
-	// ErrEmptyImage is returned when an image holds no digit: blank, one
-	// uniform colour, or strokes too faint or too small to read.
-	ErrEmptyImage = errors.New("mnist: the drawing is empty: draw a digit first")
-	// ErrNotImage is returned for data that is not a decodable PNG or JPEG.
-	ErrNotImage = errors.New("mnist: not a PNG or JPEG image")
-	// ErrImageTooLarge is wrapped by *ImageTooLargeError.
-	ErrImageTooLarge = errors.New("mnist: image too large")
-)
-
 // ImageTooLargeError reports an image refused by Preprocess's limits, before
 // it was decoded. It wraps ErrImageTooLarge.
 type ImageTooLargeError struct {
@@ -102,7 +92,7 @@ func Preprocess(data []byte, opts *PreprocessOptions) (*image.Gray, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotImage, err)
 	}
-	return PreprocessImage(img)
+	return PreprocessImage(displayOriented(data, img))
 }
 
 // Tuning of the preprocessing. mnistStrokeWidth is MNIST's typical pen width

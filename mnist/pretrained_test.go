@@ -43,7 +43,7 @@ func TestPretrainedOnSubset(t *testing.T) {
 }
 
 // TestPretrainedFullTestSet scores the embedded weights on all 10,000 MNIST
-// test images (from the GoMNIST module via DefaultDataDir; skipped when the
+// test images (from the GoMNIST module via mnistdata.Dir; skipped when the
 // data is not available) and requires at least 99.0%.
 func TestPretrainedFullTestSet(t *testing.T) {
 	skipSlowUnderRace(t)

@@ -2,7 +2,6 @@ package mnist
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,9 +27,6 @@ const (
 	augmentMaxShift  = 2.0  // pixels, each axis
 	augmentMaxDegree = 10.0 // rotation, either way
 )
-
-// ErrNoData is returned when there is nothing (or too little) to train or evaluate on.
-var ErrNoData = errors.New("mnist: no data")
 
 // TrainConfig configures Train. The zero value (or a nil pointer) means the
 // defaults: one epoch, batches of 64, Adam with a learning rate decaying from

@@ -5,8 +5,11 @@
 // It prints one JSON line per image: {"file", "label", "probabilities"}.
 // Images are drawings (PNG or JPEG, any size, dark ink on light or light on
 // dark) and go through mnist.Preprocess, unless -raw says they already are
-// 28x28 MNIST-format inputs (ink bright on dark), used as they are. Errors
-// are reported per file on stderr and make the exit status 1.
+// 28x28 MNIST-format inputs (ink bright on dark), used as they are. Either
+// way an image is read the way a browser shows it: an EXIF Orientation tag
+// (a phone photo stored sideways) is applied. Flags may come before or after
+// the images; "--" ends them. Errors are reported per file on stderr and make
+// the exit status 1.
 package main
 
 import (
@@ -24,7 +27,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 
+	"github.com/advspace/advspace/internal/imgorient"
 	"github.com/advspace/advspace/mnist"
 )
 
@@ -51,19 +57,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	weightsPath := fs.String("weights", "", "safetensors weights file (default: the embedded pretrained weights)")
 	raw := fs.Bool("raw", false, "images already are 28x28 MNIST-format inputs (ink bright on dark): no preprocessing")
-	if err := fs.Parse(args); err != nil {
+	files, err := parseInterleaved(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if fs.NArg() == 0 {
+	if len(files) == 0 {
 		fmt.Fprintln(stderr, "mnist-predict: no images given")
 		fs.Usage()
 		return 2
 	}
 	var w *mnist.Weights
-	var err error
 	if *weightsPath != "" {
 		w, err = mnist.LoadWeightsFile(*weightsPath)
 	} else {
@@ -80,7 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	enc := json.NewEncoder(stdout)
 	code := 0
-	for _, file := range fs.Args() {
+	for _, file := range files {
 		p, err := predictFile(ctx, m, file, *raw)
 		if err != nil {
 			fmt.Fprintf(stderr, "mnist-predict: %s: %v\n", file, err)
@@ -98,7 +104,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
+// parseInterleaved parses args with fs, accepting flags after the images as
+// well as before ("a.png -raw b.png"), and returns the images in order.
+// Everything after "--" is an image, even if it starts with "-".
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var files, after []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, after = args[:i], args[i+1:]
+	}
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return append(files, after...), nil
+		}
+		files = append(files, args[0])
+		args = args[1:]
+	}
+}
+
 func predictFile(ctx context.Context, m *mnist.Model, file string, raw bool) (answer, error) {
+	if st, err := os.Stat(file); err == nil && st.IsDir() {
+		return answer{}, errors.New("is a folder, not an image: give the image files in it (for example " + filepath.Join(file, "*.png") + ")")
+	}
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return answer{}, err
@@ -119,12 +149,14 @@ func predictFile(ctx context.Context, m *mnist.Model, file string, raw bool) (an
 	return answer{File: file, Label: p.Label, Probabilities: p.Probabilities}, nil
 }
 
-// decodeRaw decodes an image that must already be a 28x28 MNIST-format input.
+// decodeRaw decodes an image that must already be a 28x28 MNIST-format input,
+// turned as its EXIF Orientation tag says (as mnist.Preprocess does).
 func decodeRaw(data []byte) (*image.Gray, error) {
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("not a PNG or JPEG image: %w", err)
 	}
+	img = imgorient.Apply(img, imgorient.Read(data))
 	b := img.Bounds()
 	if b.Dx() != mnist.Side || b.Dy() != mnist.Side {
 		return nil, fmt.Errorf("-raw needs a 28x28 image, this one is %dx%d (drop -raw to preprocess it)", b.Dx(), b.Dy())

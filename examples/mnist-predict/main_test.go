@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"image"
+	"image/color"
+	"image/jpeg"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -111,4 +114,92 @@ func TestPredictUsage(t *testing.T) {
 		assert.Equal(t, 2, run(context.Background(), args, &stdout, &stderr), "%q", args)
 		assert.Contains(t, stderr.String(), "usage:")
 	}
+}
+
+// exifJPEG encodes img as JPEG with an Exif APP1 segment whose IFD0 holds
+// Orientation = o.
+func exifJPEG(t *testing.T, img image.Image, o uint16) []byte {
+	t.Helper()
+	var enc bytes.Buffer
+	require.NoError(t, jpeg.Encode(&enc, img, &jpeg.Options{Quality: 95}))
+	tiff := []byte("MM\x00*\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01")
+	tiff = binary.BigEndian.AppendUint16(tiff, o)
+	tiff = append(tiff, 0, 0, 0, 0, 0, 0)
+	app1 := binary.BigEndian.AppendUint16([]byte{0xff, 0xe1}, uint16(2+6+len(tiff)))
+	app1 = append(append(app1, "Exif\x00\x00"...), tiff...)
+	j := enc.Bytes()
+	return append(append(append([]byte{}, j[:2]...), app1...), j[2:]...)
+}
+
+// turnLeft returns g turned a quarter to the left: how a phone held upright
+// stores what it sees, recording Orientation 6 (turn right to display).
+func turnLeft(g *image.Gray) *image.Gray {
+	b := g.Bounds()
+	out := image.NewGray(image.Rect(0, 0, b.Dy(), b.Dx()))
+	for y := range b.Dy() {
+		for x := range b.Dx() {
+			out.SetGray(y, b.Dx()-1-x, g.GrayAt(b.Min.X+x, b.Min.Y+y))
+		}
+	}
+	return out
+}
+
+// TestPredictImagesThatSayHowToDisplayThem: an upright "1" stored sideways
+// with EXIF Orientation 6 is predicted 1, both as a drawing and with -raw
+// (a 28x28 MNIST-format input stored sideways), as a browser would show it.
+func TestPredictImagesThatSayHowToDisplayThem(t *testing.T) {
+	b, err := os.ReadFile("../../testdata/digits/1-2.png")
+	require.NoError(t, err)
+	img, err := png.Decode(bytes.NewReader(b))
+	require.NoError(t, err)
+	one := img.(*image.Gray)
+	// A drawing: dark ink on white, eight times larger.
+	big := image.NewGray(image.Rect(0, 0, 224, 224))
+	for y := range 224 {
+		for x := range 224 {
+			big.SetGray(x, y, color.Gray{Y: 255 - one.GrayAt(x/8, y/8).Y})
+		}
+	}
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "raw-1.jpg")
+	drawing := filepath.Join(dir, "drawing-1.jpg")
+	require.NoError(t, os.WriteFile(raw, exifJPEG(t, turnLeft(one), 6), 0o644))
+	require.NoError(t, os.WriteFile(drawing, exifJPEG(t, turnLeft(big), 6), 0o644))
+
+	for _, args := range [][]string{{"-raw", raw}, {drawing}} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, &stdout, &stderr)
+		require.Equal(t, 0, code, stderr.String())
+		as := decodeAnswers(t, stdout.Bytes())
+		require.Len(t, as, 1)
+		assert.Equal(t, 1, as[0].Label, "%q: the upright 1, not the stored horizontal bar", args)
+	}
+}
+
+// TestPredictFlagsAfterImages: flags may follow the images (as people type
+// them); "--" ends the flags, so a file named like a flag can still be given.
+func TestPredictFlagsAfterImages(t *testing.T) {
+	files := digitFiles(t)
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{files[0], "-raw", files[1]}, &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	as := decodeAnswers(t, stdout.Bytes())
+	require.Len(t, as, 2)
+	assert.Equal(t, []string{files[0], files[1]}, []string{as[0].File, as[1].File})
+
+	stdout.Reset()
+	stderr.Reset()
+	code = run(context.Background(), []string{"-raw", "--", "-weird.png"}, &stdout, &stderr)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr.String(), "-weird.png: ")
+	assert.NotContains(t, stderr.String(), "usage:")
+}
+
+// TestPredictFolderIsNotAnImage: a folder among the images says what to do.
+func TestPredictFolderIsNotAnImage(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{dir}, &stdout, &stderr)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr.String(), "is a folder, not an image: give the image files in it")
 }

@@ -46,6 +46,7 @@ import (
 	"github.com/advspace/advspace/flag"
 	"github.com/advspace/advspace/hfhub"
 	"github.com/advspace/advspace/mnist"
+	"github.com/advspace/advspace/mnist/mnistdata"
 	"github.com/advspace/advspace/mnist/mnistweb"
 )
 
@@ -294,7 +295,7 @@ func loadMNIST(ctx context.Context, dir string, getenv func(string) string, log 
 		}
 	}
 	if dir == "" {
-		d, err := mnist.DefaultDataDir(ctx)
+		d, err := mnistdata.Dir(ctx)
 		if err != nil {
 			log.Warn("mnist-space: MNIST data not found", "error", err)
 		}

@@ -3,6 +3,8 @@
 //
 //	go run ./examples/mnist-train [-data DIR] [-epochs N] [-batch 64] [-seed S] [-limit N] [-augment] -out FILE
 //
+// -out is checked first (a file path in a folder that exists and can be
+// written), so a typo fails at once rather than after the training run.
 // Progress and per-epoch loss and test accuracy go to stderr; the last line
 // on stdout is JSON: {"test_accuracy": ..., "epochs": ..., "seconds": ...}.
 // Ctrl-C stops training cleanly (nothing is written).
@@ -15,12 +17,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"time"
 
 	"github.com/advspace/advspace/mnist"
+	"github.com/advspace/advspace/mnist/mnistdata"
 	"github.com/schollz/progressbar/v3"
 )
 
@@ -61,17 +65,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch {
-	case *out == "":
-		fmt.Fprintln(stderr, "mnist-train: -out FILE is required")
+	case fs.NArg() > 0: // first: it may have hidden flags, -out among them
+		fmt.Fprintf(stderr, "mnist-train: unexpected arguments %q: mnist-train takes flags only, and flags after the first argument are not read (write the weights with -out FILE)\n", fs.Args())
 		fs.Usage()
 		return 2
-	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "mnist-train: unexpected arguments %q\n", fs.Args())
+	case *out == "":
+		fmt.Fprintln(stderr, "mnist-train: -out FILE is required")
 		fs.Usage()
 		return 2
 	case *epochs <= 0 || *batch <= 0 || *limit < 0 || *lr <= 0:
 		fmt.Fprintln(stderr, "mnist-train: -epochs, -batch and -lr must be positive and -limit not negative")
 		fs.Usage()
+		return 2
+	}
+	if err := checkOut(*out); err != nil {
+		fmt.Fprintln(stderr, "mnist-train:", err)
 		return 2
 	}
 	if err := train(ctx, *dataDir, *out, *quiet, &mnist.TrainConfig{
@@ -90,7 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func train(ctx context.Context, dataDir, out string, quiet bool, cfg *mnist.TrainConfig, stdout, stderr io.Writer) error {
 	start := time.Now()
 	if dataDir == "" {
-		dir, err := mnist.DefaultDataDir(ctx)
+		dir, err := mnistdata.Dir(ctx)
 		if err != nil {
 			return err
 		}
@@ -100,7 +108,7 @@ func train(ctx context.Context, dataDir, out string, quiet bool, cfg *mnist.Trai
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "mnist-train: %d training and %d test images from %s\n", trainSet.Len(), testSet.Len(), dataDir)
+	fmt.Fprintf(stderr, "mnist-train: %s, testing on %d test images, from %s\n", trainingSetLine(cfg.Limit, trainSet.Len()), testSet.Len(), dataDir)
 
 	var bar *progressbar.ProgressBar
 	var lastAcc, lastLoss float64
@@ -144,6 +152,48 @@ func train(ctx context.Context, dataDir, out string, quiet bool, cfg *mnist.Trai
 		return err
 	}
 	return json.NewEncoder(stdout).Encode(result{TestAccuracy: lastAcc, Epochs: cfg.Epochs, Seconds: time.Since(start).Seconds()})
+}
+
+// trainingSetLine says which training images -limit leaves (mnist.Train
+// trains on the first Limit images when 0 < Limit < n).
+func trainingSetLine(limit, n int) string {
+	switch {
+	case limit > 0 && limit < n:
+		return fmt.Sprintf("training on the first %d of %d training images", limit, n)
+	case limit > n:
+		return fmt.Sprintf("training on all %d training images (-limit %d is more than there are)", n, limit)
+	}
+	return fmt.Sprintf("training on all %d training images", n)
+}
+
+// checkOut checks, before any work, that the weights can be written to out
+// the way writeAtomic will: out is not a folder nor a special file, and its
+// folder exists and accepts a new file (one is created and removed). The
+// error names -out and says what to do.
+func checkOut(out string) error {
+	st, err := os.Stat(out)
+	switch {
+	case err == nil && st.IsDir():
+		return fmt.Errorf("-out %s is a folder; give a file path, such as %s", out, filepath.Join(out, "mnist.safetensors"))
+	case err == nil && !st.Mode().IsRegular():
+		return fmt.Errorf("-out %s is not a regular file; give the path of a new or existing .safetensors file", out)
+	}
+	dir := filepath.Dir(out)
+	dst, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("-out %s: the folder %s does not exist; create it first (mkdir -p %s) or pick another path", out, dir, dir)
+	case err != nil:
+		return fmt.Errorf("-out %s: %w", out, err)
+	case !dst.IsDir():
+		return fmt.Errorf("-out %s: %s is not a folder; give a file path in a folder", out, dir)
+	}
+	f, err := os.CreateTemp(dir, ".mnist-train-check-*")
+	if err != nil {
+		return fmt.Errorf("-out %s: cannot write in the folder %s (%w); pick a folder you can write to", out, dir, err)
+	}
+	name := f.Name()
+	return errors.Join(f.Close(), os.Remove(name))
 }
 
 // writeAtomic writes the weights to a temporary file next to path, syncs it

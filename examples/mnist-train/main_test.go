@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -74,4 +75,77 @@ func TestTrainInterrupted(t *testing.T) {
 	assert.True(t, os.IsNotExist(err), "nothing written")
 	entries, _ := os.ReadDir(filepath.Dir(out))
 	assert.Empty(t, entries, "no temporary file left behind")
+}
+
+// TestTrainChecksOutFirst: a -out that cannot be written is refused before
+// anything else happens (the data is not even looked for: -data names an
+// empty folder here, which would otherwise be the error), not after a long
+// training run.
+func TestTrainChecksOutFirst(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a-file")
+	require.NoError(t, os.WriteFile(file, []byte("x"), 0o644))
+	tests := []struct {
+		name, out, wantMsg string
+	}{
+		{"a folder", dir, "is a folder"},
+		{"a folder with a slash", dir + string(os.PathSeparator), "is a folder"},
+		{"missing parent folder", filepath.Join(dir, "nope", "w.safetensors"), "does not exist"},
+		{"parent is a file", filepath.Join(file, "w.safetensors"), "is not a folder"},
+	}
+	if runtime.GOOS == "linux" {
+		// sysfs refuses new files even to root, so this holds in CI too.
+		tests = append(tests, struct{ name, out, wantMsg string }{"folder not writable", "/sys/w.safetensors", "cannot write in the folder /sys"})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"-data", t.TempDir(), "-out", tt.out}, &stdout, &stderr)
+			assert.Equal(t, 2, code)
+			assert.Contains(t, stderr.String(), "-out "+tt.out)
+			assert.Contains(t, stderr.String(), tt.wantMsg)
+			assert.NotContains(t, stderr.String(), "MNIST data not found", "checked before the data")
+			assert.Empty(t, stdout.String())
+			entries, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			assert.Len(t, entries, 1, "nothing left behind by the check")
+		})
+	}
+}
+
+// TestTrainLimitSaysWhatItTrainsOn: with -limit the log names the images
+// actually trained on, not the size of the whole training set.
+func TestTrainLimitSaysWhatItTrainsOn(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "w.safetensors")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"-data", "../../testdata/mnist", "-epochs", "1", "-limit", "64", "-batch", "32", "-quiet", "-out", out}, &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	assert.Contains(t, stderr.String(), "training on the first 64 of 2000 training images")
+	assert.NotContains(t, stderr.String(), "2000 training and")
+}
+
+func TestTrainingSetLine(t *testing.T) {
+	tests := []struct {
+		limit, n int
+		want     string
+	}{
+		{0, 60000, "training on all 60000 training images"},
+		{640, 60000, "training on the first 640 of 60000 training images"},
+		{60000, 60000, "training on all 60000 training images"},
+		{70000, 60000, "training on all 60000 training images (-limit 70000 is more than there are)"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, trainingSetLine(tt.limit, tt.n), "limit %d of %d", tt.limit, tt.n)
+	}
+}
+
+// TestTrainArgumentsBeforeFlags: an argument before the flags stops flag
+// parsing; the message says so instead of claiming -out is missing.
+func TestTrainArgumentsBeforeFlags(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"w.safetensors", "-out", "w.safetensors"}, &stdout, &stderr)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr.String(), `unexpected arguments ["w.safetensors" "-out" "w.safetensors"]`)
+	assert.Contains(t, stderr.String(), "flags after the first argument are not read")
+	assert.NotContains(t, stderr.String(), "-out FILE is required")
 }

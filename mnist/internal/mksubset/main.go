@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 
 	"github.com/advspace/advspace/mnist"
+	"github.com/advspace/advspace/mnist/internal/idx"
+	"github.com/advspace/advspace/mnist/mnistdata"
 )
 
 func main() {
@@ -34,7 +36,7 @@ func main() {
 }
 
 func run(out string, nTrain, nTest int) error {
-	dir, err := mnist.DefaultDataDir(context.Background())
+	dir, err := mnistdata.Dir(context.Background())
 	if err != nil {
 		return err
 	}
@@ -53,18 +55,18 @@ func run(out string, nTrain, nTest int) error {
 		d      *mnist.Dataset
 		n      int
 	}{{"train", train, nTrain}, {"t10k", test, nTest}} {
-		idx := make([]int, s.n)
-		for i := range idx {
-			idx[i] = i
+		keep := make([]int, s.n)
+		for i := range keep {
+			keep[i] = i
 		}
-		sub := s.d.Subset(idx)
+		sub := s.d.Subset(keep)
 		if err := writeGz(filepath.Join(out, "mnist", s.prefix+"-images-idx3-ubyte.gz"), func(z *gzip.Writer) error {
-			return mnist.WriteIDXImages(z, sub.Len(), sub.Rows, sub.Cols, sub.Images)
+			return idx.WriteImages(z, sub.Len(), sub.Rows, sub.Cols, sub.Images)
 		}); err != nil {
 			return err
 		}
 		if err := writeGz(filepath.Join(out, "mnist", s.prefix+"-labels-idx1-ubyte.gz"), func(z *gzip.Writer) error {
-			return mnist.WriteIDXLabels(z, sub.Labels)
+			return idx.WriteLabels(z, sub.Labels)
 		}); err != nil {
 			return err
 		}
