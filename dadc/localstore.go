@@ -132,6 +132,9 @@ func (s *LocalStore) entries() ([]localEntry, error) {
 		}
 		p := filepath.Join(models, de.Name())
 		b, err := os.ReadFile(filepath.Join(p, localCardFile))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // pruned while we listed
+		}
 		if err != nil {
 			return nil, fmt.Errorf("dadc: local store: reading the card of %s: %w", p, err)
 		}
@@ -216,7 +219,13 @@ func (s *LocalStore) Save(ctx context.Context, card ModelCard, write func(w io.W
 // a version left behind harms nothing).
 func (s *LocalStore) pruneLocked(es []localEntry) {
 	for len(es) > s.keep {
-		if err := os.RemoveAll(es[0].path); err != nil {
+		// Renamed away first, so that readers never see a half-deleted version.
+		gone := filepath.Join(filepath.Dir(es[0].path), localTempPrefix+"old-"+filepath.Base(es[0].path))
+		err := os.Rename(es[0].path, gone)
+		if err == nil {
+			err = os.RemoveAll(gone)
+		}
+		if err != nil {
 			s.log.Warn("dadc: could not delete an old model version", "version", es[0].card.Version, "err", err)
 		} else {
 			s.log.Info("dadc: deleted an old model version", "version", es[0].card.Version, "keep", s.keep)
@@ -252,6 +261,9 @@ func (s *LocalStore) Open(ctx context.Context, version string) (io.ReadCloser, M
 	for i := len(es) - 1; i >= 0; i-- {
 		if es[i].card.Version == version {
 			f, err := os.Open(filepath.Join(es[i].path, s.weights))
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, ModelCard{}, fmt.Errorf("%w: %q (deleted while opening)", ErrModelNotFound, version)
+			}
 			if err != nil {
 				return nil, ModelCard{}, fmt.Errorf("dadc: local store: opening the weights of %s: %w", version, err)
 			}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -899,19 +900,25 @@ func TestRetrain_ProgressAndPolicyPanic(t *testing.T) {
 }
 
 func TestEveryInterval_FiresOnTick(t *testing.T) {
-	clock := dadctest.NewClock(t0)
-	m := trainable("m0", 0, yields(10))
-	opts := baseOpts(clock)
-	opts.CheckInterval = 2 * time.Millisecond
-	l := newLoop(t, m, dadctest.NewFlagger[int](nil), dadc.EveryInterval(time.Hour), opts)
-	_, err := l.Flag(t.Context(), 1, 1, "")
-	require.NoError(t, err)
-	time.Sleep(20 * time.Millisecond)
-	assert.Equal(t, 0, l.Stats().Round, "not due yet")
-	clock.Advance(time.Hour)
-	require.Eventually(t, func() bool { return l.Stats().Round == 1 }, 5*time.Second, time.Millisecond)
-	waitIdle(t, l)
-	assert.True(t, l.Stats().Rounds[0].Promoted)
+	synctest.Test(t, func(t *testing.T) {
+		m := trainable("m0", 0, yields(10))
+		opts := baseOpts(nil)
+		opts.Now = nil // the bubble's fake clock
+		opts.CheckInterval = 2 * time.Millisecond
+		l, err := dadc.NewLoop(m, dadctest.NewFlagger[int](nil), dadc.EveryInterval(time.Hour), opts)
+		require.NoError(t, err)
+		_, err = l.Flag(t.Context(), 1, 1, "")
+		require.NoError(t, err)
+		time.Sleep(20 * time.Millisecond)
+		synctest.Wait()
+		assert.Equal(t, 0, l.Stats().Round, "not due yet")
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		require.NoError(t, l.WaitIdle(t.Context()))
+		assert.Equal(t, 1, l.Stats().Round)
+		assert.True(t, l.Stats().Rounds[0].Promoted)
+		require.NoError(t, l.Close(t.Context()))
+	})
 }
 
 func TestRecovery(t *testing.T) {

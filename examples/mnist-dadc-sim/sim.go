@@ -135,10 +135,11 @@ func simulate(ctx context.Context, cfg simConfig, stdout io.Writer) (*simReport,
 	if err != nil {
 		return nil, err
 	}
-	loop, err := newSimLoop(model, clean, cfg, logger)
+	loop, cleanup, err := newSimLoop(model, clean, cfg, logger)
 	if err != nil {
 		return nil, err
 	}
+	defer cleanup()
 	defer func() { _ = loop.Close(context.WithoutCancel(ctx)) }()
 
 	rep := &simReport{Rounds: cfg.Rounds, FlagsPerRound: cfg.FlagsPerRound, Seed: cfg.Seed, Short: cfg.Short,
@@ -222,7 +223,7 @@ func simulate(ctx context.Context, cfg simConfig, stdout io.Writer) (*simReport,
 	}
 	for _, r := range rep.Results[1:] {
 		if r.Reason != "" {
-			fmt.Fprintf(stdout, "round %d %s: %s\n", r.Round, r.Decision, r.Reason)
+			fmt.Fprintf(stdout, "pass %d %s: %s\n", r.Round, r.Decision, r.Reason)
 		}
 	}
 	if err := writeOutputs(cfg.Out, rep); err != nil {
