@@ -5,12 +5,12 @@
 //
 // It generates families of hard drawings of its own by distorting MNIST
 // training digits (rotated, offcentre, slanted, thick, gaps), each split into
-// a "drawn" part and a disjoint "unseen" part. Round r submits drawings of
+// a "drawn" part and a disjoint "unseen" part. Pass r submits drawings of
 // family r mod len(families) through a real dadc.Loop (the embedded MNIST
 // model with MNIST replay, the real retrain recipe, the real gate and a real
 // model store in a temporary folder) with their right digits, until -flags of
-// them have fooled the model, then retrains. After every round it prints the
-// flags, the model error rate of the round's submissions, the serving model's
+// them have fooled the model, then retrains. After every pass it prints the
+// loop's round, the flags, the model error rate of the pass's submissions, the serving model's
 // accuracy on the 10,000 MNIST test images and on every family's unseen
 // drawings, and the gate's decision with its reasons; it writes sim.json and
 // sim.svg (a plot of the same) into -out.
@@ -42,9 +42,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var cfg simConfig
 	var families string
-	fs.IntVar(&cfg.Rounds, "rounds", 5, "rounds to play (each ends with a retrain)")
-	fs.StringVar(&families, "families", "rotated,offcentre,thick,slanted,gaps", "comma-separated families, played in turn, one per round")
-	fs.IntVar(&cfg.FlagsPerRound, "flags", 80, "fooling drawings to collect per round before retraining")
+	fs.IntVar(&cfg.Rounds, "rounds", 5, "passes to play, each ending with a retrain (the loop's round advances only when the gate promotes)")
+	fs.StringVar(&families, "families", "rotated,offcentre,thick,slanted,gaps", "comma-separated families, played in turn, one per pass")
+	fs.IntVar(&cfg.FlagsPerRound, "flags", 80, "fooling drawings to collect per pass before retraining")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "random seed (drawings and training)")
 	fs.StringVar(&cfg.Out, "out", ".", "folder for sim.json and sim.svg")
 	fs.BoolVar(&cfg.Short, "short", false, "bounded run for CI: 2,000 clean test images, 300 unseen drawings per family")

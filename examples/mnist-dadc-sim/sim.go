@@ -34,9 +34,12 @@ type simConfig struct {
 	FineTune mnist.FineTuneConfig
 }
 
-// roundResult is one line of the simulator's table (round 0: the start).
+// roundResult is one line of the simulator's table: one pass of a family's
+// drawings followed by a retrain (pass 0: the start).
 type roundResult struct {
-	Round     int    `json:"round"`
+	Pass int `json:"pass"`
+	// LoopRound is the loop's round after the pass (it advances only on promotion).
+	LoopRound int    `json:"loop_round"`
 	Family    string `json:"family,omitempty"`
 	Submitted int    `json:"submitted"`
 	Flags     int    `json:"flags"`
@@ -57,8 +60,8 @@ type roundResult struct {
 // simReport is the JSON file's content.
 type simReport struct {
 	Families      []string      `json:"families"`
-	Rounds        int           `json:"rounds"`
-	FlagsPerRound int           `json:"flags_per_round"`
+	Passes        int           `json:"passes"`
+	FlagsPerPass  int           `json:"flags_per_pass"`
 	Seed          int64         `json:"seed"`
 	Short         bool          `json:"short"`
 	CleanImages   int           `json:"clean_images"`
@@ -142,7 +145,7 @@ func simulate(ctx context.Context, cfg simConfig, stdout io.Writer) (*simReport,
 	defer cleanup()
 	defer func() { _ = loop.Close(context.WithoutCancel(ctx)) }()
 
-	rep := &simReport{Rounds: cfg.Rounds, FlagsPerRound: cfg.FlagsPerRound, Seed: cfg.Seed, Short: cfg.Short,
+	rep := &simReport{Passes: cfg.Rounds, FlagsPerPass: cfg.FlagsPerRound, Seed: cfg.Seed, Short: cfg.Short,
 		CleanImages: clean.Len(), UnseenImages: unseenN}
 	for _, f := range fams {
 		rep.Families = append(rep.Families, f.family.name)
@@ -168,13 +171,13 @@ func simulate(ctx context.Context, cfg simConfig, stdout io.Writer) (*simReport,
 		}
 		return nil
 	}
-	start := roundResult{Round: 0}
+	start := roundResult{}
 	if err := measure(&start); err != nil {
 		return nil, err
 	}
 	rep.Results = append(rep.Results, start)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	header := "round\tfamily\tsubmitted\tflags\terror%\tdecision\tretrain s\tclean%"
+	header := "pass\tround\tfamily\tsubmitted\tflags\terror%\tdecision\tretrain s\tclean%"
 	for _, f := range fams {
 		header += "\tunseen " + f.family.name + "%"
 	}
@@ -184,7 +187,7 @@ func simulate(ctx context.Context, cfg simConfig, stdout io.Writer) (*simReport,
 	cursor := map[string]int{}
 	for r := 1; r <= cfg.Rounds; r++ {
 		f := byName[cfg.Families[(r-1)%len(cfg.Families)].name]
-		res := roundResult{Round: r, Family: f.family.name}
+		res := roundResult{Pass: r, Family: f.family.name}
 		for res.Flags < cfg.FlagsPerRound && cursor[f.family.name] < f.drawn.Len() {
 			i := cursor[f.family.name]
 			cursor[f.family.name]++
@@ -211,7 +214,9 @@ func simulate(ctx context.Context, cfg simConfig, stdout io.Writer) (*simReport,
 			return nil, err
 		}
 		res.RetrainSecs = time.Since(t0).Seconds()
-		res.Decision, res.Reason = lastDecision(loop.Stats())
+		st := loop.Stats()
+		res.Decision, res.Reason = lastDecision(st)
+		res.LoopRound = st.Round
 		if err := measure(&res); err != nil {
 			return nil, err
 		}
@@ -223,7 +228,7 @@ func simulate(ctx context.Context, cfg simConfig, stdout io.Writer) (*simReport,
 	}
 	for _, r := range rep.Results[1:] {
 		if r.Reason != "" {
-			fmt.Fprintf(stdout, "pass %d %s: %s\n", r.Round, r.Decision, r.Reason)
+			fmt.Fprintf(stdout, "pass %d %s: %s\n", r.Pass, r.Decision, r.Reason)
 		}
 	}
 	if err := writeOutputs(cfg.Out, rep); err != nil {
@@ -233,7 +238,7 @@ func simulate(ctx context.Context, cfg simConfig, stdout io.Writer) (*simReport,
 }
 
 func printRow(w io.Writer, r roundResult, fams []drawings) {
-	line := fmt.Sprintf("%d\t%s\t%d\t%d\t%.1f\t%s\t%.1f\t%.2f", r.Round, r.Family, r.Submitted, r.Flags, 100*r.ErrorRate, r.Decision, r.RetrainSecs, 100*r.CleanAccuracy)
+	line := fmt.Sprintf("%d\t%d\t%s\t%d\t%d\t%.1f\t%s\t%.1f\t%.2f", r.Pass, r.LoopRound, r.Family, r.Submitted, r.Flags, 100*r.ErrorRate, r.Decision, r.RetrainSecs, 100*r.CleanAccuracy)
 	for _, f := range fams {
 		line += fmt.Sprintf("\t%.1f", 100*r.Unseen[f.family.name])
 	}
@@ -269,7 +274,7 @@ func plotSVG(rep *simReport) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", W, H)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", W, H)
-	fmt.Fprintf(&b, `<text x="%d" y="18">unseen-drawing accuracy per family (%%) by round</text>`+"\n", left)
+	fmt.Fprintf(&b, `<text x="%d" y="18">unseen-drawing accuracy per family (%%) after each pass</text>`+"\n", left)
 	axes := func(y0 float64, lo, hi float64, fmtTick string) {
 		fmt.Fprintf(&b, `<rect x="%d" y="%.0f" width="%d" height="%d" fill="none" stroke="#888"/>`+"\n", left, y0, pw, ph/2*2)
 		for k := 0; k <= 4; k++ {
