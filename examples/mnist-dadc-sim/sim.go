@@ -59,14 +59,14 @@ type roundResult struct {
 
 // simReport is the JSON file's content.
 type simReport struct {
-	Families      []string      `json:"families"`
-	Passes        int           `json:"passes"`
-	FlagsPerPass  int           `json:"flags_per_pass"`
-	Seed          int64         `json:"seed"`
-	Short         bool          `json:"short"`
-	CleanImages   int           `json:"clean_images"`
-	UnseenImages  int           `json:"unseen_images_per_family"`
-	Results       []roundResult `json:"results"`
+	Families     []string      `json:"families"`
+	Passes       int           `json:"passes"`
+	FlagsPerPass int           `json:"flags_per_pass"`
+	Seed         int64         `json:"seed"`
+	Short        bool          `json:"short"`
+	CleanImages  int           `json:"clean_images"`
+	UnseenImages int           `json:"unseen_images_per_family"`
+	Results      []roundResult `json:"results"`
 }
 
 // memFlagger keeps flagged samples in memory (the simulator's people need no durability).
