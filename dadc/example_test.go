@@ -137,3 +137,27 @@ func ExampleEveryN() {
 	// Output:
 	// dadc: NewLoop: invalid policy: dadc: EveryN(0): n must be at least 1 (use Manual() to never retrain automatically)
 }
+
+// The default gate explains every decision with its numbers.
+func ExampleNewGate() {
+	gate, err := dadc.NewGate(nil) // 0.3-point clean budget, p < 0.05, 2-point tolerance
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	d := gate.Decide(dadc.GateInput{
+		Round: 2, Candidate: "v3", Serving: "v2",
+		Clean:   &dadc.CleanScore{N: 10000, Candidate: 0.9890, Serving: 0.9905, Reference: 0.9917},
+		HeldOut: dadc.PairedScore{N: 16, Candidate: 9, Serving: 0, CandidateOnly: 9},
+		Earlier: []dadc.EarlierScore{{Round: 1, N: 16, Reference: 12, Candidate: 10}},
+	})
+	fmt.Println("promote:", d.Promote)
+	for _, r := range d.Reasons {
+		fmt.Println(r)
+	}
+	// Output:
+	// promote: false
+	// ok clean: 98.90% >= fixed reference 99.17% - 0.30 points (n=10000; serving 99.05%)
+	// ok gain: held-out 9/16 vs serving 0/16; 9 won, 0 lost; one-sided exact McNemar p=0.00195 < 0.05
+	// FAIL round 1 held-out: 10/16 (62.5%) < reference 12/16 (75.0%) - 2.0 points
+}
