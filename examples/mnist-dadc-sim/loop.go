@@ -25,7 +25,14 @@ func newSimLoop(model *mnist.Model, clean *mnist.Dataset, cfg simConfig, logger 
 		cleanup()
 		return nil, nil, err
 	}
+	var gate dadc.Gate // nil: the default gate
+	if cfg.NoGate {
+		gate = dadc.GateFunc(func(dadc.GateInput) dadc.GateDecision {
+			return dadc.GateDecision{Promote: true, Reasons: []string{"ok -no-gate: every candidate is promoted"}}
+		})
+	}
 	l, err := dadc.NewLoop[*image.Gray](model, &memFlagger{}, dadc.Manual(), &dadc.Options[*image.Gray]{
+		Gate:          gate,
 		Classes:       mnist.Classes,
 		CleanTest:     clean.Examples(),
 		Store:         store,

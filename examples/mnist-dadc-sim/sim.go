@@ -30,6 +30,8 @@ type simConfig struct {
 	Verbose       bool
 	DataDir       string
 	Stderr        io.Writer
+	// NoGate promotes every candidate (a GateFunc that always says yes).
+	NoGate bool
 	// FineTune overrides the retrain recipe's defaults (zero fields keep them).
 	FineTune mnist.FineTuneConfig
 }
