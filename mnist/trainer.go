@@ -60,9 +60,13 @@ type FineTuneConfig struct {
 // variable, so that no caller can change them for everyone).
 //
 // They were chosen with the mnist-dadc-sim example (one pass of 80 fooling
-// drawings of a family, 20% held out): see that command's documentation for
-// the measured gains on unseen drawings of the family and the change of
-// MNIST test accuracy.
+// drawings of a family, 1 in 5 held out, seed 1): on rotated digits accuracy
+// on unseen drawings of the family rose 42.5% → 62.8% while MNIST test
+// accuracy went 99.17% → 98.89%; on thick-stroke digits 69.2% → 87.9% for
+// 99.17% → 98.95%. Variants measured the same way: without interpolation
+// (α 1) thick gained only +13.9 for −0.34 and rotated lost over 0.5 points;
+// α 0.6 gained +14.5/+15.7 for −0.20/−0.17; L2-SP 1.0 gained +6.4/+14.0;
+// lr 5e-4 gained +15.2 (rotated) for −0.25.
 func DefaultFineTune() FineTuneConfig {
 	return FineTuneConfig{Steps: 300, MaxDuration: 3 * time.Minute, BatchSize: 64, SamplesPerBatch: 16,
 		LearnRate: 1e-3, Distill: 0.5, Anchor: 0.01, Interpolate: 0.8}

@@ -15,7 +15,27 @@
 // drawings, and the gate's decision with its reasons; it writes sim.json and
 // sim.svg (a plot of the same) into -out.
 //
-// -short runs a bounded version (smaller test sets, fewer drawings) for CI.
+// -short runs a bounded version (smaller test sets, fewer drawings) for CI;
+// -no-gate promotes every candidate, to measure a recipe on its own; -steps,
+// -per-batch, -lr, -distill, -anchor and -alpha override the retrain recipe.
+//
+// # Measured (seed 1, 10,000 MNIST test images, 1,000 unseen drawings per family)
+//
+// One pass of 80 fooling drawings, then a retrain, with the default recipe
+// (replay + distillation 0.5 + L2-SP 0.01 + interpolation α 0.8, 300 steps,
+// lr 1e-3) and the default gate:
+//
+//	family   unseen before → after   MNIST test before → after   gate
+//	rotated  42.5% → 62.8% (+20.3)   99.17% → 98.89% (−0.28)     promoted
+//	thick    69.2% → 87.9% (+18.7)   99.17% → 98.95% (−0.22)     promoted
+//
+// The former recipe (lr 1e-4, 8 samples per batch, no distillation, no
+// anchor, no interpolation) gained +4.0 (rotated) and +12.9 (thick) for
+// −0.01 and −0.30. Five passes over rotated, offcentre, thick, slanted and
+// gaps: the gate promoted passes 1 and 5 and rejected 2–4 (each below the
+// fixed clean reference − 0.3 points; pass 4 also lost on round 0's held-out
+// set); MNIST test went 99.17% → 98.87% (−0.30), round 0's held-out set kept
+// its reference (5/16). The tables are in the results folder of this example.
 package main
 
 import (
