@@ -71,7 +71,7 @@ type Evaluator[In any] interface {
 
 // TrainRequest is what the Loop asks of a Trainer at the end of a round.
 type TrainRequest[In any] struct {
-	// Round is the round whose model is being trained (the model it returns serves Round+1).
+	// Round is the current round; the model it returns serves Round+1 if promoted.
 	Round int
 	// Version is the version string the trained model must report.
 	Version string
@@ -155,10 +155,16 @@ type PolicyState struct {
 	Flags int
 	// Attempts is the number of non-fooling submissions in the current round.
 	Attempts int
+	// NewFlags is the number of adversarial samples collected since the
+	// last retrain started (so not in its training set), or since the Loop
+	// started when none has.
+	NewFlags int
 	// FlagsTotal is the number of adversarial samples collected in all rounds.
 	FlagsTotal int
 	// RoundStarted is when the current round began.
 	RoundStarted time.Time
+	// LastRetrain is when the last retrain started; zero if none has.
+	LastRetrain time.Time
 	// Now is the current time (from the Loop's clock).
 	Now time.Time
 }

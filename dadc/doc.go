@@ -17,9 +17,13 @@
 // A Loop takes its parts explicitly, with options where the zero value means
 // the default:
 //
-//	loop, err := dadc.NewLoop[*image.Gray](model, flagger, dadc.EveryN(10), &dadc.Options[*image.Gray]{
+//	store, err := dadc.NewLocalStore(filepath.Join(dataDir, "models"), &dadc.LocalStoreOptions{WeightsName: "model.safetensors"})
+//	if err != nil { ... }
+//	loop, err := dadc.NewLoop[*image.Gray](model, flagger, dadc.EveryN(25), &dadc.Options[*image.Gray]{
 //		Classes:   10,
-//		CleanTest: clean, // the gate's clean test set
+//		CleanTest: clean,              // the gate's clean test set
+//		Store:     store,              // promoted models and the round history survive restarts
+//		Loader:    mnist.Loader(opts), // how a stored model comes back
 //		Logger:    logger,
 //	})
 //	if err != nil { ... }
@@ -29,8 +33,27 @@
 //	stats := loop.Stats()                           // counters and round history, JSON-ready
 //
 // Flag never waits for a retrain: retrains run in the background, one at a
-// time, and a candidate serves only after it passes the gate (see Loop for
-// rounds, coalescing and model ownership). Retrain policies: EveryN,
+// time, and a candidate serves only after it passes the gate and is stored
+// (see Loop for rounds, coalescing and model ownership). A round is the time
+// one model serves: only a promotion starts the next one.
+//
+// # The gate
+//
+// NewGate, the default Gate, promotes a candidate only when its clean
+// accuracy stays within a budget of a fixed reference (never ratcheting), it
+// beats the serving model on the round's held-out fooling samples by more
+// than noise (a one-sided exact McNemar test), and no earlier round's frozen
+// held-out set falls by more than a tolerance. Every decision carries its
+// reasons with numbers, in Stats, in events and in the log. Any GateFunc can
+// replace it.
+//
+// # Durability
+//
+// A ModelStore (LocalStore, a folder, by default) keeps every promoted model,
+// written through the model's Exporter atomically before it serves, with a
+// ModelCard, and keeps older versions for rollback; if it is also a
+// HistoryStore it keeps the round history. A restarted Loop serves the latest
+// stored model (through Options.Loader) and shows the same Stats. Retrain policies: EveryN,
 // EveryInterval, Any, All, Manual, or any PolicyFunc. Progress is observable
 // through Stats and through events (Loop.Subscribe).
 //
@@ -41,8 +64,8 @@
 // (Exporter is for applications that save or publish weights). A Flagger needs only Flag (FlaggerFunc adapts a function);
 // SampleSource lets a restarted Loop recover its counts and training data,
 // Flusher and io.Closer let Loop.Close push and release what it holds.
-// Package dadctest has test doubles and the conformance suites TestModel and
-// TestFlagger to check an implementation against these contracts;
+// Package dadctest has test doubles and the conformance suites TestModel,
+// TestFlagger and TestModelStore to check an implementation against these contracts;
 // examples/custom-model plugs a non-image model into the whole loop.
 //
 // Unless a comment says otherwise, every exported method is safe for

@@ -14,9 +14,10 @@ const (
 	EventFlagged EventKind = "flagged"
 	// EventAttempt: the model classified a submission correctly; nothing stored.
 	EventAttempt EventKind = "attempt"
-	// EventRetrainStarted: a round closed and its retrain began.
+	// EventRetrainStarted: a retrain began; the round stays open.
 	EventRetrainStarted EventKind = "retrain_started"
-	// EventModelPromoted: a candidate passed the gate and now serves.
+	// EventModelPromoted: a candidate passed the gate, was stored and now
+	// serves; its round closed and the next one opened.
 	EventModelPromoted EventKind = "model_promoted"
 	// EventModelRejected: a candidate failed the gate; the old model keeps serving.
 	EventModelRejected EventKind = "model_rejected"
@@ -41,6 +42,8 @@ type Event struct {
 	// (promoted and rejected events; 0 when not measured).
 	CleanAccuracy       float64 `json:"clean_accuracy"`
 	AdversarialAccuracy float64 `json:"adversarial_accuracy"`
+	// Reasons are the gate's reasons, with numbers (promoted and rejected events).
+	Reasons []string `json:"reasons,omitempty"`
 	// SampleID is the stored sample's ID (flagged events only).
 	SampleID string `json:"sample_id,omitempty"`
 	// FlaggedTotal is the Loop's flagged total when the event was published.

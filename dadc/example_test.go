@@ -9,9 +9,22 @@ import (
 	"github.com/advspace/advspace/dadc/dadctest"
 )
 
+// cleanOnly is a Gate for models that memorise their corrections (they can
+// never get held-out samples right): it promotes a candidate whose clean
+// accuracy does not fall below the reference. The default gate, NewGate,
+// also demands a significant gain on the held-out fooling samples and no
+// loss on earlier rounds' held-out sets.
+var cleanOnly = dadc.GateFunc(func(in dadc.GateInput) dadc.GateDecision {
+	if in.Clean != nil && in.Clean.Candidate < in.Clean.Reference {
+		return dadc.GateDecision{Reasons: []string{fmt.Sprintf("FAIL clean %.2f < reference %.2f", in.Clean.Candidate, in.Clean.Reference)}}
+	}
+	return dadc.GateDecision{Promote: true, Reasons: []string{"ok clean accuracy kept"}}
+})
+
 // A whole round: a model that guesses "n modulo 10" is fooled by people who
 // know better, the third flag starts a retrain in the background, the
-// candidate passes the gate on the clean test set and serves from then on.
+// candidate passes the gate on the clean test set and serves from then on,
+// opening round 1.
 func ExampleNewLoop() {
 	ctx := context.Background()
 	model := dadctest.NewLookupModel("v0", 10, nil) // predicts n % 10, learns corrections
@@ -24,6 +37,7 @@ func ExampleNewLoop() {
 	loop, err := dadc.NewLoop[int](model, flagger, dadc.EveryN(3), &dadc.Options[int]{
 		Classes:      10,
 		CleanTest:    clean,
+		Gate:         cleanOnly,
 		HoldoutEvery: -1,
 		NewVersion:   func(round int) string { return fmt.Sprintf("v%d", round) },
 	})
@@ -71,7 +85,7 @@ func ExampleNewLoop() {
 func ExampleLoop_Subscribe() {
 	ctx := context.Background()
 	loop, err := dadc.NewLoop[int](dadctest.NewLookupModel("v0", 10, nil), dadctest.NewFlagger[int](nil),
-		dadc.EveryN(1), &dadc.Options[int]{Classes: 10, HoldoutEvery: -1})
+		dadc.EveryN(1), &dadc.Options[int]{Classes: 10, HoldoutEvery: -1, Gate: cleanOnly})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -94,17 +108,17 @@ func ExampleLoop_Subscribe() {
 	// model_promoted round 0
 }
 
-// Policies combine: retrain after 10 flags, or hourly if anything was flagged.
+// Policies combine: retrain after 10 new flags, or hourly if anything new was flagged.
 func ExampleAny() {
 	policy := dadc.Any(dadc.EveryN(10), dadc.EveryInterval(time.Hour))
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, s := range []dadc.PolicyState{
-		{Flags: 3, RoundStarted: start, Now: start.Add(10 * time.Minute)},
-		{Flags: 10, RoundStarted: start, Now: start.Add(10 * time.Minute)},
-		{Flags: 3, RoundStarted: start, Now: start.Add(2 * time.Hour)},
-		{Flags: 0, RoundStarted: start, Now: start.Add(2 * time.Hour)},
+		{NewFlags: 3, RoundStarted: start, Now: start.Add(10 * time.Minute)},
+		{NewFlags: 10, RoundStarted: start, Now: start.Add(10 * time.Minute)},
+		{NewFlags: 3, RoundStarted: start, Now: start.Add(2 * time.Hour)},
+		{NewFlags: 0, RoundStarted: start, Now: start.Add(2 * time.Hour)},
 	} {
-		fmt.Printf("%d flags after %s: %v\n", s.Flags, s.Now.Sub(s.RoundStarted), policy.ShouldRetrain(s))
+		fmt.Printf("%d flags after %s: %v\n", s.NewFlags, s.Now.Sub(s.RoundStarted), policy.ShouldRetrain(s))
 	}
 	fmt.Println(policy)
 	// Output:
@@ -122,4 +136,28 @@ func ExampleEveryN() {
 	fmt.Println(err)
 	// Output:
 	// dadc: NewLoop: invalid policy: dadc: EveryN(0): n must be at least 1 (use Manual() to never retrain automatically)
+}
+
+// The default gate explains every decision with its numbers.
+func ExampleNewGate() {
+	gate, err := dadc.NewGate(nil) // 0.3-point clean budget, p < 0.05, 2-point tolerance
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	d := gate.Decide(dadc.GateInput{
+		Round: 2, Candidate: "v3", Serving: "v2",
+		Clean:   &dadc.CleanScore{N: 10000, Candidate: 0.9890, Serving: 0.9905, Reference: 0.9917},
+		HeldOut: dadc.PairedScore{N: 16, Candidate: 9, Serving: 0, CandidateOnly: 9},
+		Earlier: []dadc.EarlierScore{{Round: 1, N: 16, Reference: 12, Candidate: 10}},
+	})
+	fmt.Println("promote:", d.Promote)
+	for _, r := range d.Reasons {
+		fmt.Println(r)
+	}
+	// Output:
+	// promote: false
+	// ok clean: 98.90% >= fixed reference 99.17% - 0.30 points (n=10000; serving 99.05%)
+	// ok gain: held-out 9/16 vs serving 0/16; 9 won, 0 lost; one-sided exact McNemar p=0.00195 < 0.05
+	// FAIL round 1 held-out: 10/16 (62.5%) < reference 12/16 (75.0%) - 2.0 points
 }

@@ -58,7 +58,7 @@ func TestLogs_EveryStepNeverInputs(t *testing.T) {
 	}
 	f := dadctest.NewFlagger(&dadctest.FlaggerScript[string]{FailCalls: []int{2}})
 	clean := []dadc.Example[string]{{Input: "a", Label: 1}, {Input: "ab", Label: 2}, {Input: "abc", Label: 3}, {Input: "abcd", Label: 0}}
-	l, err := dadc.NewLoop[string](m, f, dadc.Manual(), &dadc.Options[string]{Classes: 4, CleanTest: clean, HoldoutEvery: -1, Logger: logger})
+	l, err := dadc.NewLoop[string](m, f, dadc.Manual(), &dadc.Options[string]{Classes: 4, CleanTest: clean, HoldoutEvery: -1, Logger: logger, Gate: mechanicsGate})
 	require.NoError(t, err)
 
 	ctx := t.Context()
@@ -85,5 +85,5 @@ func TestLogs_EveryStepNeverInputs(t *testing.T) {
 		assert.Contains(t, out, step)
 	}
 	assert.NotContains(t, out, secret, "inputs and sessions are never logged")
-	assert.Equal(t, "r2", l.Stats().ModelVersion[:2])
+	assert.Equal(t, "r1", l.Stats().ModelVersion[:2], "the rejected candidate did not change the round")
 }

@@ -18,7 +18,7 @@ import (
 
 // Defaults for the zero fields of Options.
 const (
-	DefaultMaxAccuracyDrop = 0.005
+	DefaultMaxAccuracyDrop = DefaultMaxCleanDrop
 	DefaultHoldoutEvery    = 5
 	DefaultTrainTimeout    = 10 * time.Minute
 	DefaultCheckInterval   = time.Second
@@ -31,26 +31,48 @@ type Options[In any] struct {
 	// Classes is the number of classes; labels must be in [0, Classes). Required (> 0).
 	Classes int
 	// CleanTest is the clean test set the gate scores candidates on. When it
-	// is empty the gate checks nothing (every trained candidate is promoted)
-	// and the Loop logs a warning.
+	// is empty the gate does not check clean accuracy and the Loop logs a
+	// warning.
 	CleanTest []Example[In]
-	// MaxAccuracyDrop is the gate: a candidate is promoted only if its clean
-	// accuracy >= the serving model's clean accuracy - MaxAccuracyDrop.
-	// 0 means DefaultMaxAccuracyDrop (0.005). A negative value demands that
-	// much improvement. Must be at most 1.
+	// Gate decides whether a candidate replaces the serving model. nil means
+	// NewGate with MaxCleanDrop = MaxAccuracyDrop and the other defaults.
+	Gate Gate
+	// MaxAccuracyDrop is the default gate's clean budget: a candidate's clean
+	// accuracy must be >= the fixed reference (CleanReference, or the first
+	// model's accuracy) - MaxAccuracyDrop. The reference never moves with
+	// promotions. 0 means DefaultMaxAccuracyDrop (0.003); a negative value
+	// demands that much improvement. Must be in [-1, 1]. Ignored when Gate is set.
 	MaxAccuracyDrop float64
+	// CleanReference is the fixed clean accuracy the gate compares with, in
+	// (0, 1]. 0 means the accuracy of the first model measured (stored in the
+	// history, so it survives restarts).
+	CleanReference float64
+	// Store keeps promoted models (and, if it implements HistoryStore, the
+	// round history) durably: a promoted candidate is saved through its
+	// Exporter before it serves, and NewLoop serves the latest stored model.
+	// nil keeps nothing: a restart serves the given model again.
+	Store ModelStore
+	// Loader turns the store's latest model back into a Model at NewLoop.
+	// Required when Store holds a model and ServeGivenModel is false.
+	Loader ModelLoader[In]
+	// ServeGivenModel serves the model given to NewLoop even if Store holds
+	// a newer one (an operator forcing a weights file); the Loop logs it and
+	// stores the given model as the latest version.
+	ServeGivenModel bool
 	// HoldoutEvery holds every k-th adversarial sample (in the order they
 	// were stored; samples recovered at NewLoop in CreatedAt order) out of
 	// training; held-out samples measure the candidate's adversarial accuracy. 0 means DefaultHoldoutEvery (5); a negative
 	// value disables holding out; 1 is invalid (nothing would be trained on).
 	HoldoutEvery int
-	// TrainTimeout bounds one retrain (training and evaluation). 0 means
+	// TrainTimeout bounds one retrain (training, scoring and storing). 0 means
 	// DefaultTrainTimeout (10 minutes).
 	TrainTimeout time.Duration
 	// CheckInterval is how often the policy is asked between flags, for
-	// time-based policies. 0 means DefaultCheckInterval (1s); negative
-	// disables the periodic check (the policy is then asked only after flags
-	// and after retrains).
+	// time-based policies, and how often a changed history is saved to a
+	// HistoryStore (counts of attempts made since the last save are lost in
+	// a crash). 0 means DefaultCheckInterval (1s); negative disables the
+	// periodic check (the policy is then asked only after flags and after
+	// retrains, and the history is saved after retrains and at Close).
 	CheckInterval time.Duration
 	// RecoverTimeout bounds reading stored samples from a SampleSource in
 	// NewLoop. 0 means DefaultRecoverTimeout (1 minute).
@@ -90,20 +112,18 @@ type FlagResult[In any] struct {
 //
 // # Rounds
 //
-// Round 0 is served by the model given to NewLoop. When a retrain starts the
-// current round closes and the next one opens at once: flags that arrive
-// during the retrain count toward the new round and are not in that retrain's
-// training set. A submission belongs to the round in which the model answered
-// it (Sample.Round); so a flag whose durable write was still in flight when
-// its round closed is added to that closed round when the write completes,
-// the only way a closed round's counts change. The trainer always gets every
+// A round is the time one model serves. Round 0 is served by the first model
+// (the one given to NewLoop, or the latest stored one). A retrain does not
+// change the round: flags that arrive while it runs count toward the current
+// round, and if its candidate is rejected (or the retrain fails) the round
+// stays open and its counts go on. Only a promotion closes the round and
+// opens the next one, served by the candidate. The trainer always gets every
 // stored adversarial sample that is not held out, from all rounds
-// (cumulative): each candidate learns from everything collected so far. The
-// slice is the trainer's own; the Inputs in it are shared with the Loop and
-// must not be modified. The Loop keeps every stored sample in memory, as the
-// training pool.
+// (cumulative). The slice is the trainer's own; the Inputs in it are shared
+// with the Loop and must not be modified. The Loop keeps every stored sample
+// in memory, as the training pool.
 //
-// # Retrains
+// # Retrains and the gate
 //
 // At most one retrain runs at a time, in its own goroutine, under a context
 // that Close cancels and Options.TrainTimeout bounds. The policy is asked
@@ -115,14 +135,25 @@ type FlagResult[In any] struct {
 // Trainer is never retrained by the policy (the Loop logs this once) and
 // Retrain returns ErrNotTrainable.
 //
-// After training, the candidate is scored on Options.CleanTest (through
-// Evaluator if it implements it, else BatchPredictor, else Predict) and on the
-// held-out adversarial samples. The serving model's clean accuracy (the
-// baseline) is computed once per model and cached. The candidate is promoted
-// iff its clean accuracy >= baseline - Options.MaxAccuracyDrop. Promotion is
-// an atomic pointer swap: calls already running on the old model finish on
-// it. A rejected candidate, a trainer error, a panic in user code or a timeout
-// leave the old model serving, and the round history and events say why.
+// Every Options.HoldoutEvery-th sample is held out of training. After
+// training the Loop scores the candidate on Options.CleanTest (through
+// Evaluator, else BatchPredictor, else Predict), pairs its answers with the
+// serving model's on the current round's held-out samples, and scores it on
+// every earlier round's held-out set (frozen when that round closed, with the
+// then promoted model's score as reference); the Gate (NewGate by default)
+// decides on these figures and gives its reasons, which go into Stats, the
+// events and the log. A promoted candidate is first saved in Options.Store
+// (if any), then swapped in atomically: calls already running on the old
+// model finish on it. A rejected candidate, a trainer or store error, a
+// panic in user code or a timeout leave the old model serving.
+//
+// # Durability
+//
+// With Options.Store, promoted models survive restarts; if the store is a
+// HistoryStore the round history does too (saved after every retrain, every
+// CheckInterval when it changed, and at Close), and a restarted Loop shows
+// the same Stats, its per-round flag counts recomputed from the flagger's
+// stored samples.
 //
 // # Model ownership
 //
@@ -173,6 +204,14 @@ type Loop[In any] struct {
 	retraining         bool
 	retrainDone        chan struct{} // closed when the running retrain ends
 	notTrainableLogged bool
+	gate               Gate
+	hist               HistoryStore // nil: the history is not durable
+	refClean           *float64     // the gate's fixed clean reference
+	heldOutSets        []HeldOutSet // frozen held-out sets of closed rounds
+	newFlags           int          // flags counted since the last retrain started
+	lastRetrain        time.Time    // when the last retrain started (zero: none yet)
+	historyDirty       bool
+	histMu             sync.Mutex    // serialises history saves
 	lastStartErr       string        // last reason a policy-asked retrain could not start, logged once
 	drained            chan struct{} // closed when ops reaches zero after Close
 
@@ -182,6 +221,7 @@ type Loop[In any] struct {
 
 type pooledSample[In any] struct {
 	s       Sample[In]
+	round   int // the round it was counted in
 	heldOut bool
 }
 
@@ -227,17 +267,44 @@ func NewLoop[In any](model Model[In], flagger Flagger[In], policy RetrainPolicy,
 		perLabel: make([]int, o.Classes),
 		ids:      make(map[string]struct{}),
 	}
-	l.current.Store(newModelRef(model, model.Version(), l.log))
+	if o.Gate != nil {
+		l.gate = o.Gate
+	} else if l.gate, err = NewGate(&GateOptions{MaxCleanDrop: o.MaxAccuracyDrop}); err != nil {
+		return nil, fmt.Errorf("dadc: NewLoop: %w", err)
+	}
+	if o.CleanReference > 0 {
+		l.refClean = &o.CleanReference
+	}
+	serve, given, err := l.openStore(model)
+	if err != nil {
+		return nil, err
+	}
+	l.current.Store(newModelRef(serve, serve.Version(), l.log))
 	now := l.now()
-	l.rounds = []RoundStats{{Round: 0, ModelVersion: model.Version(), StartedAt: now}}
-
-	if src, ok := flagger.(SampleSource[In]); ok {
-		if err := l.recover(src); err != nil {
-			return nil, err
+	l.rounds = []RoundStats{{Round: 0, ModelVersion: serve.Version(), StartedAt: now}}
+	var hist *History
+	if l.hist != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), o.RecoverTimeout)
+		hist, err = l.hist.LoadHistory(ctx)
+		cancel()
+		if err != nil {
+			l.discard(serve, given)
+			return nil, fmt.Errorf("dadc: NewLoop: loading the round history: %w", err)
 		}
 	}
+	if src, ok := flagger.(SampleSource[In]); ok {
+		if err := l.recover(src, hist); err != nil {
+			l.discard(serve, given)
+			return nil, err
+		}
+	} else if hist != nil {
+		l.applyHistory(hist, nil)
+	}
 	if len(o.CleanTest) == 0 {
-		l.log.Warn("dadc: no clean test set; the gate will promote every trained candidate")
+		l.log.Warn("dadc: no clean test set; the gate will not check clean accuracy")
+	}
+	if given != nil && given != serve {
+		closeModel(given, given.Version(), l.log) // the stored model serves instead
 	}
 
 	l.baseCtx, l.cancel = context.WithCancel(context.Background())
@@ -257,7 +324,10 @@ func resolveOptions[In any](opts *Options[In]) (Options[In], error) {
 		return o, fmt.Errorf("dadc: NewLoop: Options.Classes is %d; set it to the number of classes (for MNIST digits, 10)", o.Classes)
 	}
 	if math.IsNaN(o.MaxAccuracyDrop) || o.MaxAccuracyDrop > 1 || o.MaxAccuracyDrop < -1 {
-		return o, fmt.Errorf("dadc: NewLoop: Options.MaxAccuracyDrop is %v; it is a fraction of accuracy in [-1, 1] (for instance 0.005)", o.MaxAccuracyDrop)
+		return o, fmt.Errorf("dadc: NewLoop: Options.MaxAccuracyDrop is %v; it is a fraction of accuracy in [-1, 1] (for instance 0.003)", o.MaxAccuracyDrop)
+	}
+	if math.IsNaN(o.CleanReference) || o.CleanReference < 0 || o.CleanReference > 1 {
+		return o, fmt.Errorf("dadc: NewLoop: Options.CleanReference is %v; it is an accuracy in (0, 1], or 0 to use the first model's measured accuracy", o.CleanReference)
 	}
 	if o.MaxAccuracyDrop == 0 {
 		o.MaxAccuracyDrop = DefaultMaxAccuracyDrop
@@ -317,13 +387,28 @@ func (l *Loop[In]) now() time.Time { return l.opts.Now().UTC() }
 // sample cannot make NewLoop allocate a gigantic history.
 const maxRecoveredRound = 1 << 20
 
-// recover loads the samples stored by src into the counters and the pool.
-func (l *Loop[In]) recover(src SampleSource[In]) error {
+// recover loads the samples stored by src into the counters and the pool,
+// into the rounds of hist if there is a stored history.
+func (l *Loop[In]) recover(src SampleSource[In], hist *History) error {
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.RecoverTimeout)
 	defer cancel()
 	stored, err := src.Samples(ctx)
 	if err != nil {
 		return fmt.Errorf("dadc: NewLoop: recovering stored samples from the flagger: %w", err)
+	}
+	if hist != nil {
+		stored = slices.Clone(stored)
+		slices.SortStableFunc(stored, func(a, b Sample[In]) int {
+			if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.ID, b.ID)
+		})
+		if err := l.checkRecovered(stored); err != nil {
+			return err
+		}
+		l.applyHistory(hist, stored)
+		return nil
 	}
 	if len(stored) == 0 {
 		return nil
@@ -337,20 +422,11 @@ func (l *Loop[In]) recover(src SampleSource[In]) error {
 		}
 		return cmp.Compare(a.ID, b.ID)
 	})
+	if err := l.checkRecovered(stored); err != nil {
+		return err
+	}
 	maxRound := 0
 	for _, s := range stored {
-		if s.ID == "" {
-			return errors.New("dadc: NewLoop: a recovered sample has an empty ID; the store is damaged")
-		}
-		if s.Label < 0 || s.Label >= l.opts.Classes {
-			return fmt.Errorf("dadc: NewLoop: recovered sample %s has label %d outside [0, %d); is Options.Classes right?", s.ID, s.Label, l.opts.Classes)
-		}
-		if s.Round < 0 {
-			return fmt.Errorf("dadc: NewLoop: recovered sample %s has negative round %d; the store is damaged", s.ID, s.Round)
-		}
-		if s.Round > maxRecoveredRound {
-			return fmt.Errorf("dadc: NewLoop: recovered sample %s has round %d, more than %d; the store is damaged", s.ID, s.Round, maxRecoveredRound)
-		}
 		maxRound = max(maxRound, s.Round)
 	}
 	serving := l.rounds[0].ModelVersion
@@ -495,6 +571,7 @@ func (l *Loop[In]) Flag(ctx context.Context, in In, label int, session string) (
 		defer l.mu.Unlock()
 		l.attempts++
 		l.rounds[l.round].Attempts++
+		l.historyDirty = true
 		res := FlagResult[In]{Prediction: pred, Count: l.flaggedTotal, Round: l.round}
 		l.publishLocked(Event{Kind: EventAttempt, Round: l.round, Message: fmt.Sprintf("model %s answered %d correctly", pred.ModelVersion, label)})
 		l.maybeRetrainLocked()
@@ -546,16 +623,246 @@ func (l *Loop[In]) Flag(ctx context.Context, in In, label int, session string) (
 
 // addSampleLocked counts a stored sample and adds it to the pool.
 func (l *Loop[In]) addSampleLocked(s Sample[In]) {
+	l.addSampleHeldLocked(s, l.opts.HoldoutEvery > 0 && (len(l.pool)+1)%l.opts.HoldoutEvery == 0)
+}
+
+// addSampleHeldLocked counts a stored sample, held out or not, and adds it to the pool.
+func (l *Loop[In]) addSampleHeldLocked(s Sample[In], held bool) {
 	r := min(s.Round, l.round)
 	l.rounds[r].Flags++
+	l.newFlags++
 	l.flaggedTotal++
 	l.perLabel[s.Label]++
-	held := l.opts.HoldoutEvery > 0 && (len(l.pool)+1)%l.opts.HoldoutEvery == 0
 	if held {
 		l.heldOut++
 	}
-	l.pool = append(l.pool, pooledSample[In]{s: s, heldOut: held})
+	l.pool = append(l.pool, pooledSample[In]{s: s, round: r, heldOut: held})
 	l.ids[s.ID] = struct{}{}
+	l.historyDirty = true
+}
+
+// checkRecovered validates samples read back from the flagger.
+func (l *Loop[In]) checkRecovered(stored []Sample[In]) error {
+	for _, s := range stored {
+		if s.ID == "" {
+			return errors.New("dadc: NewLoop: a recovered sample has an empty ID; the store is damaged")
+		}
+		if s.Label < 0 || s.Label >= l.opts.Classes {
+			return fmt.Errorf("dadc: NewLoop: recovered sample %s has label %d outside [0, %d); is Options.Classes right?", s.ID, s.Label, l.opts.Classes)
+		}
+		if s.Round < 0 {
+			return fmt.Errorf("dadc: NewLoop: recovered sample %s has negative round %d; the store is damaged", s.ID, s.Round)
+		}
+		if s.Round > maxRecoveredRound {
+			return fmt.Errorf("dadc: NewLoop: recovered sample %s has round %d, more than %d; the store is damaged", s.ID, s.Round, maxRecoveredRound)
+		}
+	}
+	return nil
+}
+
+// applyHistory restores a stored history and counts the stored samples (in
+// creation order) into its rounds. The history's flag counts are replaced by
+// the samples' (the flagger is the authority on samples); attempts, retrains
+// and decisions come from the history. Rounds that samples name but the
+// history lacks (it was saved before they began) are added as recovered.
+func (l *Loop[In]) applyHistory(h *History, stored []Sample[In]) {
+	serving := l.current.Load().version
+	l.rounds = make([]RoundStats, 0, len(h.Rounds))
+	for i, r := range h.Rounds {
+		r = r.clone()
+		r.Round = i
+		r.Flags = 0
+		l.rounds = append(l.rounds, r)
+	}
+	if len(l.rounds) == 0 {
+		l.rounds = []RoundStats{{Round: 0, ModelVersion: serving, StartedAt: l.now()}}
+	}
+	for _, s := range stored {
+		for s.Round >= len(l.rounds) {
+			l.rounds = append(l.rounds, RoundStats{Round: len(l.rounds), ModelVersion: s.ModelVersion, StartedAt: s.CreatedAt.UTC(), Recovered: true})
+		}
+	}
+	l.round = len(l.rounds) - 1
+	l.refClean = clonePtr(h.ReferenceCleanAccuracy)
+	if l.opts.CleanReference > 0 {
+		l.refClean = &l.opts.CleanReference
+	}
+	l.heldOutSets = nil
+	frozen := make(map[string]bool)
+	for _, hs := range h.HeldOutSets {
+		hs.IDs = slices.Clone(hs.IDs)
+		l.heldOutSets = append(l.heldOutSets, hs)
+		for _, id := range hs.IDs {
+			frozen[id] = true
+		}
+	}
+	l.attempts = 0
+	for i := range l.rounds {
+		r := &l.rounds[i]
+		l.attempts += r.Attempts
+		// A retrain that was running when the process stopped never ended.
+		for j := range r.Retrains {
+			if t := &r.Retrains[j]; t.Decision == DecisionRunning {
+				t.Decision, t.Error = DecisionFailed, "interrupted: the process stopped before the retrain ended"
+			}
+		}
+		l.mirrorLastRetrainLocked(r)
+	}
+	for _, r := range l.rounds {
+		for _, t := range r.Retrains {
+			if t.StartedAt.After(l.lastRetrain) {
+				l.lastRetrain = t.StartedAt
+			}
+		}
+	}
+	cur := &l.rounds[l.round]
+	duplicates := 0
+	for _, s := range stored {
+		if _, dup := l.ids[s.ID]; dup {
+			duplicates++
+			continue
+		}
+		held := frozen[s.ID] || (l.opts.HoldoutEvery > 0 && (len(l.pool)+1)%l.opts.HoldoutEvery == 0)
+		l.addSampleHeldLocked(s, held)
+	}
+	// newFlags counts the samples collected since the last retrain started.
+	l.newFlags = 0
+	for _, p := range l.pool {
+		if p.s.CreatedAt.After(l.lastRetrain) {
+			l.newFlags++
+		}
+	}
+	if cur.ModelVersion != serving {
+		if cur.Flags > 0 || cur.Attempts > 0 || len(cur.Retrains) > 0 {
+			now := l.now()
+			cur.EndedAt = &now
+			l.round++
+			l.rounds = append(l.rounds, RoundStats{Round: l.round, ModelVersion: serving, StartedAt: now})
+		} else {
+			cur.ModelVersion = serving
+		}
+		l.log.Warn("dadc: the history's last round was served by another model; round follows the served model",
+			"history_model", cur.ModelVersion, "serving", serving, "round", l.round)
+	}
+	l.historyDirty = false
+	l.log.Info("dadc: restored the round history",
+		"rounds", len(l.rounds), "round", l.round, "samples", len(l.pool), "duplicates_skipped", duplicates,
+		"attempts", l.attempts, "held_out", l.heldOut, "frozen_sets", len(l.heldOutSets))
+}
+
+// openStore decides which model serves: the latest stored model (loaded
+// through Options.Loader), or the given one when the store is empty or
+// Options.ServeGivenModel is set (then the given model is stored, so that
+// the store's latest version is what serves). It returns the model to serve
+// and the given model. It sets l.hist.
+func (l *Loop[In]) openStore(given Model[In]) (serve, giv Model[In], err error) {
+	st := l.opts.Store
+	if st == nil {
+		return given, given, nil
+	}
+	if h, ok := st.(HistoryStore); ok {
+		l.hist = h
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.RecoverTimeout)
+	defer cancel()
+	card, err := st.Latest(ctx)
+	switch {
+	case errors.Is(err, ErrNoModel):
+		if err := l.storeGiven(ctx, given, 0); err != nil {
+			return nil, nil, err
+		}
+		return given, given, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("dadc: NewLoop: reading the model store: %w", err)
+	}
+	if l.opts.ServeGivenModel {
+		l.log.Warn("dadc: serving the given model, not the store's latest (Options.ServeGivenModel)",
+			"model_version", given.Version(), "stored_latest", card.Version)
+		if card.Version != given.Version() {
+			if err := l.storeGiven(ctx, given, card.Round); err != nil {
+				return nil, nil, err
+			}
+		}
+		return given, given, nil
+	}
+	if l.opts.Loader == nil {
+		return nil, nil, fmt.Errorf("dadc: NewLoop: %w: the store's latest model is %s; set Options.Loader (the model package's loader), or Options.ServeGivenModel to serve the given model",
+			ErrNoLoader, card.Version)
+	}
+	r, card, err := st.Open(ctx, card.Version)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dadc: NewLoop: opening the stored model: %w", err)
+	}
+	defer r.Close()
+	m, err := l.opts.Loader.Load(ctx, card, r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dadc: NewLoop: loading the stored model %s: %w", card.Version, err)
+	}
+	if m == nil || m.Version() != card.Version {
+		got := "nil"
+		if m != nil {
+			got = m.Version()
+		}
+		return nil, nil, fmt.Errorf("dadc: NewLoop: the loader returned model %s for stored version %s; it must return the card's version", got, card.Version)
+	}
+	l.log.Info("dadc: serving the latest stored model", "model_version", card.Version, "round", card.Round,
+		"parent", card.Parent, "created_at", card.CreatedAt)
+	return m, given, nil
+}
+
+// storeGiven saves the given model in the store (first start, or a forced model).
+func (l *Loop[In]) storeGiven(ctx context.Context, given Model[In], round int) error {
+	ex, ok := given.(Exporter)
+	if !ok {
+		return fmt.Errorf("dadc: NewLoop: %w: a model store needs the model's own export to save it; use a model that implements it, or no store", ErrNotExportable)
+	}
+	card := ModelCard{Version: given.Version(), Round: round, CreatedAt: l.now()}
+	if err := l.opts.Store.Save(ctx, card, func(w io.Writer) error { return ex.Export(ctx, w) }); err != nil {
+		return fmt.Errorf("dadc: NewLoop: storing the given model: %w", err)
+	}
+	l.log.Info("dadc: stored the given model", "model_version", card.Version)
+	return nil
+}
+
+// discard closes a loaded stored model when NewLoop fails after loading it
+// (the given model stays the caller's).
+func (l *Loop[In]) discard(serve, given Model[In]) {
+	if serve != given {
+		closeModel(serve, serve.Version(), l.log)
+	}
+}
+
+// historyLocked returns a copy of the durable history.
+func (l *Loop[In]) historyLocked() *History {
+	h := &History{ReferenceCleanAccuracy: clonePtr(l.refClean), Rounds: make([]RoundStats, len(l.rounds)), SavedAt: l.now()}
+	for i, r := range l.rounds {
+		h.Rounds[i] = r.clone()
+	}
+	for _, hs := range l.heldOutSets {
+		hs.IDs = slices.Clone(hs.IDs)
+		h.HeldOutSets = append(h.HeldOutSets, hs)
+	}
+	return h
+}
+
+// saveHistory writes the history to the HistoryStore, if any. Errors are
+// logged (the history stays marked as changed, so the next save retries).
+func (l *Loop[In]) saveHistory(ctx context.Context) {
+	if l.hist == nil {
+		return
+	}
+	l.histMu.Lock()
+	defer l.histMu.Unlock()
+	l.mu.Lock()
+	h := l.historyLocked()
+	l.historyDirty = false
+	l.mu.Unlock()
+	if err := l.hist.SaveHistory(ctx, h); err != nil {
+		l.mu.Lock()
+		l.historyDirty = true
+		l.mu.Unlock()
+		l.log.Error("dadc: saving the round history failed; will retry", "err", err)
+	}
 }
 
 func (l *Loop[In]) publishLocked(e Event) {
@@ -574,6 +881,8 @@ func (l *Loop[In]) policyStateLocked() PolicyState {
 	return PolicyState{
 		Round:        l.round,
 		Flags:        r.Flags,
+		NewFlags:     l.newFlags,
+		LastRetrain:  l.lastRetrain,
 		Attempts:     r.Attempts,
 		FlagsTotal:   l.flaggedTotal,
 		RoundStarted: r.StartedAt,
@@ -631,13 +940,17 @@ func (l *Loop[In]) tick(interval time.Duration) {
 		case <-t.C:
 			l.mu.Lock()
 			l.maybeRetrainLocked()
+			dirty := l.historyDirty && l.hist != nil
 			l.mu.Unlock()
+			if dirty {
+				l.saveHistory(l.baseCtx)
+			}
 		}
 	}
 }
 
-// Retrain closes the current round and starts a retrain in the background
-// now, whatever the policy says. It returns once the retrain has started;
+// Retrain starts a retrain in the background now, whatever the policy says
+// (the round stays open until a candidate is promoted). It returns once the retrain has started;
 // the retrain runs under the Loop's own context (Close cancels it), not ctx.
 // Use WaitIdle to wait for it and Stats or Subscribe to see its result.
 //
@@ -677,17 +990,18 @@ func (l *Loop[In]) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := Stats{
-		ModelVersion:   l.current.Load().version,
-		Round:          l.round,
-		FlaggedTotal:   l.flaggedTotal,
-		Attempts:       l.attempts,
-		ModelErrorRate: errorRate(l.flaggedTotal, l.attempts),
-		PerLabel:       slices.Clone(l.perLabel),
-		TrainingPool:   len(l.pool) - l.heldOut,
-		HeldOut:        l.heldOut,
-		Retraining:     l.retraining,
-		EventsDropped:  l.events.droppedCount(),
-		Rounds:         make([]RoundStats, len(l.rounds)),
+		ModelVersion:           l.current.Load().version,
+		Round:                  l.round,
+		FlaggedTotal:           l.flaggedTotal,
+		Attempts:               l.attempts,
+		ModelErrorRate:         errorRate(l.flaggedTotal, l.attempts),
+		PerLabel:               slices.Clone(l.perLabel),
+		TrainingPool:           len(l.pool) - l.heldOut,
+		HeldOut:                l.heldOut,
+		Retraining:             l.retraining,
+		EventsDropped:          l.events.droppedCount(),
+		Rounds:                 make([]RoundStats, len(l.rounds)),
+		ReferenceCleanAccuracy: clonePtr(l.refClean),
 	}
 	if l.retraining {
 		st.RetrainProgress = math.Float64frombits(l.progress.Load())
@@ -764,6 +1078,7 @@ func (l *Loop[In]) Close(ctx context.Context) error {
 	}
 
 	var errs []error
+	l.saveHistory(ctx)
 	if f, ok := l.flagger.(Flusher); ok {
 		if err := f.Flush(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("dadc: close: flushing the flagger: %w", err))

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -45,10 +48,22 @@ func cleanSet(n int) []dadc.Example[int] {
 // wrongLabel is a label the models built with accurateOn(k) get wrong for n >= k.
 func wrongLabel(n int) int { return truth(n) }
 
+// mechanicsGate promotes a candidate unless its clean accuracy is more than
+// half a point below the serving model's. The tests of the Loop's mechanics
+// (rounds, concurrency, failures) use it so that they need no held-out
+// samples; the default gate has its own tests.
+var mechanicsGate = dadc.GateFunc(func(in dadc.GateInput) dadc.GateDecision {
+	if in.Clean != nil && in.Clean.Candidate < in.Clean.Serving-0.005 {
+		return dadc.GateDecision{Reasons: []string{fmt.Sprintf("FAIL clean %.4f < serving %.4f - 0.005", in.Clean.Candidate, in.Clean.Serving)}}
+	}
+	return dadc.GateDecision{Promote: true, Reasons: []string{"ok mechanics gate"}}
+})
+
 // baseOpts returns deterministic options: fake clock, sequential IDs and versions.
 func baseOpts(clock *dadctest.Clock) *dadc.Options[int] {
 	return &dadc.Options[int]{
 		Classes:       10,
+		Gate:          mechanicsGate,
 		HoldoutEvery:  -1,
 		CheckInterval: -1,
 		Now:           clock.Now,
@@ -308,9 +323,10 @@ func TestFlag_ThousandConcurrentFlagsCoalesce(t *testing.T) {
 	st := l.Stats()
 	assert.True(t, st.Retraining)
 	assert.EqualValues(t, 1, gt.calls.Load(), "the first retrain is still held: no other may start")
-	require.Len(t, st.Rounds, 2)
-	assert.GreaterOrEqual(t, st.Rounds[0].Flags, 10)
-	assert.Equal(t, goroutines*each, st.Rounds[0].Flags+st.Rounds[1].Flags)
+	require.Len(t, st.Rounds, 1, "a running retrain does not change the round")
+	assert.Equal(t, goroutines*each, st.Rounds[0].Flags)
+	trainedFirst := st.Rounds[0].TrainSamples
+	assert.GreaterOrEqual(t, trainedFirst, 8)
 
 	close(gt.release)
 	waitIdle(t, l)
@@ -319,15 +335,17 @@ func TestFlag_ThousandConcurrentFlagsCoalesce(t *testing.T) {
 	assert.EqualValues(t, 2, gt.calls.Load(), "flags that arrived during the retrain coalesce into exactly one more")
 	assert.Equal(t, 2, st.Round)
 	require.Len(t, st.Rounds, 3)
+	assert.Equal(t, goroutines*each, st.Rounds[0].Flags, "flags during the retrain belong to the round the old model served")
+	assert.Zero(t, st.Rounds[1].Flags)
 	assert.Zero(t, st.Rounds[2].Flags)
 	assert.True(t, st.Rounds[0].Promoted)
-	assert.True(t, st.Rounds[1].Promoted)
+	assert.True(t, st.Rounds[1].Promoted, "the coalesced retrain learned the flags that arrived during the first")
 	assert.Equal(t, "v2", st.ModelVersion)
 	assert.Equal(t, goroutines*each, st.FlaggedTotal)
 	assert.Equal(t, goroutines*each/5, st.HeldOut)
 	assert.Equal(t, goroutines*each*4/5, st.TrainingPool)
 	assert.Equal(t, goroutines*each*4/5, st.Rounds[1].TrainSamples, "training is cumulative")
-	assert.Equal(t, goroutines*each/5, st.Rounds[1].HeldOutSamples)
+	assert.Zero(t, st.Rounds[1].HeldOutSamples, "round 1 collected nothing of its own")
 
 	// None lost, none duplicated.
 	stored := f.Stored()
@@ -348,7 +366,7 @@ func TestFlag_ThousandConcurrentFlagsCoalesce(t *testing.T) {
 	assert.Len(t, l.Samples(0), goroutines*each)
 }
 
-func TestRetrain_FlagsDuringRetrainCountTowardNextRound(t *testing.T) {
+func TestRetrain_RoundStaysOpenUntilPromotion(t *testing.T) {
 	gt := newGatedTrainer()
 	f := dadctest.NewFlagger[int](nil)
 	clock := dadctest.NewClock(t0)
@@ -368,31 +386,38 @@ func TestRetrain_FlagsDuringRetrainCountTowardNextRound(t *testing.T) {
 	for n := 10; n < 12; n++ {
 		res, err := l.Flag(ctx, n, wrongLabel(n), "")
 		require.NoError(t, err)
-		assert.Equal(t, 1, res.Round)
-		assert.Equal(t, 1, res.Sample.Round)
+		assert.Equal(t, 0, res.Round, "the round is the time one model serves")
+		assert.Equal(t, 0, res.Sample.Round)
 		assert.Equal(t, "m0", res.Sample.ModelVersion, "the old model still serves during the retrain")
 		assert.True(t, res.Retraining)
 	}
 	st := l.Stats()
-	assert.Equal(t, 1, st.Round)
-	assert.Equal(t, 4, st.Rounds[0].Flags, "round 0's flags are final")
-	assert.Equal(t, 2, st.Rounds[1].Flags)
-	require.NotNil(t, st.Rounds[0].EndedAt)
-	assert.Equal(t, t0.Add(time.Minute), *st.Rounds[0].EndedAt)
-	assert.Equal(t, t0.Add(time.Minute), st.Rounds[1].StartedAt)
+	assert.Equal(t, 0, st.Round)
+	require.Len(t, st.Rounds, 1)
+	assert.Equal(t, 6, st.Rounds[0].Flags)
+	assert.Nil(t, st.Rounds[0].EndedAt)
 	assert.Equal(t, "v1", st.Rounds[0].Candidate)
+	require.Len(t, st.Rounds[0].Retrains, 1)
+	assert.Equal(t, dadc.DecisionRunning, st.Rounds[0].Retrains[0].Decision)
+	assert.Equal(t, t0.Add(time.Minute), st.Rounds[0].Retrains[0].StartedAt)
+	assert.Equal(t, 4, st.Rounds[0].Retrains[0].TrainSamples)
 
+	clock.Advance(time.Minute)
 	close(gt.release)
 	waitIdle(t, l)
 	st = l.Stats()
 	assert.True(t, st.Rounds[0].Promoted)
-	assert.Equal(t, "v1", st.Rounds[1].ModelVersion, "the promoted candidate serves the rest of round 1")
+	assert.Equal(t, dadc.DecisionPromoted, st.Rounds[0].Retrains[0].Decision)
+	require.NotNil(t, st.Rounds[0].EndedAt)
+	assert.Equal(t, t0.Add(2*time.Minute), *st.Rounds[0].EndedAt, "the round closes at promotion")
+	require.Len(t, st.Rounds, 2)
+	assert.Equal(t, "v1", st.Rounds[1].ModelVersion)
+	assert.Equal(t, t0.Add(2*time.Minute), st.Rounds[1].StartedAt)
 	assert.Equal(t, 1, st.Round, "Manual policy: no further retrain")
 
 	reqs := gt.calls.Load()
 	assert.EqualValues(t, 1, reqs)
-	m0 := l.Model()
-	assert.Equal(t, "v1", m0.Version())
+	assert.Equal(t, "v1", l.Model().Version())
 }
 
 func TestRetrain_TrainRequestHasCumulativeNonHeldOutSamples(t *testing.T) {
@@ -434,42 +459,60 @@ func TestRetrain_TrainRequestHasCumulativeNonHeldOutSamples(t *testing.T) {
 	assert.Equal(t, []int{0, 1, 3, 4, 6, 7, 9, 10}, ids(got[1]), "all rounds so far")
 	st := l.Stats()
 	assert.Equal(t, 2, st.Rounds[0].HeldOutSamples)
-	assert.Equal(t, 4, st.Rounds[1].HeldOutSamples)
+	assert.Equal(t, 2, st.Rounds[1].HeldOutSamples, "a round's gate sees the round's own held-out samples")
 }
 
+// learner is a classifier right on clean inputs n < k, and right on the
+// adversarial inputs (n >= 2000) when learns is set.
+func learner(k int, learns bool) func(int) int {
+	return func(n int) int {
+		if n >= 2000 && learns {
+			return truth(n)
+		}
+		return accurateOn(k)(n)
+	}
+}
+
+// TestGate runs the default gate inside the Loop: promotion needs clean
+// accuracy within the budget of the fixed reference AND a significant gain on
+// the held-out fooling samples; every decision records its reasons.
 func TestGate(t *testing.T) {
 	tests := []struct {
 		name      string
 		baseline  int // correct among 1000 clean examples
 		candidate int
+		learns    bool // the candidate gets the held-out fooling samples right
 		drop      float64
 		promoted  bool
+		reason    string // in the failed reasons when rejected
 	}{
-		{"better", 900, 950, 0, true},
-		{"equal", 900, 900, 0, true},
-		{"small drop within default 0.005", 900, 896, 0, true},
-		{"drop beyond default", 900, 894, 0, false},
-		{"much worse", 900, 500, 0, false},
-		{"custom drop", 900, 850, 0.06, true},
-		{"negative drop demands improvement", 900, 905, -0.01, false},
-		{"negative drop met", 900, 915, -0.01, true},
+		{"better", 900, 950, true, 0, true, ""},
+		{"equal", 900, 900, true, 0, true, ""},
+		{"small drop within default 0.003", 900, 897, true, 0, true, ""},
+		{"drop beyond default", 900, 896, true, 0, false, "clean: 89.60% < fixed reference 90.00% - 0.30 points"},
+		{"much worse", 900, 500, true, 0, false, "clean: 50.00%"},
+		{"custom drop", 900, 850, true, 0.06, true, ""},
+		{"negative drop demands improvement", 900, 905, true, -0.01, false, "clean: 90.50% < fixed reference 90.00% - -1.00 points"},
+		{"negative drop met", 900, 915, true, -0.01, true, ""},
+		{"no adversarial gain", 900, 950, false, 0, false, "gain: held-out 0/6 vs serving 0/6; 0 won, 0 lost; one-sided exact McNemar p=1 >= 0.05"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := trainable("m0", tt.baseline, yields(tt.candidate))
+			m := trainable("m0", tt.baseline, nil)
 			var cand *dadctest.FakeModel[int]
 			m.TrainFunc = func(_ context.Context, req dadc.TrainRequest[int]) (dadc.Model[int], error) {
-				cand = dadctest.NewModel(req.Version, 10, accurateOn(tt.candidate))
+				cand = dadctest.NewModel(req.Version, 10, learner(tt.candidate, tt.learns))
 				return cand, nil
 			}
 			opts := baseOpts(dadctest.NewClock(t0))
+			opts.Gate = nil // the default gate
 			opts.CleanTest = cleanSet(1000)
 			opts.MaxAccuracyDrop = tt.drop
 			opts.HoldoutEvery = 2
 			l := newLoop(t, m, dadctest.NewFlagger[int](nil), dadc.Manual(), opts)
 			events, cancel := l.Subscribe(64)
 			defer cancel()
-			for n := 2000; n < 2004; n++ { // inputs >= 1000: every model here is wrong on them
+			for n := 2000; n < 2012; n++ { // the serving model is wrong on all of them
 				_, err := l.Flag(t.Context(), n, wrongLabel(n), "")
 				require.NoError(t, err)
 			}
@@ -482,23 +525,40 @@ func TestGate(t *testing.T) {
 			require.NotNil(t, r.CleanAccuracy)
 			require.NotNil(t, r.BaselineCleanAccuracy)
 			require.NotNil(t, r.AdversarialAccuracy)
+			require.NotNil(t, st.ReferenceCleanAccuracy)
+			assert.InDelta(t, float64(tt.baseline)/1000, *st.ReferenceCleanAccuracy, 1e-12, "the first model's score is the fixed reference")
 			assert.InDelta(t, float64(tt.candidate)/1000, *r.CleanAccuracy, 1e-12)
 			assert.InDelta(t, float64(tt.baseline)/1000, *r.BaselineCleanAccuracy, 1e-12)
-			assert.InDelta(t, 0, *r.AdversarialAccuracy, 1e-12, "candidates here never learn the held-out samples")
-			assert.Equal(t, 2, r.HeldOutSamples)
+			wantAdv := 0.0
+			if tt.learns {
+				wantAdv = 1
+			}
+			assert.InDelta(t, wantAdv, *r.AdversarialAccuracy, 1e-12)
+			assert.Equal(t, 6, r.HeldOutSamples)
 			assert.Equal(t, 1, m.Evaluates(), "the baseline is scored once, through Evaluator")
+			require.Len(t, r.Retrains, 1)
+			rt := r.Retrains[0]
+			require.NotNil(t, rt.Gate)
+			assert.Equal(t, dadc.PairedScore{N: 6, Candidate: int(6 * wantAdv), CandidateOnly: int(6 * wantAdv)}, rt.Gate.HeldOut)
+			assert.NotEmpty(t, rt.Reasons)
 			kinds := drainKinds(events)
 			if tt.promoted {
 				assert.Empty(t, r.Error)
+				assert.Equal(t, dadc.DecisionPromoted, rt.Decision)
+				assert.Contains(t, rt.Reasons, "ok gain: held-out 6/6 vs serving 0/6; 6 won, 0 lost; one-sided exact McNemar p=0.0156 < 0.05")
 				assert.Equal(t, "v1", st.ModelVersion)
 				assert.Equal(t, "v1", l.Model().Version())
+				assert.Equal(t, 1, st.Round)
 				assert.Contains(t, kinds, dadc.EventModelPromoted)
 				assert.False(t, cand.Closed())
 				assert.True(t, m.Closed(), "no call holds the replaced model: it is closed by the time WaitIdle returns")
 			} else {
-				assert.Contains(t, r.Error, "rejected: clean accuracy")
+				assert.Equal(t, dadc.DecisionRejected, rt.Decision)
+				assert.Contains(t, r.Error, tt.reason)
+				assert.True(t, slices.ContainsFunc(rt.Reasons, func(r string) bool { return strings.HasPrefix(r, "FAIL "+tt.reason) }), "reasons: %q", rt.Reasons)
 				assert.Equal(t, "m0", st.ModelVersion, "the old model keeps serving")
-				assert.Equal(t, "m0", st.Rounds[1].ModelVersion)
+				assert.Equal(t, 0, st.Round, "a rejected candidate does not change the round")
+				assert.Len(t, st.Rounds, 1)
 				assert.Contains(t, kinds, dadc.EventModelRejected)
 				assert.True(t, cand.Closed(), "a rejected candidate is closed")
 				assert.False(t, m.Closed())
@@ -540,9 +600,12 @@ func TestGate_BaselineCachedPerModel(t *testing.T) {
 	}
 	assert.Equal(t, 1, m.Evaluates())
 	st := l.Stats()
-	assert.Equal(t, 3, st.Round)
-	for _, r := range st.Rounds[:3] {
-		assert.False(t, r.Promoted)
+	assert.Equal(t, 0, st.Round, "rejected candidates do not change the round")
+	require.Len(t, st.Rounds, 1)
+	assert.False(t, st.Rounds[0].Promoted)
+	require.Len(t, st.Rounds[0].Retrains, 3)
+	for _, r := range st.Rounds[0].Retrains {
+		assert.Equal(t, dadc.DecisionRejected, r.Decision)
 	}
 }
 
@@ -837,19 +900,25 @@ func TestRetrain_ProgressAndPolicyPanic(t *testing.T) {
 }
 
 func TestEveryInterval_FiresOnTick(t *testing.T) {
-	clock := dadctest.NewClock(t0)
-	m := trainable("m0", 0, yields(10))
-	opts := baseOpts(clock)
-	opts.CheckInterval = 2 * time.Millisecond
-	l := newLoop(t, m, dadctest.NewFlagger[int](nil), dadc.EveryInterval(time.Hour), opts)
-	_, err := l.Flag(t.Context(), 1, 1, "")
-	require.NoError(t, err)
-	time.Sleep(20 * time.Millisecond)
-	assert.Equal(t, 0, l.Stats().Round, "not due yet")
-	clock.Advance(time.Hour)
-	require.Eventually(t, func() bool { return l.Stats().Round == 1 }, 5*time.Second, time.Millisecond)
-	waitIdle(t, l)
-	assert.True(t, l.Stats().Rounds[0].Promoted)
+	synctest.Test(t, func(t *testing.T) {
+		m := trainable("m0", 0, yields(10))
+		opts := baseOpts(nil)
+		opts.Now = nil // the bubble's fake clock
+		opts.CheckInterval = 2 * time.Millisecond
+		l, err := dadc.NewLoop(m, dadctest.NewFlagger[int](nil), dadc.EveryInterval(time.Hour), opts)
+		require.NoError(t, err)
+		_, err = l.Flag(t.Context(), 1, 1, "")
+		require.NoError(t, err)
+		time.Sleep(20 * time.Millisecond)
+		synctest.Wait()
+		assert.Equal(t, 0, l.Stats().Round, "not due yet")
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		require.NoError(t, l.WaitIdle(t.Context()))
+		assert.Equal(t, 1, l.Stats().Round)
+		assert.True(t, l.Stats().Rounds[0].Promoted)
+		require.NoError(t, l.Close(t.Context()))
+	})
 }
 
 func TestRecovery(t *testing.T) {

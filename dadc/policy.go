@@ -15,13 +15,14 @@ type PolicyValidator interface {
 	Validate() error
 }
 
-// EveryN returns a policy that fires when the current round has at least n
-// adversarial samples (the seed Space retrained every 10). n must be at least 1.
+// EveryN returns a policy that fires when at least n adversarial samples
+// arrived since the last retrain started (PolicyState.NewFlags), so a
+// rejected candidate is retried after n more flags, not at every flag (the seed Space retrained every 10). n must be at least 1.
 func EveryN(n int) RetrainPolicy { return everyN{n: n} }
 
 type everyN struct{ n int }
 
-func (p everyN) ShouldRetrain(s PolicyState) bool { return p.n >= 1 && s.Flags >= p.n }
+func (p everyN) ShouldRetrain(s PolicyState) bool { return p.n >= 1 && s.NewFlags >= p.n }
 
 func (p everyN) Validate() error {
 	if p.n < 1 {
@@ -32,15 +33,20 @@ func (p everyN) Validate() error {
 
 func (p everyN) String() string { return fmt.Sprintf("EveryN(%d)", p.n) }
 
-// EveryInterval returns a policy that fires when the current round has been
-// open for at least d and holds at least one adversarial sample. The Loop asks
+// EveryInterval returns a policy that fires when at least d has passed since
+// the current round began and since the last retrain started, and at least
+// one adversarial sample arrived since that retrain started. The Loop asks
 // it on every flag and every Options.CheckInterval. d must be positive.
 func EveryInterval(d time.Duration) RetrainPolicy { return everyInterval{d: d} }
 
 type everyInterval struct{ d time.Duration }
 
 func (p everyInterval) ShouldRetrain(s PolicyState) bool {
-	return p.d > 0 && s.Flags >= 1 && s.Now.Sub(s.RoundStarted) >= p.d
+	since := s.RoundStarted
+	if s.LastRetrain.After(since) {
+		since = s.LastRetrain
+	}
+	return p.d > 0 && s.NewFlags >= 1 && s.Now.Sub(since) >= p.d
 }
 
 func (p everyInterval) Validate() error {

@@ -14,7 +14,7 @@ import (
 func TestPolicies(t *testing.T) {
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	state := func(flags int, open time.Duration) dadc.PolicyState {
-		return dadc.PolicyState{Flags: flags, FlagsTotal: flags + 100, RoundStarted: start, Now: start.Add(open)}
+		return dadc.PolicyState{Flags: flags, NewFlags: flags, FlagsTotal: flags + 100, RoundStarted: start, Now: start.Add(open)}
 	}
 	always := dadc.PolicyFunc(func(dadc.PolicyState) bool { return true })
 	never := dadc.PolicyFunc(func(dadc.PolicyState) bool { return false })

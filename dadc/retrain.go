@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"math"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,33 +74,53 @@ func closeModel[In any](m Model[In], version string, log *slog.Logger) {
 	log.Debug("dadc: closed a retired model", "model_version", version)
 }
 
-// retrainJob is everything a retrain needs, captured when its round closes.
+// retrainJob is everything a retrain needs, captured when it starts.
 type retrainJob[In any] struct {
-	round   int // the round that closed
+	round   int // the current round; it stays open while the retrain runs
+	index   int // index of the retrain in rounds[round].Retrains
 	version string
 	trainer Trainer[In]
-	base    *modelRef[In] // the serving model, referenced for the baseline
+	base    *modelRef[In] // the serving model, referenced for the baseline and the pairing
 	train   []Sample[In]
-	heldOut []Example[In]
-	clean   []Example[In]
-	started time.Time
+	// heldOut are the current round's held-out samples (they fooled base).
+	heldOut    []Example[In]
+	heldOutIDs []string
+	earlier    []earlierSet[In]
+	clean      []Example[In]
+	reference  *float64 // fixed clean reference; nil: measure base and make it the reference
+	started    time.Time
+}
+
+// earlierSet is an earlier round's frozen held-out set, resolved to inputs.
+type earlierSet[In any] struct {
+	round     int
+	examples  []Example[In]
+	reference int // correct answers of the model promoted at the end of the round, on examples
 }
 
 // retrainResult is what a retrain produced.
 type retrainResult[In any] struct {
-	candidate     Model[In] // nil if training failed
-	version       string    // candidate.Version(), read once inside the recover
-	clean         *float64
-	adversarial   *float64
-	baseline      *float64
-	promote       bool
-	err           error // training or evaluation failed
-	rejectMessage string
+	candidate Model[In] // nil if training failed
+	version   string    // candidate.Version(), read once inside the recover
+	clean     *float64
+	baseline  *float64 // serving model's clean accuracy
+	reference *float64 // the fixed reference used (newly measured when job.reference was nil)
+	input     *GateInput
+	decision  GateDecision
+	heldOutOK int // candidate's correct answers on job.heldOut
+	err       error
 }
 
-// startRetrainLocked closes the current round, opens the next and starts a
-// retrain goroutine. Errors: ErrClosed, ErrRetrainInProgress,
-// ErrNotTrainable, ErrNothingToTrain.
+func (r *retrainResult[In]) adversarial() *float64 {
+	if r.input == nil || r.input.HeldOut.N == 0 {
+		return nil
+	}
+	a := float64(r.input.HeldOut.Candidate) / float64(r.input.HeldOut.N)
+	return &a
+}
+
+// startRetrainLocked starts a retrain goroutine. The round stays open.
+// Errors: ErrClosed, ErrRetrainInProgress, ErrNotTrainable, ErrNothingToTrain.
 func (l *Loop[In]) startRetrainLocked() error {
 	if l.closed {
 		return ErrClosed
@@ -112,21 +134,48 @@ func (l *Loop[In]) startRetrainLocked() error {
 		return ErrNotTrainable
 	}
 	job := &retrainJob[In]{
-		round:   l.round,
-		trainer: trainer,
-		base:    ref,
-		clean:   l.opts.CleanTest,
-		started: l.now(),
+		round:     l.round,
+		trainer:   trainer,
+		base:      ref,
+		clean:     l.opts.CleanTest,
+		reference: clonePtr(l.refClean),
+		started:   l.now(),
 	}
+	byID := make(map[string]In)
 	for _, p := range l.pool {
-		if p.heldOut {
-			job.heldOut = append(job.heldOut, Example[In]{Input: p.s.Input, Label: p.s.Label})
-		} else {
+		switch {
+		case !p.heldOut:
 			job.train = append(job.train, p.s)
+		case p.round == l.round:
+			job.heldOut = append(job.heldOut, Example[In]{Input: p.s.Input, Label: p.s.Label})
+			job.heldOutIDs = append(job.heldOutIDs, p.s.ID)
+		default:
+			byID[p.s.ID] = p.s.Input
 		}
 	}
 	if len(job.train) == 0 {
 		return ErrNothingToTrain
+	}
+	labels := make(map[string]int, len(l.pool))
+	for _, p := range l.pool {
+		labels[p.s.ID] = p.s.Label
+	}
+	for _, hs := range l.heldOutSets {
+		es := earlierSet[In]{round: hs.Round, reference: hs.Correct}
+		for _, id := range hs.IDs {
+			in, ok := byID[id]
+			if !ok {
+				// The sample is gone from the flagger: the frozen set cannot
+				// be scored as it was, so it is skipped (and logged).
+				es.examples = nil
+				l.log.Warn("dadc: an earlier round's held-out sample is missing; that round is not checked", "round", hs.Round, "id", id)
+				break
+			}
+			es.examples = append(es.examples, Example[In]{Input: in, Label: labels[id]})
+		}
+		if len(es.examples) > 0 {
+			job.earlier = append(job.earlier, es)
+		}
 	}
 	version, err := l.newVersion(l.round + 1)
 	if err != nil {
@@ -137,25 +186,61 @@ func (l *Loop[In]) startRetrainLocked() error {
 		return ErrClosed
 	}
 
-	closing := &l.rounds[l.round]
-	ended := job.started
-	closing.EndedAt = &ended
-	closing.Candidate = job.version
-	closing.TrainSamples = len(job.train)
-	closing.HeldOutSamples = len(job.heldOut)
-	l.round++
-	l.rounds = append(l.rounds, RoundStats{Round: l.round, ModelVersion: ref.version, StartedAt: job.started})
+	r := &l.rounds[l.round]
+	r.Retrains = append(r.Retrains, RetrainStats{Candidate: job.version, Parent: ref.version, StartedAt: job.started,
+		TrainSamples: len(job.train), HeldOutSamples: len(job.heldOut), Decision: DecisionRunning})
+	job.index = len(r.Retrains) - 1
+	l.mirrorLastRetrainLocked(r)
+	l.newFlags = 0
+	l.lastRetrain = job.started
 
 	l.retraining = true
 	l.retrainDone = make(chan struct{})
 	l.progress.Store(0)
 	l.ops.Add(1)
 	l.log.Info("dadc: retrain started", "round", job.round, "candidate", job.version,
-		"train_samples", len(job.train), "held_out", len(job.heldOut), "model_version", ref.version)
+		"train_samples", len(job.train), "held_out", len(job.heldOut), "earlier_sets", len(job.earlier), "model_version", ref.version)
 	l.publishLocked(Event{Kind: EventRetrainStarted, Round: job.round, Candidate: job.version,
-		Message: fmt.Sprintf("round %d closed; training %s on %d adversarial samples; round %d begins", job.round, job.version, len(job.train), l.round)})
+		Message: fmt.Sprintf("training %s on %d adversarial samples; round %d stays open until a candidate is promoted", job.version, len(job.train), job.round)})
 	go l.runRetrain(job)
 	return nil
+}
+
+// mirrorLastRetrainLocked copies the round's last retrain into its flat fields.
+func (l *Loop[In]) mirrorLastRetrainLocked(r *RoundStats) {
+	if len(r.Retrains) == 0 {
+		return
+	}
+	t := r.Retrains[len(r.Retrains)-1]
+	r.Candidate = t.Candidate
+	r.TrainSamples = t.TrainSamples
+	r.HeldOutSamples = t.HeldOutSamples
+	r.CleanAccuracy = clonePtr(t.CleanAccuracy)
+	r.AdversarialAccuracy = clonePtr(t.AdversarialAccuracy)
+	r.BaselineCleanAccuracy = nil
+	if t.Gate != nil && t.Gate.Clean != nil {
+		b := t.Gate.Clean.Serving
+		r.BaselineCleanAccuracy = &b
+	}
+	r.Promoted = t.Decision == DecisionPromoted
+	r.Error = t.Error
+	if t.Decision == DecisionRejected {
+		r.Error = "rejected: " + strings.Join(failedReasons(t.Reasons), "; ")
+	}
+}
+
+// failedReasons returns the reasons that failed (all of them if none is marked).
+func failedReasons(reasons []string) []string {
+	var out []string
+	for _, r := range reasons {
+		if strings.HasPrefix(r, "FAIL ") {
+			out = append(out, strings.TrimPrefix(r, "FAIL "))
+		}
+	}
+	if len(out) == 0 {
+		return reasons
+	}
+	return out
 }
 
 // newVersion calls Options.NewVersion, turning a panic or an empty version into an error.
@@ -177,18 +262,21 @@ func (l *Loop[In]) runRetrain(job *retrainJob[In]) {
 	ctx, cancel := context.WithTimeout(l.baseCtx, l.opts.TrainTimeout)
 	defer cancel()
 	res := l.retrain(ctx, job)
+	if res.err == nil && res.decision.Promote {
+		res.err = l.storeCandidate(ctx, job, &res)
+	}
 	l.finishRetrain(job, res)
 }
 
-// retrain trains and scores a candidate. A panic in user code (Train,
-// Evaluate, Predict) becomes an error.
+// retrain trains, scores and gates a candidate. A panic in user code
+// (Train, Evaluate, Predict, the gate) becomes an error.
 func (l *Loop[In]) retrain(ctx context.Context, job *retrainJob[In]) (res retrainResult[In]) {
 	defer func() {
 		if p := recover(); p != nil {
 			l.log.Error("dadc: retrain panicked", "round", job.round, "candidate", job.version,
 				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			res.err = fmt.Errorf("retrain panicked: %v", p)
-			res.promote = false
+			res.decision.Promote = false
 		}
 	}()
 	req := TrainRequest[In]{
@@ -220,6 +308,7 @@ func (l *Loop[In]) retrain(ctx context.Context, job *retrainJob[In]) (res retrai
 	l.log.Info("dadc: training done; scoring the candidate", "round", job.round, "candidate", res.version,
 		"seconds", l.now().Sub(job.started).Seconds())
 
+	in := &GateInput{Round: job.round, Candidate: res.version, Serving: job.base.version}
 	if len(job.clean) > 0 {
 		base, err := l.baselineAccuracy(ctx, job.base, job.clean)
 		if err != nil {
@@ -227,36 +316,143 @@ func (l *Loop[In]) retrain(ctx context.Context, job *retrainJob[In]) (res retrai
 			return res
 		}
 		res.baseline = &base
+		ref := job.reference
+		if ref == nil {
+			ref = &base // the first measured model becomes the fixed reference
+		}
+		res.reference = ref
 		ev, err := evaluate(ctx, cand, job.clean)
 		if err != nil {
 			res.err = fmt.Errorf("scoring the candidate on the clean test set: %w", l.explainCtxErr(ctx, err))
 			return res
 		}
 		res.clean = &ev.Accuracy
+		in.Clean = &CleanScore{N: len(job.clean), Candidate: ev.Accuracy, Serving: base, Reference: *ref}
 	}
 	if len(job.heldOut) > 0 {
-		ev, err := evaluate(ctx, cand, job.heldOut)
+		candOK, err := answers(ctx, cand, job.heldOut)
 		if err != nil {
 			res.err = fmt.Errorf("scoring the candidate on held-out adversarial samples: %w", l.explainCtxErr(ctx, err))
 			return res
 		}
-		res.adversarial = &ev.Accuracy
+		baseOK, err := answers(ctx, job.base.model, job.heldOut)
+		if err != nil {
+			res.err = fmt.Errorf("scoring the serving model on held-out adversarial samples: %w", l.explainCtxErr(ctx, err))
+			return res
+		}
+		h := PairedScore{N: len(job.heldOut)}
+		for i := range candOK {
+			if candOK[i] {
+				h.Candidate++
+			}
+			if baseOK[i] {
+				h.Serving++
+			}
+			if candOK[i] && !baseOK[i] {
+				h.CandidateOnly++
+			}
+			if baseOK[i] && !candOK[i] {
+				h.ServingOnly++
+			}
+		}
+		in.HeldOut = h
+		res.heldOutOK = h.Candidate
+	}
+	for _, e := range job.earlier {
+		ok, err := answers(ctx, cand, e.examples)
+		if err != nil {
+			res.err = fmt.Errorf("scoring the candidate on round %d's held-out samples: %w", e.round, l.explainCtxErr(ctx, err))
+			return res
+		}
+		es := EarlierScore{Round: e.round, N: len(e.examples), Reference: e.reference}
+		for _, b := range ok {
+			if b {
+				es.Candidate++
+			}
+		}
+		in.Earlier = append(in.Earlier, es)
 	}
 	if err := ctx.Err(); err != nil {
 		res.err = fmt.Errorf("scoring: %w", l.explainCtxErr(ctx, err))
 		return res
 	}
-
-	switch {
-	case res.clean == nil:
-		res.promote = true // no clean test set: the gate checks nothing
-	case *res.clean >= *res.baseline-l.opts.MaxAccuracyDrop:
-		res.promote = true
-	default:
-		res.rejectMessage = fmt.Sprintf("rejected: clean accuracy %.4f is below the serving model's %.4f minus the allowed drop %.4f",
-			*res.clean, *res.baseline, l.opts.MaxAccuracyDrop)
+	res.input = in
+	res.decision = l.gate.Decide(*in)
+	if len(res.decision.Reasons) == 0 {
+		res.decision.Reasons = []string{fmt.Sprintf("the gate (%s) gave no reason", gateName(l.gate))}
 	}
 	return res
+}
+
+// storeCandidate writes a promoted candidate to the model store before it
+// serves. Without a store it does nothing.
+func (l *Loop[In]) storeCandidate(ctx context.Context, job *retrainJob[In], res *retrainResult[In]) error {
+	if l.opts.Store == nil {
+		return nil
+	}
+	ex, ok := res.candidate.(Exporter)
+	if !ok {
+		return fmt.Errorf("storing the promoted candidate: %w; the model store needs it to save the weights", ErrNotExportable)
+	}
+	card := ModelCard{
+		Version:                res.version,
+		Round:                  job.round + 1,
+		Parent:                 job.base.version,
+		TrainSamples:           len(job.train),
+		HeldOutSamples:         len(job.heldOut),
+		CleanAccuracy:          res.clean,
+		ReferenceCleanAccuracy: res.reference,
+		AdversarialAccuracy:    res.adversarial(),
+		Reasons:                res.decision.Reasons,
+		CreatedAt:              l.now(),
+	}
+	err := l.opts.Store.Save(ctx, card, func(w io.Writer) error { return ex.Export(ctx, w) })
+	if err != nil {
+		return fmt.Errorf("storing the promoted candidate (it does not serve unless stored): %w", l.explainCtxErr(ctx, err))
+	}
+	return nil
+}
+
+// answers reports, per example, whether m predicts its label (through
+// BatchPredictor if m implements it, else Predict).
+func answers[In any](ctx context.Context, m Model[In], examples []Example[In]) ([]bool, error) {
+	out := make([]bool, len(examples))
+	if bp, ok := m.(BatchPredictor[In]); ok {
+		ins := make([]In, 0, evaluateChunk)
+		for start := 0; start < len(examples); start += evaluateChunk {
+			chunk := examples[start:min(start+evaluateChunk, len(examples))]
+			ins = ins[:0]
+			for _, e := range chunk {
+				ins = append(ins, e.Input)
+			}
+			preds, err := bp.PredictBatch(ctx, ins)
+			if err != nil {
+				return nil, err
+			}
+			if len(preds) != len(chunk) {
+				return nil, fmt.Errorf("PredictBatch of model %s returned %d predictions for %d inputs", m.Version(), len(preds), len(chunk))
+			}
+			for i, p := range preds {
+				out[start+i] = p.Label == chunk[i].Label
+			}
+		}
+		return out, nil
+	}
+	for i, e := range examples {
+		p, err := m.Predict(ctx, e.Input)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p.Label == e.Label
+	}
+	return out, nil
+}
+
+func gateName(g Gate) string {
+	if s, ok := g.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return fmt.Sprintf("%T", g)
 }
 
 // explainCtxErr names a timeout or a Close when ctx ended.
@@ -286,7 +482,8 @@ func (l *Loop[In]) baselineAccuracy(ctx context.Context, ref *modelRef[In], clea
 }
 
 // finishRetrain records a retrain's outcome, promotes the candidate if it
-// passed the gate, and asks the policy again (coalescing).
+// passed the gate (closing the round and opening the next), and asks the
+// policy again (coalescing).
 func (l *Loop[In]) finishRetrain(job *retrainJob[In], res retrainResult[In]) {
 	var retire Model[In] // candidate that will never serve
 	var retireVersion string
@@ -294,53 +491,70 @@ func (l *Loop[In]) finishRetrain(job *retrainJob[In], res retrainResult[In]) {
 
 	l.mu.Lock()
 	rs := &l.rounds[job.round]
-	rs.CleanAccuracy = res.clean
-	rs.AdversarialAccuracy = res.adversarial
-	rs.BaselineCleanAccuracy = res.baseline
+	t := &rs.Retrains[job.index]
+	now := l.now()
+	t.EndedAt = &now
+	t.CleanAccuracy = res.clean
+	t.AdversarialAccuracy = res.adversarial()
+	t.Gate = res.input
+	t.Reasons = res.decision.Reasons
 	if res.version != "" {
-		rs.Candidate = res.version
+		t.Candidate = res.version
 	}
-	ev := Event{Round: job.round, Candidate: rs.Candidate, CleanAccuracy: deref(res.clean), AdversarialAccuracy: deref(res.adversarial)}
-	seconds := l.now().Sub(job.started).Seconds()
+	if l.refClean == nil && res.reference != nil {
+		l.refClean = clonePtr(res.reference)
+	}
+	ev := Event{Round: job.round, Candidate: t.Candidate, CleanAccuracy: deref(res.clean),
+		AdversarialAccuracy: deref(res.adversarial()), Reasons: slices.Clone(res.decision.Reasons)}
+	seconds := now.Sub(job.started).Seconds()
 	switch {
 	case res.err != nil:
-		rs.Error = res.err.Error()
+		t.Decision, t.Error = DecisionFailed, res.err.Error()
 		retire = res.candidate
 		ev.Kind = EventRetrainFailed
-		ev.Message = fmt.Sprintf("retrain of round %d failed: %v; model %s keeps serving", job.round, res.err, job.base.version)
-		l.log.Error("dadc: retrain failed; the old model keeps serving", "round", job.round, "candidate", rs.Candidate, "err", res.err)
-	case res.promote && l.closed:
-		rs.Error = "not promoted: the loop closed"
+		ev.Message = fmt.Sprintf("retrain in round %d failed: %v; model %s keeps serving and the round stays open", job.round, res.err, job.base.version)
+		l.log.Error("dadc: retrain failed; the old model keeps serving", "round", job.round, "candidate", t.Candidate, "err", res.err)
+	case res.decision.Promote && l.closed:
+		t.Decision, t.Error = DecisionFailed, "not promoted: the loop closed"
 		retire = res.candidate
 		ev.Kind = EventRetrainFailed
-		ev.Message = fmt.Sprintf("candidate %s passed the gate but the loop closed before promotion", rs.Candidate)
-		l.log.Warn("dadc: the loop closed before the candidate could be promoted", "round", job.round, "candidate", rs.Candidate)
-	case res.promote:
-		rs.Promoted = true
+		ev.Message = fmt.Sprintf("candidate %s passed the gate but the loop closed before promotion", t.Candidate)
+		l.log.Warn("dadc: the loop closed before the candidate could be promoted", "round", job.round, "candidate", t.Candidate)
+	case res.decision.Promote:
+		t.Decision = DecisionPromoted
 		promoted := newModelRef(res.candidate, res.version, l.log)
 		// The gate just scored the candidate on the same clean test set: that
 		// score is its baseline, so the next retrain need not score it again.
 		promoted.baseline = res.clean
 		replaced = l.current.Swap(promoted)
-		// Only this retrain could have opened the current round.
-		l.rounds[l.round].ModelVersion = res.version
-		ev.Kind = EventModelPromoted
-		ev.Message = fmt.Sprintf("model %s replaces %s", res.version, replaced.version)
-		if res.clean == nil {
-			ev.Message += " (no clean test set: the gate checked nothing)"
+		// The round closes: its held-out set is frozen with the promoted
+		// model's score as the reference later candidates are held to.
+		rs.EndedAt = &now
+		if len(job.heldOutIDs) > 0 {
+			l.heldOutSets = append(l.heldOutSets, HeldOutSet{Round: job.round, IDs: slices.Clone(job.heldOutIDs), Correct: res.heldOutOK})
+			a := float64(res.heldOutOK) / float64(len(job.heldOutIDs))
+			rs.HeldOutReference = &a
 		}
-		l.log.Info("dadc: candidate promoted", "round", job.round, "candidate", rs.Candidate,
-			"clean_accuracy", deref(res.clean), "baseline_clean_accuracy", deref(res.baseline),
-			"adversarial_accuracy", deref(res.adversarial), "seconds", seconds)
+		l.round++
+		l.rounds = append(l.rounds, RoundStats{Round: l.round, ModelVersion: res.version, StartedAt: now})
+		ev.Kind = EventModelPromoted
+		ev.Message = fmt.Sprintf("model %s replaces %s; round %d begins: %s", res.version, replaced.version, l.round, strings.Join(res.decision.Reasons, "; "))
+		l.log.Info("dadc: candidate promoted", "round", job.round, "candidate", t.Candidate,
+			"clean_accuracy", deref(res.clean), "reference_clean_accuracy", deref(res.reference),
+			"adversarial_accuracy", deref(res.adversarial()), "seconds", seconds, "reasons", res.decision.Reasons)
 	default:
-		rs.Error = res.rejectMessage
+		t.Decision = DecisionRejected
 		retire = res.candidate
 		ev.Kind = EventModelRejected
-		ev.Message = fmt.Sprintf("candidate %s %s; model %s keeps serving", rs.Candidate, res.rejectMessage, job.base.version)
-		l.log.Warn("dadc: candidate rejected by the gate; the old model keeps serving", "round", job.round, "candidate", rs.Candidate,
-			"clean_accuracy", deref(res.clean), "baseline_clean_accuracy", deref(res.baseline), "max_accuracy_drop", l.opts.MaxAccuracyDrop)
+		ev.Message = fmt.Sprintf("candidate %s rejected: %s; model %s keeps serving and round %d stays open",
+			t.Candidate, strings.Join(failedReasons(res.decision.Reasons), "; "), job.base.version, job.round)
+		l.log.Warn("dadc: candidate rejected by the gate; the old model keeps serving", "round", job.round, "candidate", t.Candidate,
+			"clean_accuracy", deref(res.clean), "reference_clean_accuracy", deref(res.reference), "reasons", res.decision.Reasons)
 	}
-	retireVersion = rs.Candidate
+	rs = &l.rounds[job.round] // a promotion's append may have moved the rounds
+	l.mirrorLastRetrainLocked(rs)
+	retireVersion = t.Candidate
+	l.historyDirty = true
 	l.publishLocked(ev)
 	l.mu.Unlock()
 
@@ -353,6 +567,8 @@ func (l *Loop[In]) finishRetrain(job *retrainJob[In], res retrainResult[In]) {
 	if replaced != nil {
 		replaced.release() // the Loop's reference: the old model no longer serves
 	}
+	// The outcome is durable before the retrain counts as ended.
+	l.saveHistory(context.WithoutCancel(l.baseCtx))
 
 	l.mu.Lock()
 	defer l.mu.Unlock()

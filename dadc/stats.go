@@ -1,6 +1,9 @@
 package dadc
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Stats is a snapshot of a Loop's counters and round history, taken by
 // Loop.Stats. It is a copy: changing it changes nothing in the Loop. The JSON
@@ -29,19 +32,21 @@ type Stats struct {
 	RetrainProgress float64 `json:"retrain_progress"`
 	// EventsDropped counts events that subscribers missed because their buffer was full.
 	EventsDropped uint64 `json:"events_dropped"`
+	// ReferenceCleanAccuracy is the gate's fixed clean reference: the
+	// configured figure, or the first model's measured accuracy (nil until
+	// the first retrain measures it, or without a clean test set).
+	ReferenceCleanAccuracy *float64 `json:"reference_clean_accuracy,omitempty"`
 	// Rounds is the round history, oldest first; Rounds[i].Round == i.
 	Rounds []RoundStats `json:"rounds"`
 }
 
-// RoundStats describes one round: the flags collected while it was open and,
-// once it has closed, the retrain that its closing started.
+// RoundStats describes one round: the time one model served. A round
+// closes only when a retrain's candidate is promoted; a rejected or failed
+// retrain leaves the round open and its flags keep counting.
 type RoundStats struct {
 	// Round is the round number.
 	Round int `json:"round"`
-	// ModelVersion is the model that served the round. A round opens when a
-	// retrain starts, while the previous model still serves; if that retrain's
-	// candidate is promoted, ModelVersion becomes the candidate's version.
-	// Samples record the exact model that each of them fooled.
+	// ModelVersion is the model that served the round.
 	ModelVersion string `json:"model_version"`
 	// Flags counts adversarial samples collected in the round.
 	Flags int `json:"flags"`
@@ -49,32 +54,80 @@ type RoundStats struct {
 	Attempts int `json:"attempts"`
 	// ModelErrorRate is Flags / (Flags + Attempts), 0 when both are 0.
 	ModelErrorRate float64 `json:"model_error_rate"`
-	// Candidate is the version of the model trained when the round closed.
+	// Retrains lists the round's retrains, oldest first; only the last can
+	// have been promoted (which closed the round).
+	Retrains []RetrainStats `json:"retrains,omitempty"`
+
+	// The fields below repeat the round's last retrain (see Retrains).
+
+	// Candidate is the version of the round's last trained candidate.
 	Candidate string `json:"candidate,omitempty"`
-	// TrainSamples is how many adversarial samples the candidate was trained on
-	// (all rounds up to and including this one, held-out samples excluded).
+	// TrainSamples is how many adversarial samples it was trained on (all
+	// rounds so far, held-out samples excluded).
 	TrainSamples int `json:"train_samples,omitempty"`
-	// HeldOutSamples is how many held-out adversarial samples scored the candidate.
+	// HeldOutSamples is how many of the round's held-out adversarial samples scored it.
 	HeldOutSamples int `json:"held_out_samples,omitempty"`
-	// CleanAccuracy is the candidate's accuracy on the clean test set; nil
-	// until evaluated or when there is no clean test set.
+	// CleanAccuracy is its accuracy on the clean test set; nil until
+	// evaluated or when there is no clean test set.
 	CleanAccuracy *float64 `json:"clean_accuracy"`
-	// AdversarialAccuracy is the candidate's accuracy on the held-out
+	// AdversarialAccuracy is its accuracy on the round's held-out
 	// adversarial samples; nil until evaluated or when none are held out.
 	AdversarialAccuracy *float64 `json:"adversarial_accuracy"`
-	// BaselineCleanAccuracy is the serving model's clean accuracy the gate compared against.
+	// BaselineCleanAccuracy is the serving model's clean accuracy (for
+	// comparison; the default gate compares with the fixed reference).
 	BaselineCleanAccuracy *float64 `json:"baseline_clean_accuracy,omitempty"`
-	// Promoted reports whether the candidate passed the gate and now serves.
+	// Promoted reports whether the candidate passed the gate and serves the next round.
 	Promoted bool `json:"promoted"`
-	// Error says why the retrain failed or the candidate was rejected; empty otherwise.
+	// Error says why the last retrain failed or its candidate was rejected; empty otherwise.
 	Error string `json:"error,omitempty"`
-	// Recovered marks a round reconstructed from stored samples when the Loop
-	// started: only its Flags, ModelVersion and times are known.
+
+	// HeldOutReference is, once the round has closed, the promoted model's
+	// accuracy on the round's frozen held-out set: later candidates must
+	// not fall more than the gate's tolerance below it.
+	HeldOutReference *float64 `json:"held_out_reference,omitempty"`
+	// Recovered marks a round reconstructed from stored samples (no stored
+	// history): only its Flags, ModelVersion and times are known.
 	Recovered bool `json:"recovered,omitempty"`
 	// StartedAt is when the round opened.
 	StartedAt time.Time `json:"started_at"`
-	// EndedAt is when the round closed (its retrain started); nil while open.
+	// EndedAt is when the round closed (its candidate was promoted); nil while open.
 	EndedAt *time.Time `json:"ended_at,omitempty"`
+}
+
+// Retrain decisions (RetrainStats.Decision).
+const (
+	DecisionRunning  = "running"
+	DecisionPromoted = "promoted"
+	DecisionRejected = "rejected"
+	DecisionFailed   = "failed"
+)
+
+// RetrainStats describes one retrain: the candidate, its figures and the
+// gate's decision with its reasons.
+type RetrainStats struct {
+	// Candidate is the trained model's version.
+	Candidate string `json:"candidate"`
+	// Parent is the serving model it was trained from.
+	Parent string `json:"parent"`
+	// StartedAt and EndedAt bound the retrain (training, scoring, storing).
+	StartedAt time.Time  `json:"started_at"`
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	// TrainSamples is how many adversarial samples it was trained on.
+	TrainSamples int `json:"train_samples"`
+	// HeldOutSamples is how many of the round's held-out samples scored it.
+	HeldOutSamples int `json:"held_out_samples"`
+	// CleanAccuracy is the candidate's clean accuracy (nil: not measured).
+	CleanAccuracy *float64 `json:"clean_accuracy,omitempty"`
+	// AdversarialAccuracy is the candidate's accuracy on the round's held-out samples.
+	AdversarialAccuracy *float64 `json:"adversarial_accuracy,omitempty"`
+	// Gate holds every figure the gate saw (nil when the retrain failed before the gate).
+	Gate *GateInput `json:"gate,omitempty"`
+	// Decision is DecisionRunning, DecisionPromoted, DecisionRejected or DecisionFailed.
+	Decision string `json:"decision"`
+	// Reasons are the gate's reasons, with numbers.
+	Reasons []string `json:"reasons,omitempty"`
+	// Error says why a failed retrain failed.
+	Error string `json:"error,omitempty"`
 }
 
 // errorRate returns flags/(flags+attempts), or 0 when both are 0.
@@ -91,6 +144,14 @@ func (r RoundStats) clone() RoundStats {
 	r.AdversarialAccuracy = clonePtr(r.AdversarialAccuracy)
 	r.BaselineCleanAccuracy = clonePtr(r.BaselineCleanAccuracy)
 	r.EndedAt = clonePtr(r.EndedAt)
+	r.HeldOutReference = clonePtr(r.HeldOutReference)
+	if r.Retrains != nil {
+		rs := make([]RetrainStats, len(r.Retrains))
+		for i, t := range r.Retrains {
+			rs[i] = t.clone()
+		}
+		r.Retrains = rs
+	}
 	r.ModelErrorRate = errorRate(r.Flags, r.Attempts)
 	return r
 }
@@ -101,4 +162,19 @@ func clonePtr[T any](p *T) *T {
 	}
 	v := *p
 	return &v
+}
+
+// clone returns a deep copy of t.
+func (t RetrainStats) clone() RetrainStats {
+	t.EndedAt = clonePtr(t.EndedAt)
+	t.CleanAccuracy = clonePtr(t.CleanAccuracy)
+	t.AdversarialAccuracy = clonePtr(t.AdversarialAccuracy)
+	if t.Gate != nil {
+		g := *t.Gate
+		g.Clean = clonePtr(g.Clean)
+		g.Earlier = slices.Clone(g.Earlier)
+		t.Gate = &g
+	}
+	t.Reasons = slices.Clone(t.Reasons)
+	return t
 }

