@@ -17,6 +17,7 @@ import (
 
 	"github.com/advspace/advspace/dadc"
 	"github.com/advspace/advspace/mnist"
+	"github.com/advspace/advspace/mnist/mnistdata"
 )
 
 // simConfig is what one simulation plays.
@@ -87,7 +88,7 @@ func (f *memFlagger) Flag(ctx context.Context, s dadc.Sample[*image.Gray]) error
 func simulate(ctx context.Context, cfg simConfig, stdout io.Writer) (*simReport, error) {
 	dir := cfg.DataDir
 	if dir == "" {
-		d, err := mnist.DefaultDataDir(ctx)
+		d, err := mnistdata.Dir(ctx)
 		if err != nil {
 			return nil, err
 		}
