@@ -177,7 +177,7 @@ func TestValidationsConcurrentVerdictsOnOneSample(t *testing.T) {
 func TestValidationsReplaySkipsForgedRecords(t *testing.T) {
 	v := newValidations(t, 1, dadc.SampleMeta{ID: "a", Session: "w"})
 	skipped := v.Replay([]dadc.ValidationRecord{
-		verdict("a", "w", dadc.VerdictCorrect),   // own: forged
+		verdict("a", "w", dadc.VerdictCorrect),    // own: forged
 		verdict("gone", "v", dadc.VerdictCorrect), // unknown sample
 		verdict("a", "v", dadc.VerdictIncorrect),
 		verdict("a", "v", dadc.VerdictCorrect), // duplicate
