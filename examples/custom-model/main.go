@@ -17,8 +17,15 @@
 // Usage:
 //
 //	go run ./examples/custom-model [-submissions 400] [-retrain-every 20] [-seed 1] [-data DIR]
+//	go run ./examples/custom-model -http 127.0.0.1:8080 [-retrain-every 20] [-data DIR]
 //
-// The run is deterministic for a given seed.
+// The simulation is deterministic for a given seed. With -http the program
+// serves the same model and loop over the same HTTP API as the MNIST app
+// (package dadchttp), with a point as JSON instead of a drawing:
+//
+//	curl -s -d '{"point": {"x": 0.42, "y": 0.3}}' -H 'Content-Type: application/json' localhost:8080/api/predict
+//	curl -s -d '{"point": {"x": 0.42, "y": 0.3}, "label": 1}' -H 'Content-Type: application/json' localhost:8080/api/flag
+//	curl -s localhost:8080/api/stats
 package main
 
 import (
@@ -44,7 +51,10 @@ import (
 )
 
 // Point is the model's input: two features in [0,1).
-type Point struct{ X, Y float64 }
+type Point struct {
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
+}
 
 // classes names the classes; the true class of a point is truth(p).
 var classes = []string{"west", "south-east", "north-east"}
@@ -223,6 +233,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	seed := fs.Uint64("seed", 1, "random seed (the run is deterministic for a seed)")
 	dataDir := fs.String("data", "", "folder for samples.jsonl (default: a temporary folder, removed at the end)")
 	verbose := fs.Bool("v", false, "log the loop's steps to stderr")
+	httpAddr := fs.String("http", "", "serve the model over the HTTP API on this address (host:port) instead of simulating people")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -257,7 +268,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer closeLog()
 
 	logger := slog.New(slog.DiscardHandler)
-	if *verbose {
+	if *verbose || *httpAddr != "" {
 		logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 	loop, err := dadc.NewLoop[Point](model, flagger, dadc.EveryN(*every), &dadc.Options[Point]{
@@ -268,6 +279,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 	if err != nil {
 		return fail(1, "%v", err)
+	}
+	if *httpAddr != "" {
+		if err := serve(ctx, *httpAddr, loop, logger, nil); err != nil {
+			return fail(1, "%v", err)
+		}
+		return 0
 	}
 	// Collect the retrain outcomes as they happen; the channel closes at Close.
 	events, cancelEvents := loop.Subscribe(64)

@@ -6,11 +6,22 @@
 //
 //	go run ./examples/mnist-space [-addr :7860] [-data ./adversarial-data] [-retrain-every 10]
 //	                              [-weights FILE] [-hub-dataset owner/name [-hub-private]]
+//	                              [-trust-proxy CIDR,...]
 //
 // The Hub token comes from HF_TOKEN (or the huggingface_hub token file), the
-// endpoint from HF_ENDPOINT. SIGINT or SIGTERM shut it down gracefully: no
-// new connections, in-flight requests finish, a running retrain is
-// cancelled, pending Hub uploads are pushed, exit 0.
+// endpoint from HF_ENDPOINT. The default -addr :7860 listens on every
+// interface (what a container or a Hugging Face Space needs); use
+// -addr 127.0.0.1:7860 to serve this machine only. Behind a reverse proxy,
+// -trust-proxy names the proxies whose X-Forwarded-For header is believed,
+// so that the flag rate limit applies per person rather than per proxy.
+// SIGINT or SIGTERM shut it down gracefully: no new connections, in-flight
+// requests finish, a running retrain is cancelled, pending Hub uploads are
+// pushed, exit 0.
+//
+// The program is wiring only: the model is package mnist, the web app
+// packages dadc/dadchttp and mnist/mnistweb, the storage package flag.
+// Whoever constructs a part closes it: main closes them in reverse order of
+// construction.
 package main
 
 import (
@@ -26,14 +37,16 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/advspace/advspace/dadc"
-	"github.com/advspace/advspace/examples/mnist-space/space"
+	"github.com/advspace/advspace/dadc/dadchttp"
 	"github.com/advspace/advspace/flag"
 	"github.com/advspace/advspace/hfhub"
 	"github.com/advspace/advspace/mnist"
+	"github.com/advspace/advspace/mnist/mnistweb"
 )
 
 func main() {
@@ -58,15 +71,16 @@ const (
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready func(url string)) int {
 	fs := goflag.NewFlagSet("mnist-space", goflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", ":7860", "address to listen on (host:port)")
+	addr := fs.String("addr", ":7860", "address to listen on (host:port); the default listens on every interface, 127.0.0.1:7860 on this machine only")
 	data := fs.String("data", "./adversarial-data", "local dataset folder for the flagged samples (ImageFolder layout)")
 	retrainEvery := fs.Int("retrain-every", 10, "retrain after this many flagged samples in a round")
 	weights := fs.String("weights", "", "safetensors weights file to serve instead of the embedded pretrained model")
 	hubDataset := fs.String("hub-dataset", "", "also push flags to this Hugging Face dataset repo (owner/name); token from HF_TOKEN")
 	hubPrivate := fs.Bool("hub-private", false, "create the -hub-dataset repo private if it does not exist")
+	trustProxy := fs.String("trust-proxy", "", "comma-separated IPs or CIDR prefixes of reverse proxies whose X-Forwarded-For/Forwarded header names the client (for the flag rate limit); nobody else's is believed")
 	mnistDir := fs.String("mnist-dir", "", "folder with the MNIST IDX files (default: the copy in the GoMNIST module; see ADVSPACE_MNIST_DIR)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mnist-space [-addr :7860] [-data DIR] [-retrain-every N] [-weights FILE] [-hub-dataset owner/name]")
+		fmt.Fprintln(stderr, "usage: mnist-space [-addr :7860] [-data DIR] [-retrain-every N] [-weights FILE] [-hub-dataset owner/name] [-trust-proxy CIDR,...]")
 		fmt.Fprintln(stderr, "Serves the adversarial MNIST web app. Hub token from HF_TOKEN, endpoint from HF_ENDPOINT.")
 		fs.PrintDefaults()
 	}
@@ -90,6 +104,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	if *data == "" {
 		return usage("-data must name a folder")
+	}
+	proxies, err := dadchttp.ParseTrustedProxies(*trustProxy)
+	if err != nil {
+		return usage("-trust-proxy: %v", err)
 	}
 
 	// The Hub client first: a missing token is a configuration error that
@@ -116,16 +134,44 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return usage("%v", err)
 	}
+
+	// Listen before anything is created on disk: a failed start (the port
+	// is taken) must leave no new data folder behind.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return usage("-addr %s: %v", *addr, err)
+	}
+	// Everything below is closed in reverse order of construction, by the
+	// code that constructed it; every Close is safe to repeat.
+	var closers []func() error
+	closeAll := func() error {
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i]())
+		}
+		closers = nil
+		return errors.Join(errs...)
+	}
+	closers = append(closers, func() error {
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	})
+
 	train, test := loadMNIST(ctx, *mnistDir, getenv, log)
 	model, err := mnist.NewModel(w, &mnist.ModelOptions{Replay: train, Logger: log})
 	if err != nil {
+		_ = closeAll()
 		return fail("building the model: %v", err)
 	}
 
 	dir, err := flag.NewDir(*data, flag.GrayPNG, &flag.DirOptions{Logger: log})
 	if err != nil {
+		_ = closeAll()
 		return fail("opening the dataset folder %s: %v", *data, err)
 	}
+	closers = append(closers, dir.Close)
 	var (
 		flagger dadc.Flagger[*image.Gray] = dir
 		backlog func() int
@@ -134,9 +180,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if hubClient != nil {
 		hub, err = flag.NewHub(hubClient, dir, &flag.HubOptions{Repo: *hubDataset, Private: *hubPrivate, Logger: log})
 		if err != nil {
-			_ = dir.Close()
+			_ = closeAll()
 			return fail("-hub-dataset %s: %v", *hubDataset, err)
 		}
+		closers = append(closers, hub.Close)
 		flagger, backlog = hub, hub.Pending
 	}
 	var clean []dadc.Example[*image.Gray]
@@ -149,48 +196,46 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Logger:    log,
 	})
 	if err != nil {
-		if hub != nil {
-			_ = hub.Close()
-		}
-		_ = dir.Close()
+		_ = closeAll()
 		return fail("starting the loop: %v", err)
 	}
-	// closeLoop shuts the loop down: cancels a running retrain, flushes the
-	// Hub, closes the flagger (the Loop closes a Dir it was given directly;
-	// a Hub leaves its Dir to us).
-	closeLoop := func() error {
+	// The loop cancels a running retrain and flushes the flagger; it leaves
+	// closing the flagger to us.
+	closers = append(closers, func() error {
 		cctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
-		err := loop.Close(cctx)
-		if hub != nil {
-			err = errors.Join(err, dir.Close())
-		}
-		return err
-	}
+		return loop.Close(cctx)
+	})
 
-	sp, err := space.New(space.Config{Loop: loop, Logger: log, HubDataset: *hubDataset, Backlog: backlog})
+	clientKey, keyDesc := dadchttp.RemoteIP, "the connection's peer address"
+	if len(proxies) > 0 {
+		clientKey = dadchttp.ForwardedClientIP(proxies)
+		keyDesc = "X-Forwarded-For (or Forwarded) from the trusted proxies " + *trustProxy + ", else the peer address"
+	}
+	app, err := mnistweb.New(loop, &mnistweb.Options{
+		HubDataset: *hubDataset,
+		HTTP:       &dadchttp.Options{Logger: log, Backlog: backlog, ClientKey: clientKey},
+	})
 	if err != nil {
-		_ = closeLoop()
+		_ = closeAll()
 		return fail("%v", err)
 	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		_ = closeLoop()
-		return usage("-addr %s: %v", *addr, err)
-	}
+	closers = append(closers, app.Close)
 	srv := &http.Server{
-		Handler:           sp,
+		Handler:           app,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	srv.RegisterOnShutdown(func() { _ = sp.Close() })
+	// Shutdown waits for the event streams, which end when the app closes.
+	srv.RegisterOnShutdown(func() { _ = app.Close() })
 	url := baseURL(ln.Addr())
 	st := loop.Stats()
-	log.Info("mnist-space: serving", "url", url, "data", *data, "model", st.ModelVersion,
+	log.Info("mnist-space: serving", "listen", listenDesc(ln.Addr()), "url", url, "data", *data, "model", st.ModelVersion,
 		"flagged", st.FlaggedTotal, "retrain_every", *retrainEvery, "hub_dataset", *hubDataset)
+	log.Info("mnist-space: the flag rate limit keys clients by " + keyDesc)
 	if ready != nil {
 		ready(url)
 	}
@@ -211,8 +256,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Error("mnist-space: shutdown", "error", err)
 		code = 1
 	}
-	if err := closeLoop(); err != nil {
-		log.Error("mnist-space: closing the loop", "error", err)
+	// The server is down; close the rest in reverse order of construction:
+	// the app, the loop, the Hub pusher, the Dir, the listener.
+	if err := closeAll(); err != nil {
+		log.Error("mnist-space: closing", "error", err)
 		code = 1
 	}
 	if code == 0 {
@@ -286,4 +333,14 @@ func baseURL(a net.Addr) string {
 		}
 	}
 	return fmt.Sprintf("http://%s:%d/", host, tcp.Port)
+}
+
+// listenDesc says where a listener really listens: "every interface, port
+// 7860" for an unspecified address, else the address.
+func listenDesc(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return a.String()
+	}
+	return fmt.Sprintf("every interface, port %d (%s)", tcp.Port, strings.TrimSuffix(a.String(), fmt.Sprintf(":%d", tcp.Port)))
 }

@@ -1,4 +1,4 @@
-package space_test
+package mnistweb_test
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 // decoding the 280x280 PNG, preprocessing, the model, the answer. The fake
 // model separates the handler's cost from the network's.
 //
-//	go test -run '^$' -bench PredictHandler -benchmem ./examples/mnist-space/space
+//	go test -run '^$' -bench PredictHandler -benchmem ./mnist/mnistweb
 func BenchmarkPredictHandler(b *testing.B) {
 	t := &testing.T{}
 	w, err := mnist.Pretrained()

@@ -1,4 +1,4 @@
-package space_test
+package mnistweb_test
 
 import (
 	"bufio"
@@ -25,8 +25,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/advspace/advspace/dadc"
-	"github.com/advspace/advspace/examples/mnist-space/space"
+	"github.com/advspace/advspace/dadc/dadchttp"
 	"github.com/advspace/advspace/flag"
+	"github.com/advspace/advspace/mnist/mnistweb"
 )
 
 // digitModel always answers the same digit (0.91 sure), so a test knows
@@ -76,14 +77,14 @@ type fixture struct {
 	root  string
 	dir   *flag.Dir[*image.Gray]
 	loop  *dadc.Loop[*image.Gray]
-	space *space.Space
+	space *dadchttp.Handler[*image.Gray]
 }
 
 type fixtureOptions struct {
 	model     dadc.Model[*image.Gray]
 	policy    dadc.RetrainPolicy
 	cleanTest []dadc.Example[*image.Gray]
-	config    func(*space.Config)
+	config    func(*dadchttp.Options)
 }
 
 func newFixture(t *testing.T, o *fixtureOptions) *fixture {
@@ -102,17 +103,19 @@ func newFixture(t *testing.T, o *fixtureOptions) *fixture {
 	require.NoError(t, err)
 	loop, err := dadc.NewLoop(o.model, dadc.Flagger[*image.Gray](dir), o.policy, &dadc.Options[*image.Gray]{Classes: 10, CleanTest: o.cleanTest})
 	require.NoError(t, err)
-	cfg := space.Config{Loop: loop, FlagRate: 1000, FlagBurst: 1000}
+	cfg := dadchttp.Options{FlagRate: 1000, FlagBurst: 1000}
 	if o.config != nil {
 		o.config(&cfg)
 	}
-	sp, err := space.New(cfg)
+	sp, err := mnistweb.New(loop, &mnistweb.Options{HTTP: &cfg})
 	require.NoError(t, err)
 	t.Cleanup(func() {
+		// Whoever constructs it closes it, in reverse order.
 		_ = sp.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		require.NoError(t, loop.Close(ctx))
+		require.NoError(t, dir.Close())
 	})
 	return &fixture{t: t, root: root, dir: dir, loop: loop, space: sp}
 }
@@ -233,4 +236,4 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-var _ http.Handler = (*space.Space)(nil)
+var _ http.Handler = (*dadchttp.Handler[*image.Gray])(nil)

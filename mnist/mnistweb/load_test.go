@@ -1,4 +1,4 @@
-package space_test
+package mnistweb_test
 
 import (
 	"bufio"
@@ -29,16 +29,17 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/advspace/advspace/dadc"
-	"github.com/advspace/advspace/examples/mnist-space/space"
+	"github.com/advspace/advspace/dadc/dadchttp"
 	"github.com/advspace/advspace/flag"
 	"github.com/advspace/advspace/mnist"
+	"github.com/advspace/advspace/mnist/mnistweb"
 )
 
 // TestLoad is the load benchmark of the web app: the real pretrained model,
 // a real flag.Dir, a real Loop, HTTP over loopback (127.0.0.1 only), a Go
 // load generator in the same process. It runs only with ADVSPACE_LOAD=1:
 //
-//	ADVSPACE_LOAD=1 go test -run TestLoad -v -timeout 10m ./examples/mnist-space/space
+//	ADVSPACE_LOAD=1 go test -run TestLoad -v -timeout 10m ./mnist/mnistweb
 //
 // ADVSPACE_LOAD_SECONDS (default 10) sets the length of the sustained phase,
 // ADVSPACE_LOAD_RATE (default 1000) its request rate. It measures and checks:
@@ -58,7 +59,7 @@ func TestLoad(t *testing.T) {
 
 	w, err := mnist.Pretrained()
 	require.NoError(t, err)
-	train, test, err := mnist.LoadDataDir(filepath.Join("..", "..", "..", "testdata", "mnist"))
+	train, test, err := mnist.LoadDataDir(filepath.Join("..", "..", "testdata", "mnist"))
 	require.NoError(t, err)
 	model, err := mnist.NewModel(w, &mnist.ModelOptions{Replay: train})
 	require.NoError(t, err)
@@ -67,7 +68,7 @@ func TestLoad(t *testing.T) {
 	require.NoError(t, err)
 	loop, err := dadc.NewLoop(model, dadc.Flagger[*image.Gray](dir), dadc.Manual(), &dadc.Options[*image.Gray]{Classes: 10, CleanTest: test.Examples()})
 	require.NoError(t, err)
-	sp, err := space.New(space.Config{Loop: loop, FlagRate: rate.Inf})
+	sp, err := mnistweb.New(loop, &mnistweb.Options{HTTP: &dadchttp.Options{FlagRate: rate.Inf}})
 	require.NoError(t, err)
 	srv := httptest.NewServer(sp) // 127.0.0.1:0
 	defer func() {
@@ -230,7 +231,7 @@ func digitDrawings(t *testing.T) [][]byte {
 // (from the file name, <digit>-<index>.png).
 func labelledDigitDrawings(t *testing.T) (drawings [][]byte, labels []int) {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join("..", "..", "..", "testdata", "digits", "*.png"))
+	paths, err := filepath.Glob(filepath.Join("..", "..", "testdata", "digits", "*.png"))
 	require.NoError(t, err)
 	require.NotEmpty(t, paths)
 	for _, p := range paths {

@@ -1,14 +1,14 @@
-package space
+package dadchttp
 
 import (
 	"fmt"
-	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/advspace/advspace/dadc"
 )
 
-// metrics are the Space's Prometheus metrics: request counts and latencies
+// metrics are the Handler's Prometheus metrics: request counts and latencies
 // per route, and the loop's state read from Loop.Stats at scrape time (so
 // they are always consistent with /api/stats).
 type metrics struct {
@@ -18,7 +18,7 @@ type metrics struct {
 	flags       *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, loop Loop, backlog func() int) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, stats func() dadc.Stats, backlog func() int) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "advspace_http_requests_total",
@@ -41,17 +41,12 @@ func newMetrics(reg prometheus.Registerer, loop Loop, backlog func() int) (*metr
 	for _, outcome := range []string{"fooled", "right", "rejected", "rate_limited", "error"} {
 		m.flags.WithLabelValues(outcome)
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.predictions, m.flags, &loopCollector{loop: loop, backlog: backlog}} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.predictions, m.flags, &loopCollector{stats: stats, backlog: backlog}} {
 		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("space: register metrics: %w", err)
+			return nil, fmt.Errorf("%w: register metrics: %w", ErrConfig, err)
 		}
 	}
 	return m, nil
-}
-
-func (m *metrics) observe(route, method string, code int, d time.Duration) {
-	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
 }
 
 func (m *metrics) flagOutcome(outcome string) { m.flags.WithLabelValues(outcome).Inc() }
@@ -69,7 +64,7 @@ var (
 
 // loopCollector exports the loop's Stats at scrape time.
 type loopCollector struct {
-	loop    Loop
+	stats   func() dadc.Stats
 	backlog func() int
 }
 
@@ -83,7 +78,7 @@ func (c *loopCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *loopCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.loop.Stats()
+	st := c.stats()
 	ch <- constMetric(descFlagged, prometheus.CounterValue, float64(st.FlaggedTotal))
 	ch <- constMetric(descAttempts, prometheus.CounterValue, float64(st.Attempts))
 	ch <- constMetric(descErrorRate, prometheus.GaugeValue, st.ModelErrorRate)

@@ -1,4 +1,4 @@
-package space_test
+package mnistweb_test
 
 import (
 	"bytes"
@@ -19,12 +19,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/time/rate"
 
 	"github.com/advspace/advspace/dadc"
-	"github.com/advspace/advspace/examples/mnist-space/space"
+	"github.com/advspace/advspace/dadc/dadchttp"
+	"github.com/advspace/advspace/mnist/mnistweb"
 )
 
 func decode[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
@@ -63,6 +65,13 @@ func flagBody(t *testing.T, img []byte, label any) []byte {
 	b, err := json.Marshal(map[string]any{"image": dataURL("image/png", img), "label": label})
 	require.NoError(t, err)
 	return b
+}
+
+// nthSeven is a PNG of a drawn seven, different for each n: flags with the
+// same body from the same client within a minute count once.
+func nthSeven(t *testing.T, n int) []byte {
+	t.Helper()
+	return pngBytes(t, drawing(100+n, 100, false))
 }
 
 func decodeDataURLImage(t *testing.T, u string) image.Image {
@@ -143,7 +152,7 @@ func runBadInput(t *testing.T, f *fixture, tests []badInputCase) {
 }
 
 func TestPredictBadInput(t *testing.T) {
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) { c.MaxBodyBytes = 64 << 10 }})
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) { c.MaxBodyBytes = 64 << 10 }})
 	seven := pngBytes(t, drawing(280, 280, false))
 	big := make([]byte, 100<<10)
 	copy(big, seven)
@@ -249,7 +258,7 @@ func TestFlagSession(t *testing.T) {
 }
 
 func TestFlagBadInput(t *testing.T) {
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) { c.MaxBodyBytes = 64 << 10 }})
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) { c.MaxBodyBytes = 64 << 10 }})
 	seven := pngBytes(t, drawing(280, 280, false))
 	img := dataURL("image/png", seven)
 	raw := func(s string) []byte { return []byte(s) }
@@ -277,16 +286,16 @@ func TestFlagBadInput(t *testing.T) {
 }
 
 func TestFlagRateLimit(t *testing.T) {
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) {
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) {
 		c.FlagRate = rate.Every(time.Hour)
 		c.FlagBurst = 2
 	}})
 	seven := pngBytes(t, drawing(100, 100, false))
 	for i := range 2 {
-		rec := f.doFrom("198.51.100.7", "POST", "/api/flag", "application/json", flagBody(t, seven, 7))
+		rec := f.doFrom("198.51.100.7", "POST", "/api/flag", "application/json", flagBody(t, nthSeven(t, i+1), 7))
 		require.Equal(t, http.StatusCreated, rec.Code, "flag %d: %s", i, rec.Body.String())
 	}
-	rec := f.doFrom("198.51.100.7", "POST", "/api/flag", "application/json", flagBody(t, seven, 7))
+	rec := f.doFrom("198.51.100.7", "POST", "/api/flag", "application/json", flagBody(t, nthSeven(t, 3), 7))
 	require.Equal(t, http.StatusTooManyRequests, rec.Code, rec.Body.String())
 	retry, err := strconv.Atoi(rec.Header().Get("Retry-After"))
 	require.NoError(t, err, "Retry-After must be seconds")
@@ -303,21 +312,26 @@ func TestFlagRateLimit(t *testing.T) {
 }
 
 func TestFlagRateLimitRecovers(t *testing.T) {
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) {
+	var mu sync.Mutex
+	now := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) {
 		c.FlagRate = 20 // a token every 50 ms
 		c.FlagBurst = 1
+		c.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	}})
-	seven := pngBytes(t, drawing(100, 100, false))
-	require.Equal(t, http.StatusCreated, f.do("POST", "/api/flag", "application/json", flagBody(t, seven, 7)).Code)
-	rec := f.do("POST", "/api/flag", "application/json", flagBody(t, seven, 7))
+	require.Equal(t, http.StatusCreated, f.do("POST", "/api/flag", "application/json", flagBody(t, nthSeven(t, 1), 7)).Code)
+	rec := f.do("POST", "/api/flag", "application/json", flagBody(t, nthSeven(t, 2), 7))
 	require.Equal(t, http.StatusTooManyRequests, rec.Code)
 	assert.Equal(t, "1", rec.Header().Get("Retry-After"), "waits under a second round up to 1")
-	time.Sleep(60 * time.Millisecond)
-	assert.Equal(t, http.StatusCreated, f.do("POST", "/api/flag", "application/json", flagBody(t, seven, 7)).Code)
+	assert.Equal(t, "too many flags from you: wait 1s and try again", decode[errorAnswer](t, rec).Error, "the body says the same wait")
+	mu.Lock()
+	now = now.Add(50 * time.Millisecond)
+	mu.Unlock()
+	assert.Equal(t, http.StatusCreated, f.do("POST", "/api/flag", "application/json", flagBody(t, nthSeven(t, 2), 7)).Code)
 }
 
 func TestStats(t *testing.T) {
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) { c.HubDataset = "someone/mnist-adversarial" }})
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) { c.HubDataset = "someone/mnist-adversarial" }})
 	seven := pngBytes(t, drawing(100, 100, false))
 	require.Equal(t, http.StatusCreated, f.do("POST", "/api/flag", "application/json", flagBody(t, seven, 7)).Code)
 	require.Equal(t, http.StatusCreated, f.do("POST", "/api/flag", "application/json", flagBody(t, seven, 1)).Code)
@@ -382,7 +396,7 @@ func TestSamples(t *testing.T) {
 }
 
 func TestPageAndStatic(t *testing.T) {
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) { c.HubDataset = "someone/digits" }})
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) { c.HubDataset = "someone/digits" }})
 	rec := f.do("GET", "/", "", nil)
 	require.Equal(t, http.StatusOK, rec.Code)
 	assert.Equal(t, "text/html; charset=utf-8", rec.Header().Get("Content-Type"))
@@ -459,7 +473,7 @@ func TestHealthz(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	backlog := 4
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) {
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) {
 		c.Registry = reg
 		c.Backlog = func() int { return backlog }
 	}})
@@ -471,29 +485,40 @@ func TestMetrics(t *testing.T) {
 
 	rec := f.do("GET", "/metrics", "", nil)
 	require.Equal(t, http.StatusOK, rec.Code)
-	body := rec.Body.String()
-	for _, want := range []string{
-		`advspace_http_requests_total{code="200",method="POST",route="predict"} 1`,
-		`advspace_http_requests_total{code="201",method="POST",route="flag"} 1`,
-		`advspace_http_requests_total{code="400",method="POST",route="flag"} 1`,
-		`advspace_http_request_duration_seconds_count{route="predict"} 1`,
-		`advspace_predictions_total 1`,
-		`advspace_flag_requests_total{outcome="fooled"} 1`,
-		`advspace_flag_requests_total{outcome="right"} 1`,
-		`advspace_flag_requests_total{outcome="rejected"} 1`,
-		`advspace_flagged_samples_total 1`,
-		`advspace_attempts_total 1`,
-		`advspace_model_info{version="fake-v0"} 1`,
-		`advspace_round 0`,
-		`advspace_retraining 0`,
-		`advspace_retrains_total{outcome="promoted"} 0`,
-		`advspace_flag_backlog 4`,
-	} {
-		assert.Contains(t, body, want)
-	}
+	problems, err := testutil.GatherAndLint(reg)
+	require.NoError(t, err)
+	assert.Empty(t, problems, "promlint")
+	const want = `
+# HELP advspace_flag_requests_total Requests to /api/flag by outcome: fooled (sample stored), right (attempt counted), rejected (bad input), rate_limited, error.
+# TYPE advspace_flag_requests_total counter
+advspace_flag_requests_total{outcome="error"} 0
+advspace_flag_requests_total{outcome="fooled"} 1
+advspace_flag_requests_total{outcome="rate_limited"} 0
+advspace_flag_requests_total{outcome="rejected"} 1
+advspace_flag_requests_total{outcome="right"} 1
+# HELP advspace_http_requests_total HTTP requests by route, method and status code.
+# TYPE advspace_http_requests_total counter
+advspace_http_requests_total{code="200",method="GET",route="metrics"} 1
+advspace_http_requests_total{code="200",method="POST",route="flag"} 1
+advspace_http_requests_total{code="200",method="POST",route="predict"} 1
+advspace_http_requests_total{code="201",method="POST",route="flag"} 1
+advspace_http_requests_total{code="400",method="POST",route="flag"} 1
+# HELP advspace_model_info The model being served (value 1).
+# TYPE advspace_model_info gauge
+advspace_model_info{version="fake-v0"} 1
+# HELP advspace_flag_backlog Flags stored locally that wait for upload to the Hub.
+# TYPE advspace_flag_backlog gauge
+advspace_flag_backlog 4
+# HELP advspace_round The current round.
+# TYPE advspace_round gauge
+advspace_round 0
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"advspace_flag_requests_total", "advspace_http_requests_total", "advspace_model_info", "advspace_flag_backlog", "advspace_round"))
+	assert.Contains(t, rec.Body.String(), `advspace_http_request_duration_seconds_count{route="predict"} 1`, "the text format is served")
 
-	// A second Space in the same registry is refused with a clear error.
-	_, err := space.New(space.Config{Loop: f.loop, Registry: reg})
+	// A second app in the same registry is refused with a clear error.
+	_, err = mnistweb.New(f.loop, &mnistweb.Options{HTTP: &dadchttp.Options{Registry: reg}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "register metrics")
 }
@@ -502,19 +527,21 @@ func TestNewValidates(t *testing.T) {
 	f := newFixture(t, nil)
 	tests := []struct {
 		name string
-		cfg  space.Config
+		loop dadchttp.Loop[*image.Gray]
+		cfg  dadchttp.Options
 		want string
 	}{
-		{"no loop", space.Config{}, "Loop is required"},
-		{"negative body limit", space.Config{Loop: f.loop, MaxBodyBytes: -1}, "negative"},
-		{"negative burst", space.Config{Loop: f.loop, FlagBurst: -1}, "negative"},
-		{"hub dataset with markup", space.Config{Loop: f.loop, HubDataset: `"><script>alert(1)</script>`}, "owner/name"},
-		{"hub dataset without owner", space.Config{Loop: f.loop, HubDataset: "digits"}, "owner/name"},
+		{"no loop", nil, dadchttp.Options{}, "loop is required"},
+		{"negative body limit", f.loop, dadchttp.Options{MaxBodyBytes: -1}, "negative"},
+		{"negative burst", f.loop, dadchttp.Options{FlagBurst: -1}, "negative"},
+		{"hub dataset with markup", f.loop, dadchttp.Options{HubDataset: `"><script>alert(1)</script>`}, "owner/name"},
+		{"hub dataset without owner", f.loop, dadchttp.Options{HubDataset: "digits"}, "owner/name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := space.New(tt.cfg)
+			_, err := mnistweb.New(tt.loop, &mnistweb.Options{HTTP: &tt.cfg})
 			require.Error(t, err)
+			assert.ErrorIs(t, err, dadchttp.ErrConfig)
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
@@ -560,9 +587,8 @@ func TestEventsStreamRetrain(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
 
-	seven := pngBytes(t, drawing(100, 100, false))
-	for range 2 {
-		r, err := http.Post(srv.URL+"/api/flag", "application/json", bytes.NewReader(flagBody(t, seven, 7)))
+	for i := range 2 {
+		r, err := http.Post(srv.URL+"/api/flag", "application/json", bytes.NewReader(flagBody(t, nthSeven(t, i), 7)))
 		require.NoError(t, err)
 		r.Body.Close()
 		require.Equal(t, http.StatusCreated, r.StatusCode)
@@ -622,7 +648,7 @@ func TestConcurrentRequests(t *testing.T) {
 		wg.Go(func() {
 			for i := range 10 {
 				label := []int{7, 3}[i%2]
-				rec := f.doFrom(fmt.Sprintf("10.0.0.%d", g), "POST", "/api/flag", "application/json", flagBody(t, seven, label))
+				rec := f.doFrom(fmt.Sprintf("10.0.0.%d", g), "POST", "/api/flag", "application/json", flagBody(t, nthSeven(t, 20+10*g+i), label))
 				if label == 7 {
 					if assert.Equal(t, http.StatusCreated, rec.Code, rec.Body.String()) {
 						mu.Lock()
@@ -656,7 +682,7 @@ func TestConcurrentRequests(t *testing.T) {
 
 func TestLogsRequests(t *testing.T) {
 	var logs syncBuffer
-	f := newFixture(t, &fixtureOptions{config: func(c *space.Config) {
+	f := newFixture(t, &fixtureOptions{config: func(c *dadchttp.Options) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	}})
 	seven := pngBytes(t, drawing(100, 100, false))

@@ -1,4 +1,4 @@
-package space
+package dadchttp_test
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/time/rate"
+
+	"github.com/advspace/advspace/dadc/dadchttp"
 )
 
 type limiterCall struct {
@@ -17,7 +19,7 @@ type limiterCall struct {
 	wait  time.Duration // expected wait when refused
 }
 
-func TestClientLimiter(t *testing.T) {
+func TestLimiter(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	tests := []struct {
 		name  string
@@ -53,11 +55,12 @@ func TestClientLimiter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := newClientLimiter(tt.rate, tt.burst, 10)
 			at := now
+			l, err := dadchttp.NewLimiter(tt.rate, tt.burst, &dadchttp.LimiterOptions{MaxClients: 10, Now: func() time.Time { return at }})
+			require.NoError(t, err)
 			for i, c := range tt.calls {
 				at = at.Add(c.after)
-				ok, wait := l.allow(c.key, at)
+				ok, wait := l.Allow(c.key)
 				assert.Equal(t, c.ok, ok, "call %d", i)
 				assert.Equal(t, c.wait, wait, "call %d", i)
 			}
@@ -65,20 +68,21 @@ func TestClientLimiter(t *testing.T) {
 	}
 }
 
-func TestClientLimiterIsBounded(t *testing.T) {
-	now := time.Now()
-	l := newClientLimiter(rate.Every(time.Hour), 1, 100)
+func TestLimiterIsBounded(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	l, err := dadchttp.NewLimiter(rate.Every(time.Hour), 1, &dadchttp.LimiterOptions{MaxClients: 100, Now: func() time.Time { return now }})
+	require.NoError(t, err)
 	for i := range 1000 {
-		ok, _ := l.allow(fmt.Sprintf("10.0.%d.%d", i/256, i%256), now)
+		ok, _ := l.Allow(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
 		require.True(t, ok)
 	}
-	assert.Equal(t, 100, l.len(), "at most MaxClients clients are remembered")
+	assert.Equal(t, 100, l.Len(), "at most MaxClients clients are remembered")
 
 	// The most recently seen client is kept (and stays limited); the least
 	// recently seen ones were forgotten (and start with a fresh bucket).
-	ok, _ := l.allow("10.0.3.231", now) // client 999
+	ok, _ := l.Allow("10.0.3.231") // client 999
 	assert.False(t, ok)
-	ok, _ = l.allow("10.0.0.0", now) // client 0, evicted long ago
+	ok, _ = l.Allow("10.0.0.0") // client 0, evicted long ago
 	assert.True(t, ok)
-	assert.Equal(t, 100, l.len())
+	assert.Equal(t, 100, l.Len())
 }

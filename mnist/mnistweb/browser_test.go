@@ -1,4 +1,4 @@
-package space_test
+package mnistweb_test
 
 import (
 	"bytes"
@@ -323,7 +323,7 @@ func browserModel(t *testing.T) dadc.Model[*image.Gray] {
 	t.Helper()
 	w, err := mnist.Pretrained()
 	require.NoError(t, err)
-	train, _, err := mnist.LoadDataDir(filepath.Join("..", "..", "..", "testdata", "mnist"))
+	train, _, err := mnist.LoadDataDir(filepath.Join("..", "..", "testdata", "mnist"))
 	require.NoError(t, err)
 	m, err := mnist.NewModel(w, &mnist.ModelOptions{Replay: train})
 	require.NoError(t, err)
@@ -333,7 +333,7 @@ func browserModel(t *testing.T) dadc.Model[*image.Gray] {
 // testSubset is the MNIST test subset in testdata (the retrain gate's clean set).
 func testSubset(t *testing.T) *mnist.Dataset {
 	t.Helper()
-	_, test, err := mnist.LoadDataDir(filepath.Join("..", "..", "..", "testdata", "mnist"))
+	_, test, err := mnist.LoadDataDir(filepath.Join("..", "..", "testdata", "mnist"))
 	require.NoError(t, err)
 	return test
 }
@@ -344,7 +344,7 @@ func testSubset(t *testing.T) *mnist.Dataset {
 // adversarial samples for the screenshot's dashboard.
 func rotatedDrawings(t *testing.T, angles []float64) (drawings [][]byte, labels []int) {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join("..", "..", "..", "testdata", "digits", "*.png"))
+	paths, err := filepath.Glob(filepath.Join("..", "..", "testdata", "digits", "*.png"))
 	require.NoError(t, err)
 	for _, p := range paths {
 		label, err := strconv.Atoi(strings.SplitN(filepath.Base(p), "-", 2)[0])

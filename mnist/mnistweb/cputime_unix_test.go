@@ -1,6 +1,6 @@
 //go:build unix
 
-package space_test
+package mnistweb_test
 
 import (
 	"syscall"

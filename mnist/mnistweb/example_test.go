@@ -1,4 +1,4 @@
-package space_test
+package mnistweb_test
 
 import (
 	"bytes"
@@ -16,8 +16,8 @@ import (
 
 	"github.com/advspace/advspace/dadc"
 	"github.com/advspace/advspace/dadc/dadctest"
-	"github.com/advspace/advspace/examples/mnist-space/space"
 	"github.com/advspace/advspace/flag"
+	"github.com/advspace/advspace/mnist/mnistweb"
 )
 
 // A Space mounted under /digits/ of an existing server, over a DADC loop with
@@ -42,7 +42,7 @@ func Example() {
 		return
 	}
 	defer loop.Close(context.Background())
-	sp, err := space.New(space.Config{Loop: loop})
+	sp, err := mnistweb.New(loop, nil)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package dadchttp
+
+func isQuotaExceeded(error) bool { return false }
