@@ -284,13 +284,16 @@ func (v *Validations) State(id string) (ValidationState, bool) {
 }
 
 // Trainable reports whether the sample may train: not retracted, and verified
-// when validation is on (Required > 0). Unknown IDs are not trainable.
+// when validation is on (Required > 0). An ID not added yet (a sample the
+// Loop stored a moment before the web app learnt of it) is trainable only
+// when validation is off, so a Loop filter never lets an unvalidated sample
+// through and never holds one back when K = 0.
 func (v *Validations) Trainable(id string) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	e, ok := v.samples[id]
 	if !ok {
-		return false
+		return v.required == 0
 	}
 	switch v.status(e) {
 	case StatusRetracted, StatusRejected:

@@ -149,7 +149,7 @@ func TestRunServesPredictsFlagsAndShutsDown(t *testing.T) {
 
 	// Whatever the model says, another digit fools it and the same digit does not.
 	img := "data:image/png;base64," + base64.StdEncoding.EncodeToString(sevenPNG(t))
-	code, out := postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": (pred.Label + 1) % 10})
+	code, out := postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": (pred.Label + 1) % 10, "confirm": true})
 	require.Equal(t, http.StatusCreated, code, out)
 	assert.Equal(t, "✔ (1) saved — you fooled the model", out["message"])
 	code, out = postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": pred.Label})
@@ -237,9 +237,9 @@ func TestRunPushesToHubAndNeverShowsTheToken(t *testing.T) {
 		}
 	}
 	img := "data:image/png;base64," + base64.StdEncoding.EncodeToString(sevenPNG(t))
-	code, out := postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": 2})
+	code, out := postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": 2, "confirm": true})
 	if code == http.StatusOK { // the model said 2: say 3
-		code, out = postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": 3})
+		code, out = postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": 3, "confirm": true})
 	}
 	require.Equal(t, http.StatusCreated, code, out)
 	for _, path := range []string{"", "static/app.js", "api/stats", "api/samples", "metrics", "healthz"} {
