@@ -281,7 +281,7 @@ func (h *Handler[In]) serveFlag(w http.ResponseWriter, r *http.Request) {
 		if st, ok := h.val.v.State(res.Sample.ID); ok {
 			out.Validation = &st
 			if st.Required > 0 {
-				out.Message = fmt.Sprintf("✔ (%d) saved — you fooled the model, if your label is right: it trains once %d other people confirm it", res.Count, st.Required)
+				out.Message = fmt.Sprintf("✔ (%d) saved — it counts as fooling the model, and trains, once %d other people confirm your label", res.Count, st.Required)
 			}
 		}
 	}
