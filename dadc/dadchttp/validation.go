@@ -274,8 +274,7 @@ func (h *Handler[In]) record(w http.ResponseWriter, r *http.Request, rec dadc.Va
 		}
 		writeError(w, http.StatusConflict, msg)
 	case errors.Is(err, dadc.ErrInvalidRecord):
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%v; verdict is \"correct\", \"incorrect\" or \"flagged\", and a label (%s) goes only with \"incorrect\"",
-			trimPrefix(err), h.labelRange()))
+		writeError(w, http.StatusBadRequest, trimPrefix(err))
 	default:
 		h.metrics.validationOutcome(string(rec.Kind), "error")
 		h.fail(w, r, fmt.Errorf("store a %s: %w", rec.Kind, err))
