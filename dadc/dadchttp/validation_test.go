@@ -184,8 +184,8 @@ func TestValidationRoutes(t *testing.T) {
 
 	tests := []struct {
 		name, session, body string
-		want                 int
-		msg                  string
+		want                int
+		msg                 string
 	}{
 		{"own sample", "writer", `{"id": "` + id + `", "verdict": "correct"}`, http.StatusForbidden, "your own sample"},
 		{"unknown id", "v1", `{"id": "nope", "verdict": "correct"}`, http.StatusNotFound, "no sample with id nope"},
@@ -227,8 +227,8 @@ func TestRetract(t *testing.T) {
 	id := f.flagAs("writer", 4, 0)
 	tests := []struct {
 		name, session, body string
-		want                 int
-		msg                  string
+		want                int
+		msg                 string
 	}{
 		{"someone else", "other", `{"id": "` + id + `"}`, http.StatusForbidden, "only the session that flagged"},
 		{"unknown", "writer", `{"id": "nope"}`, http.StatusNotFound, "no sample with id nope"},
