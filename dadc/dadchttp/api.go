@@ -332,11 +332,14 @@ type statsResponse struct {
 	dadc.Stats
 	HubDataset string           `json:"hub_dataset,omitempty"`
 	Validation *ValidationStats `json:"validation,omitempty"`
+	// GateMaxAccuracyDrop is the loop's promotion gate (Options.GateMaxAccuracyDrop),
+	// so that a page can draw each round's threshold: baseline − drop.
+	GateMaxAccuracyDrop float64 `json:"gate_max_accuracy_drop"`
 }
 
 func (h *Handler[In]) serveStats(w http.ResponseWriter, r *http.Request) {
 	st := h.loop.Stats()
-	writeJSON(w, http.StatusOK, statsResponse{Stats: st, HubDataset: h.hub, Validation: h.validationStats(st, session(r))})
+	writeJSON(w, http.StatusOK, statsResponse{Stats: st, HubDataset: h.hub, Validation: h.validationStats(st, session(r)), GateMaxAccuracyDrop: h.gateDrop})
 }
 
 // Sample limits of /api/samples.
@@ -364,10 +367,16 @@ func (h *Handler[In]) serveSamples(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// The session id is deliberately left out: it is nobody else's business.
-		out = append(out, map[string]any{
+		row := map[string]any{
 			"id": s.ID, "label": s.Label, "model_label": s.ModelLabel, "model_probabilities": s.ModelProbabilities,
 			"model_version": s.ModelVersion, "round": s.Round, "created_at": s.CreatedAt, h.spec.Field: shown,
-		})
+		}
+		if h.val != nil {
+			if st, ok := h.val.v.State(s.ID); ok {
+				row["validation"] = st.Status
+			}
+		}
+		out = append(out, row)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"samples": out, "count": len(out)})
 }

@@ -101,6 +101,10 @@ type Options struct {
 	// verified model error rate in /api/stats. Nil: those routes answer
 	// 404 and every flag trains.
 	Validation *ValidationOptions
+	// GateMaxAccuracyDrop is reported by /api/stats as gate_max_accuracy_drop
+	// for pages that draw the promotion gate: set it to the loop's
+	// dadc.Options.MaxAccuracyDrop. 0 means dadc.DefaultMaxAccuracyDrop.
+	GateMaxAccuracyDrop float64
 }
 
 // Handler serves the JSON API, Server-Sent Events, /healthz and /metrics
@@ -122,6 +126,7 @@ type Handler[In any] struct {
 	now     func() time.Time
 
 	confirmAt float64
+	gateDrop  float64
 	val       *validation[In] // nil: validation off
 
 	predictShape, flagShape, inputHint string
@@ -211,7 +216,10 @@ func New[In any](loop Loop[In], codec Codec[In], opts *Options) (*Handler[In], e
 		loop: loop, codec: codec, spec: spec, log: o.Logger, hub: o.HubDataset, metrics: m,
 		streams: make(chan struct{}, o.MaxStreams),
 		done:    make(chan struct{}),
-		now:     o.Now, confirmAt: o.ConfirmThreshold,
+		now:     o.Now, confirmAt: o.ConfirmThreshold, gateDrop: o.GateMaxAccuracyDrop,
+	}
+	if h.gateDrop == 0 {
+		h.gateDrop = dadc.DefaultMaxAccuracyDrop
 	}
 	if o.Validation != nil {
 		maxSess := o.MaxClients
