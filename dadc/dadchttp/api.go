@@ -335,11 +335,15 @@ type statsResponse struct {
 	// GateMaxAccuracyDrop is the loop's promotion gate (Options.GateMaxAccuracyDrop),
 	// so that a page can draw each round's threshold: baseline − drop.
 	GateMaxAccuracyDrop float64 `json:"gate_max_accuracy_drop"`
+	// ConfirmThreshold is the model probability at or above which a flag
+	// that disagrees must be confirmed (above 1: never), so that a page
+	// can ask before it sends.
+	ConfirmThreshold float64 `json:"confirm_threshold"`
 }
 
 func (h *Handler[In]) serveStats(w http.ResponseWriter, r *http.Request) {
 	st := h.loop.Stats()
-	writeJSON(w, http.StatusOK, statsResponse{Stats: st, HubDataset: h.hub, Validation: h.validationStats(st, session(r)), GateMaxAccuracyDrop: h.gateDrop})
+	writeJSON(w, http.StatusOK, statsResponse{Stats: st, HubDataset: h.hub, Validation: h.validationStats(st, session(r)), GateMaxAccuracyDrop: h.gateDrop, ConfirmThreshold: h.confirmAt})
 }
 
 // Sample limits of /api/samples.

@@ -298,9 +298,6 @@ func trimPrefix(err error) string {
 type ValidationStats struct {
 	// Required is K (0: validation off, every flag trains).
 	Required int `json:"required"`
-	// ConfirmThreshold is the model probability at or above which a
-	// disagreeing flag must be confirmed (above 1: never).
-	ConfirmThreshold float64 `json:"confirm_threshold"`
 	// Total is over all rounds.
 	Total VerifiedRate `json:"total"`
 	// Rounds[i] is round i (the loop's round history).
@@ -344,7 +341,7 @@ func (h *Handler[In]) validationStats(st dadc.Stats, sess string) *ValidationSta
 		return nil
 	}
 	byRound, bySession := h.val.v.Counts()
-	out := &ValidationStats{Required: h.val.v.Required(), ConfirmThreshold: h.confirmAt, Rounds: make([]VerifiedRate, 0, len(st.Rounds))}
+	out := &ValidationStats{Required: h.val.v.Required(), Rounds: make([]VerifiedRate, 0, len(st.Rounds))}
 	var total dadc.VerifiedCounts
 	for _, c := range byRound {
 		total.Fooled += c.Fooled

@@ -162,7 +162,7 @@ func TestConfirmThresholdConfig(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/stats", nil))
 	st := decode[map[string]any](t, rec.Body)
-	assert.InDelta(t, dadchttp.DefaultConfirmThreshold, st["validation"].(map[string]any)["confirm_threshold"], 1e-9, "zero means the default")
+	assert.InDelta(t, dadchttp.DefaultConfirmThreshold, st["confirm_threshold"], 1e-9, "zero means the default")
 }
 
 func TestValidationRoutes(t *testing.T) {

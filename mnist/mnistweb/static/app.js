@@ -335,7 +335,15 @@
 
   function sendFlag(label) {
     if (!readyToAnswer()) { return; }
-    postFlag({ image: snapshot().toDataURL('image/png'), label: label }, drawingVersion);
+    var body = { image: snapshot().toDataURL('image/png'), label: label };
+    // Ask first when the model is sure of another answer; the server asks
+    // too (409) if the page did not, for instance after a new model.
+    var sure = prediction.probabilities[prediction.label];
+    if (lastStats && label !== prediction.label && num(lastStats.confirm_threshold) && sure >= lastStats.confirm_threshold) {
+      askConfirmation(body, drawingVersion, { probability: sure, model_label: prediction.label });
+      return;
+    }
+    postFlag(body, drawingVersion);
   }
 
   function postFlag(body, version) {
@@ -413,6 +421,7 @@
           $('retract').hidden = true;
           lastFlag = null;
           refreshStats();
+          refreshGallery();
         } else {
           $('retract').disabled = false;
           setResult(res.body.error || ('retract failed (' + res.status + ')'), 'error');
@@ -433,7 +442,7 @@
     $('val-question').textContent = 'Is this a ' + item.label + '?';
     $('val-yes').textContent = 'Yes, it is a ' + item.label;
     $('val-model').textContent = 'The person who drew it says ' + item.label + '; the model said ' + item.model_label +
-      '. It trains only after ' + item.required + ' people agree.';
+      '. It trains only after ' + item.required + (item.required === 1 ? ' person agrees.' : ' people agree.');
     valDigits.forEach(function (b, d) { b.disabled = d === item.label; });
     setValButtons(false);
   }
@@ -470,6 +479,7 @@
           var word = { verified: 'now verified: it will train', rejected: 'now rejected: it will never train', pending: 'still waiting for more checks' }[st.status] || st.status;
           setResult('Thanks! Checks so far: ' + st.correct + ' yes, ' + (st.incorrect + st.flagged) + ' no; ' + word + '.', 'fooled', 'val-result');
           refreshStats();
+          refreshGallery();
         } else {
           setResult(res.body.error || ('check failed (' + res.status + ')'), 'error', 'val-result');
         }
