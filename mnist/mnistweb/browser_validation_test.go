@@ -192,3 +192,114 @@ func TestBrowserConfirmValidateRetract(t *testing.T) {
 		})
 	}
 }
+
+// TestBrowserScreenshot builds the README's picture from honest data and
+// checks what it shows: drawings from other people (digits turned by
+// ±45-60°) flagged with their true digits, the fooling ones verified by a
+// checker, one left for this page to check, a retrain whose decision the
+// banner explains with numbers, and the page's own 7 answered truthfully.
+// With ADVSPACE_SCREENSHOT=FILE the page is saved there.
+func TestBrowserScreenshot(t *testing.T) {
+	ctx := newBrowser(t, 1200, 1400)
+	vals, err := dadc.NewValidations(1, 10)
+	require.NoError(t, err)
+	f := newFixture(t, &fixtureOptions{model: browserModel(t), cleanTest: testSubset(t).Examples(), config: func(c *dadchttp.Options) {
+		c.ConfirmThreshold = dadchttp.DefaultConfirmThreshold
+		c.Validation = &dadchttp.ValidationOptions{Validations: vals}
+	}})
+	srv := httptest.NewServer(f.space)
+	defer func() {
+		_ = f.space.Close()
+		srv.Close()
+	}()
+
+	client := srv.Client()
+	drawings, labels := rotatedDrawings(t, []float64{-60, -45, 45, 60})
+	var stored []string
+	for i, b := range drawings {
+		img := "data:image/png;base64," + base64.StdEncoding.EncodeToString(b)
+		code, out := postAs(t, client, srv.URL+"/api/flag", fmt.Sprint("person-", i%5), map[string]any{"image": img, "label": labels[i], "confirm": true})
+		require.Contains(t, []int{http.StatusOK, http.StatusCreated}, code, out)
+		if code == http.StatusCreated {
+			stored = append(stored, out["id"].(string))
+		}
+	}
+	require.GreaterOrEqual(t, len(stored), 3, "turned digits fool the model now and then")
+	t.Logf("%d of %d turned digits fooled the model", len(stored), len(drawings))
+	// The labels are true: a checker verifies all but the last.
+	for _, id := range stored[:len(stored)-1] {
+		code, out := postAs(t, client, srv.URL+"/api/validate", "checker", map[string]any{"id": id, "verdict": "correct"})
+		require.Equal(t, http.StatusOK, code, out)
+	}
+
+	var problems pageProblems
+	problems.listen(ctx)
+	var box rect
+	require.NoError(t, chromedp.Run(ctx,
+		cdplog.Enable(), runtime.Enable(),
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible("#pad", chromedp.ByID),
+		chromedp.Poll(`document.getElementById('round').textContent === '0'`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+	))
+	// A retrain on the verified samples, announced with its numbers.
+	require.NoError(t, f.loop.Retrain(context.Background()))
+	var banner string
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.Poll(`document.getElementById('notice').textContent.indexOf('Round 0:') === 0`, nil, chromedp.WithPollingTimeout(4*time.Minute)),
+		chromedp.Text("#notice", &banner, chromedp.ByID),
+		chromedp.Poll(`document.querySelectorAll('#chart-acc circle.promoted, #chart-acc g.rejected').length === 1`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+	))
+	assert.Regexp(t, `clean accuracy \d+\.\d%.*the gate asks at least \d+\.\d%`, banner)
+	require.Len(t, f.loop.Stats().Rounds, 2)
+
+	// The page's own drawing, answered truthfully: Yes if the model is
+	// right, else flagged as the 7 it is.
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.Evaluate(`(function(){var r=document.getElementById('pad').getBoundingClientRect();return {x:r.x,y:r.y,width:r.width,height:r.height};})()`, &box),
+	))
+	at := func(fx, fy float64) [2]float64 { return [2]float64{box.X + fx*box.Width, box.Y + fy*box.Height} }
+	var predicted string
+	require.NoError(t, chromedp.Run(ctx,
+		drawStroke([][2]float64{at(0.28, 0.22), at(0.72, 0.22), at(0.45, 0.82)}),
+		chromedp.Poll(`document.getElementById('pred-label').textContent !== '?' && !document.getElementById('yes').disabled`, nil, chromedp.WithPollingTimeout(20*time.Second)),
+		chromedp.Evaluate(`String(document.querySelector('#prob-bars li.top .digit').textContent)`, &predicted),
+	))
+	if predicted == "7" {
+		require.NoError(t, chromedp.Run(ctx,
+			chromedp.Click("#yes", chromedp.ByID),
+			chromedp.Poll(`document.getElementById('result').textContent === 'the model got it right'`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		))
+	} else {
+		require.NoError(t, chromedp.Run(ctx,
+			chromedp.Click("#digit-7", chromedp.ByID),
+			chromedp.Click("#flag", chromedp.ByID),
+			chromedp.Poll(`document.getElementById('confirm').open || document.getElementById('result').textContent.indexOf('saved') >= 0`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+			chromedp.Evaluate(`document.getElementById('confirm').open && document.getElementById('confirm-yes').click()`, nil),
+			chromedp.Poll(`document.getElementById('result').textContent.indexOf('saved') >= 0`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		))
+	}
+	last := stored[len(stored)-1]
+	lastLabel := -1
+	if s, ok := vals.State(last); ok {
+		require.Equal(t, dadc.StatusPending, s.Status)
+	}
+	for _, smp := range f.loop.Samples(0) {
+		if smp.ID == last {
+			lastLabel = smp.Label
+		}
+	}
+	var question string
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.Poll(`!document.getElementById('after').hidden && !document.getElementById('val-item').hidden`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Text("#val-question", &question, chromedp.ByID),
+		chromedp.Poll(`document.querySelectorAll('#gallery li').length > 0`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+	))
+	assert.Equal(t, fmt.Sprintf("Is this a %d?", lastLabel), strings.TrimSpace(question))
+	if path := os.Getenv("ADVSPACE_SCREENSHOT"); path != "" {
+		var b []byte
+		require.NoError(t, chromedp.Run(ctx, chromedp.FullScreenshot(&b, 100)))
+		require.NoError(t, os.WriteFile(path, b, 0o644))
+		t.Logf("screenshot written to %s (%d bytes)", path, len(b))
+	}
+	assert.Empty(t, problems.get(), "the page logged errors (a CSP violation, an exception, a failed request)")
+}

@@ -622,10 +622,11 @@
     while (box.firstChild) { box.removeChild(box.firstChild); }
     var W = 360, H = 180, L = 44, R = 10, T = 10, B = 26;
     var root = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': label });
-    var n = Math.max(rounds.length, 2);
+    var n = Math.max(rounds.length, 1);
     var rg = niceRange(values, floor, ceil);
     var digits = rg[2] < 0.01 ? 1 : 0;
-    function x(i) { return L + (W - L - R) * (rounds.length === 1 ? 0.5 : i / (n - 1)); }
+    // Each round gets a slot; its marks sit in the middle, clear of the axis.
+    function x(i) { return L + (W - L - R) * (i + 0.5) / n; }
     function y(v) { return T + (H - T - B) * (1 - (Math.max(rg[0], Math.min(rg[1], v)) - rg[0]) / (rg[1] - rg[0])); }
     for (var v = rg[0]; v <= rg[1] + 1e-9; v += rg[2]) {
       root.appendChild(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), 'class': 'grid-line' }));
