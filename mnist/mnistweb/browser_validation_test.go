@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"image"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -302,4 +303,50 @@ func TestBrowserScreenshot(t *testing.T) {
 		t.Logf("screenshot written to %s (%d bytes)", path, len(b))
 	}
 	assert.Empty(t, problems.get(), "the page logged errors (a CSP violation, an exception, a failed request)")
+}
+
+// tieModel is 49.4% sure of a 4 and 48.1% of a 9, whatever it sees.
+type tieModel struct{}
+
+func (tieModel) Version() string { return "tie-v0" }
+func (tieModel) Predict(context.Context, *image.Gray) (dadc.Prediction, error) {
+	p := []float64{0.003, 0.003, 0.003, 0.003, 0.494, 0.003, 0.003, 0.003, 0.004, 0.481}
+	return dadc.Prediction{Label: 4, Probabilities: p, ModelVersion: "tie-v0"}, nil
+}
+
+// A near tie is shown as uncertain, with the top two and their probabilities.
+func TestBrowserNearTie(t *testing.T) {
+	ctx := newBrowser(t, 390, 844)
+	f := newFixture(t, &fixtureOptions{model: tieModel{}})
+	srv := httptest.NewServer(f.space)
+	defer func() {
+		_ = f.space.Close()
+		srv.Close()
+	}()
+	var problems pageProblems
+	problems.listen(ctx)
+	var box rect
+	require.NoError(t, chromedp.Run(ctx,
+		cdplog.Enable(), runtime.Enable(),
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible("#pad", chromedp.ByID),
+		chromedp.Evaluate(`(function(){var r=document.getElementById('pad').getBoundingClientRect();return {x:r.x,y:r.y,width:r.width,height:r.height};})()`, &box),
+	))
+	at := func(fx, fy float64) [2]float64 { return [2]float64{box.X + fx*box.Width, box.Y + fy*box.Height} }
+	var big, live, hint string
+	var unsure bool
+	require.NoError(t, chromedp.Run(ctx,
+		drawStroke([][2]float64{at(0.3, 0.3), at(0.6, 0.7)}),
+		chromedp.Poll(`document.getElementById('pred-label').textContent !== '?'`, nil, chromedp.WithPollingTimeout(20*time.Second)),
+		chromedp.Text("#pred-label", &big, chromedp.ByID),
+		chromedp.Text("#live", &live, chromedp.ByID),
+		chromedp.Text("#pred-hint", &hint, chromedp.ByID),
+		chromedp.Evaluate(`document.getElementById('pred-label').classList.contains('unsure')`, &unsure),
+		shot(t, "phone-6-near-tie"),
+	))
+	assert.Equal(t, "4/9", strings.TrimSpace(big))
+	assert.True(t, unsure)
+	assert.Equal(t, "Unsure: 4 (49.4%) or 9 (48.1%).", strings.TrimSpace(live))
+	assert.Contains(t, hint, "cannot decide")
+	assert.Empty(t, problems.get())
 }

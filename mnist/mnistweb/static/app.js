@@ -513,7 +513,7 @@
     var held = '';
     if (num(r.adversarial_accuracy)) {
       held = ' On the ' + r.held_out_samples + ' held-out drawings that fooled earlier models it gets ' + pct(r.adversarial_accuracy) +
-        ' right' + (r.adversarial_accuracy === 0 ? ': it has not learnt those yet, which is normal after a few samples and says nothing about its clean accuracy.' : ' (the old model: 0% by definition).');
+        ' right' + (r.adversarial_accuracy === 0 ? ': it has not learnt those yet, which is normal after a few samples and says nothing about its clean accuracy.' : ' (each of them fooled the model it was drawn for).');
     }
     if (r.promoted) {
       return { good: true, text: 'Round ' + r.round + ': new model ' + r.candidate + ' promoted, trained on ' + r.train_samples +
@@ -606,8 +606,8 @@
 
   // niceRange returns [lo, hi, step] around the values, with about 4 ticks.
   function niceRange(values, floor, ceil) {
-    var lo = Math.min.apply(null, values), hi = Math.max.apply(null, values);
-    if (!values.length) { lo = floor; hi = ceil; }
+    var lo = floor, hi = ceil;
+    if (values.length) { lo = Math.min.apply(null, values); hi = Math.max.apply(null, values); }
     var span = Math.max(hi - lo, 0.004);
     var steps = [0.001, 0.002, 0.0025, 0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25];
     var step = steps[steps.length - 1];
@@ -687,12 +687,14 @@
 
     // Error rates (raw and verified) and held-out accuracy, 0 to what is needed.
     var vr = (s.validation && s.validation.rounds) || [];
-    var errValues = [0];
+    var errValues = [];
     rounds.forEach(function (r, i) {
       if (r.flags + r.attempts > 0) { errValues.push(r.model_error_rate); }
       if (vr[i] && vr[i].submitted > 0) { errValues.push(vr[i].verified_model_error_rate); }
       if (num(r.adversarial_accuracy)) { errValues.push(r.adversarial_accuracy); }
     });
+    // From 0 to what the figures need; 0-100% before there are any.
+    if (errValues.length) { errValues.push(0); }
     chart($('chart'), rounds, errValues, 0, 1, 'Error rate, verified error rate and held-out accuracy per round', function (root, x, y) {
       function series(get, cls) {
         var pts = [];
