@@ -250,7 +250,7 @@ func TestBrowserScreenshot(t *testing.T) {
 		chromedp.Text("#notice", &banner, chromedp.ByID),
 		chromedp.Poll(`document.querySelectorAll('#chart-acc circle.promoted, #chart-acc g.rejected').length === 1`, nil, chromedp.WithPollingTimeout(10*time.Second)),
 	))
-	assert.Regexp(t, `clean accuracy \d+\.\d%.*the gate asks at least \d+\.\d%`, banner)
+	assert.Regexp(t, `(?i)clean accuracy \d+\.\d%.*the gate asks at least \d+\.\d%`, banner)
 	require.Len(t, f.loop.Stats().Rounds, 2)
 
 	// The page's own drawing, answered truthfully: Yes if the model is
