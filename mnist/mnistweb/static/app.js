@@ -747,8 +747,9 @@
     es.onmessage = function (m) {
       var ev;
       try { ev = JSON.parse(m.data); } catch (e) { return; }
-      if (ev.kind === 'retrain_started' || ev.kind === 'model_promoted' || ev.kind === 'model_rejected' ||
-          ev.kind === 'retrain_failed' || ev.kind === 'flagged') {
+      // Not on every flag: with many people that would be a stats request
+      // per page per flag; the poll catches those up.
+      if (ev.kind === 'retrain_started' || ev.kind === 'model_promoted' || ev.kind === 'model_rejected' || ev.kind === 'retrain_failed') {
         refreshStats();
       }
     };
