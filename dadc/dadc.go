@@ -96,18 +96,20 @@ type Exporter interface {
 	Export(ctx context.Context, w io.Writer) error
 }
 
-// Sample is one adversarial example: an input that fooled the model, with the
-// correct label a person gave and what the model said.
-type Sample[In any] struct {
+// SampleMeta is everything stored about a flagged sample except its input:
+// the one record that metadata rows, log lines, queue records, API answers and
+// webhook payloads share. Its JSON form (the tags below, in this order) is the
+// on-disk metadata format; CreatedAt is written in RFC 3339 with sub-second
+// digits when non-zero, and stores write it in UTC.
+type SampleMeta struct {
 	// ID is unique and stable; flag handlers use it to store the sample exactly once.
 	ID string `json:"id"`
-	// Input is what the model saw.
-	Input In `json:"-"`
 	// Label is the correct class, given by the person.
 	Label int `json:"label"`
 	// ModelLabel is the class the model predicted.
 	ModelLabel int `json:"model_label"`
-	// ModelProbabilities are the model's class probabilities for Input.
+	// ModelProbabilities are the model's class probabilities for the input,
+	// one per class.
 	ModelProbabilities []float64 `json:"model_probabilities"`
 	// ModelVersion names the model that was fooled.
 	ModelVersion string `json:"model_version"`
@@ -117,6 +119,16 @@ type Sample[In any] struct {
 	CreatedAt time.Time `json:"created_at"`
 	// Session is an anonymous identifier of the person's session; may be empty.
 	Session string `json:"session"`
+}
+
+// Sample is one adversarial example: an input that fooled the model, with the
+// correct label a person gave and what the model said (the embedded
+// SampleMeta). Its JSON form is the SampleMeta's; the input is left out
+// because only a codec knows how to write it.
+type Sample[In any] struct {
+	SampleMeta
+	// Input is what the model saw.
+	Input In `json:"-"`
 }
 
 // Flagger persists flagged samples.

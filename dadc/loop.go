@@ -587,9 +587,8 @@ func (l *Loop[In]) Flag(ctx context.Context, in In, label int, session string) (
 	if id == "" || dup {
 		return FlagResult[In]{}, fmt.Errorf("dadc: Options.NewID returned %q, which is empty or already used; it must return a fresh unique ID", id)
 	}
-	s := Sample[In]{
+	s := Sample[In]{SampleMeta: SampleMeta{
 		ID:                 id,
-		Input:              in,
 		Label:              label,
 		ModelLabel:         pred.Label,
 		ModelProbabilities: slices.Clone(pred.Probabilities),
@@ -597,7 +596,7 @@ func (l *Loop[In]) Flag(ctx context.Context, in In, label int, session string) (
 		Round:              round,
 		CreatedAt:          l.now(),
 		Session:            session,
-	}
+	}, Input: in}
 	if err := l.flagger.Flag(ctx, s); err != nil {
 		l.log.Warn("dadc: storing a flagged sample failed; nothing counted", "id", id, "round", round, "err", err)
 		return FlagResult[In]{}, fmt.Errorf("dadc: storing flagged sample %s: %w", id, err)

@@ -137,7 +137,7 @@ func TestNewLoop_Validation(t *testing.T) {
 		}), "CleanTest[1] has label 10"},
 		{"unreadable store", m, dadctest.NewFlagger(&dadctest.FlaggerScript[int]{SamplesErr: errors.New("disk gone")}),
 			dadc.Manual(), ok(func(*dadc.Options[int]) {}), "disk gone"},
-		{"stored label out of range", m, dadctest.NewFlagger(&dadctest.FlaggerScript[int]{Preload: []dadc.Sample[int]{{ID: "a", Label: 12}}}),
+		{"stored label out of range", m, dadctest.NewFlagger(&dadctest.FlaggerScript[int]{Preload: []dadc.Sample[int]{{SampleMeta: dadc.SampleMeta{ID: "a", Label: 12}}}}),
 			dadc.Manual(), ok(func(*dadc.Options[int]) {}), "label 12 outside [0, 10)"},
 	}
 	for _, tt := range tests {
@@ -173,11 +173,11 @@ func TestFlag_FooledAndAttempt(t *testing.T) {
 	assert.Equal(t, 1, res.Count)
 	assert.Equal(t, 0, res.Round)
 	assert.False(t, res.Retraining)
-	want := dadc.Sample[int]{
-		ID: "s-000001", Input: 123, Label: 3, ModelLabel: 4,
+	want := dadc.Sample[int]{Input: 123, SampleMeta: dadc.SampleMeta{
+		ID: "s-000001", Label: 3, ModelLabel: 4,
 		ModelProbabilities: res.Prediction.Probabilities, ModelVersion: "m0",
 		Round: 0, CreatedAt: t0.Add(time.Second), Session: "sess-b",
-	}
+	}}
 	assert.Equal(t, want, res.Sample)
 	require.Equal(t, []dadc.Sample[int]{want}, f.Stored())
 
@@ -923,9 +923,9 @@ func TestEveryInterval_FiresOnTick(t *testing.T) {
 
 func TestRecovery(t *testing.T) {
 	mk := func(id string, input, label, round int, at time.Duration) dadc.Sample[int] {
-		return dadc.Sample[int]{ID: id, Input: input, Label: label, ModelLabel: (label + 1) % 10,
+		return dadc.Sample[int]{Input: input, SampleMeta: dadc.SampleMeta{ID: id, Label: label, ModelLabel: (label + 1) % 10,
 			ModelProbabilities: dadctest.Peaked((label+1)%10, 10, "old").Probabilities,
-			ModelVersion:       fmt.Sprint("old-r", round), Round: round, CreatedAt: t0.Add(at)}
+			ModelVersion:       fmt.Sprint("old-r", round), Round: round, CreatedAt: t0.Add(at)}}
 	}
 	stored := []dadc.Sample[int]{ // out of order, as a store may list them
 		mk("e", 105, 5, 2, 5*time.Minute),
@@ -1272,7 +1272,7 @@ func TestRetrain_UserCodePanicsNeverCrash(t *testing.T) {
 }
 
 func TestNewLoop_RefusesAbsurdStoredRound(t *testing.T) {
-	f := dadctest.NewFlagger(&dadctest.FlaggerScript[int]{Preload: []dadc.Sample[int]{{ID: "a", Label: 1, Round: 1 << 30}}})
+	f := dadctest.NewFlagger(&dadctest.FlaggerScript[int]{Preload: []dadc.Sample[int]{{SampleMeta: dadc.SampleMeta{ID: "a", Label: 1, Round: 1 << 30}}}})
 	_, err := dadc.NewLoop[int](dadctest.NewModel("m0", 10, truth), f, dadc.Manual(), &dadc.Options[int]{Classes: 10})
 	require.ErrorContains(t, err, "the store is damaged")
 }

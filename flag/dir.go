@@ -468,7 +468,7 @@ func (d *Dir[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 		d.removeInput(inputPath)
 		return fmt.Errorf("flag: dir: sample %s not stored: %w", s.ID, err)
 	}
-	line, err := json.Marshal(rowFromSample(s, fileName))
+	line, err := json.Marshal(MetadataRow{FileName: fileName, SampleMeta: metaUTC(s)})
 	if err != nil {
 		d.removeInput(inputPath)
 		return fmt.Errorf("%w: sample %s: metadata cannot be encoded: %w", ErrInvalidSample, s.ID, err)
@@ -609,11 +609,6 @@ func (d *Dir[In]) Samples(ctx context.Context) ([]dadc.Sample[In], error) {
 			d.log.Error("flag: skipping a metadata row whose file_name is not a file in its shard folder", "dir", l.dir, "id", l.row.ID, "file_name", name)
 			continue
 		}
-		meta, err := l.row.sample()
-		if err != nil {
-			d.log.Error("flag: skipping a metadata row with a bad timestamp", "dir", l.dir, "id", l.row.ID, "err", err)
-			continue
-		}
 		b, err := d.fs.ReadFile(filepath.Join(l.dir, l.row.FileName))
 		if err != nil {
 			d.log.Error("flag: skipping a sample whose input file cannot be read", "dir", l.dir, "id", l.row.ID, "err", err)
@@ -624,7 +619,7 @@ func (d *Dir[In]) Samples(ctx context.Context) ([]dadc.Sample[In], error) {
 			d.log.Error("flag: skipping a sample whose input cannot be decoded", "dir", l.dir, "id", l.row.ID, "err", err)
 			continue
 		}
-		out = append(out, withInput(meta, in))
+		out = append(out, withInput(l.row.SampleMeta, in))
 	}
 	slices.SortStableFunc(out, func(a, b dadc.Sample[In]) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return out, nil

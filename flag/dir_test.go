@@ -70,7 +70,7 @@ func TestDirRoundTrip(t *testing.T) {
 	rows := readRows(t, d.ShardDir())
 	require.Len(t, rows, 5)
 	assert.Equal(t, "s00004.png", rows[0].FileName)
-	assert.Equal(t, "2026-11-26T10:00:04Z", rows[0].CreatedAt)
+	assert.Equal(t, time.Date(2026, 11, 26, 10, 0, 4, 0, time.UTC), rows[0].CreatedAt)
 	card, err := os.ReadFile(filepath.Join(root, "README.md"))
 	require.NoError(t, err)
 	assert.Equal(t, DefaultCard, string(card))
@@ -414,7 +414,7 @@ func TestDirJSONCodec(t *testing.T) {
 	require.NoError(t, err)
 	defer d.Close()
 	in := features{Text: "hello", Score: []float64{1, 2}}
-	require.NoError(t, d.Flag(ctx, dadc.Sample[features]{ID: "t1", Input: in, ModelProbabilities: []float64{1}}))
+	require.NoError(t, d.Flag(ctx, dadc.Sample[features]{SampleMeta: dadc.SampleMeta{ID: "t1", ModelProbabilities: []float64{1}}, Input: in}))
 	assert.FileExists(t, filepath.Join(d.ShardDir(), "t1.json"))
 	got, err := d.Samples(ctx)
 	require.NoError(t, err)

@@ -21,11 +21,11 @@ func digit(level uint8) *image.Gray {
 }
 
 func sample(id string, label, modelLabel int) dadc.Sample[*image.Gray] {
-	return dadc.Sample[*image.Gray]{
-		ID: id, Input: digit(200), Label: label, ModelLabel: modelLabel,
+	return dadc.Sample[*image.Gray]{Input: digit(200), SampleMeta: dadc.SampleMeta{
+		ID: id, Label: label, ModelLabel: modelLabel,
 		ModelProbabilities: []float64{0.1, 0.9}, ModelVersion: "r0-demo",
 		CreatedAt: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC),
-	}
+	}}
 }
 
 // A Dir stores flags as a Hugging Face ImageFolder dataset.

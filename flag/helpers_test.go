@@ -26,9 +26,8 @@ func testImage(seed int) *image.Gray {
 var baseTime = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 
 func testSample(i int) dadc.Sample[*image.Gray] {
-	return dadc.Sample[*image.Gray]{
+	return dadc.Sample[*image.Gray]{Input: testImage(i), SampleMeta: dadc.SampleMeta{
 		ID:                 fmt.Sprintf("s%05d", i),
-		Input:              testImage(i),
 		Label:              i % 10,
 		ModelLabel:         (i + 1) % 10,
 		ModelProbabilities: []float64{0.05, 0.05, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2},
@@ -36,7 +35,7 @@ func testSample(i int) dadc.Sample[*image.Gray] {
 		Round:              i / 100,
 		CreatedAt:          baseTime.Add(time.Duration(i) * time.Second),
 		Session:            "sess-" + fmt.Sprint(i%3),
-	}
+	}}
 }
 
 // faultFS wraps the real file system and fails chosen operations, to

@@ -111,5 +111,5 @@ func TestDirLayoutPassesImageFolderCheck(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 3, sum.Shards)
 	assert.Equal(t, 15, sum.Rows)
-	assert.ElementsMatch(t, MetadataColumns, sum.Columns)
+	assert.ElementsMatch(t, MetadataColumns(), sum.Columns)
 }

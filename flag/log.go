@@ -40,12 +40,11 @@ func (f LogFormat) String() string {
 	return "LogFormat(" + strconv.Itoa(int(f)) + ")"
 }
 
-// LogColumns are the columns of a Log, in order. model_probabilities is a
-// JSON array (also in CSV); input is the codec's bytes in standard base64.
-var LogColumns = []string{
-	"id", "label", "model_label", "model_probabilities", "model_version",
-	"round", "created_at", "session", "input",
-}
+// LogColumns returns the columns of a Log, in order: the JSON names of
+// dadc.SampleMeta's fields, then "input". model_probabilities is a JSON array
+// (also in CSV); created_at is RFC 3339 in UTC; input is the codec's bytes in
+// standard base64. The caller may modify the slice.
+func LogColumns() []string { return append(metaColumns(), "input") }
 
 // LogOptions configures a Log. A nil *LogOptions and zero fields mean the defaults.
 type LogOptions struct {
@@ -86,16 +85,10 @@ type Log[In any] struct {
 	broken error
 }
 
+// logRow is one line of a Log: the sample's metadata and its encoded input.
 type logRow struct {
-	ID                 string    `json:"id"`
-	Label              int       `json:"label"`
-	ModelLabel         int       `json:"model_label"`
-	ModelProbabilities []float64 `json:"model_probabilities"`
-	ModelVersion       string    `json:"model_version"`
-	Round              int       `json:"round"`
-	CreatedAt          string    `json:"created_at"`
-	Session            string    `json:"session"`
-	Input              string    `json:"input"`
+	dadc.SampleMeta
+	Input string `json:"input"`
 }
 
 // NewLog opens (creating if needed) the log file at path and recovers it.
@@ -161,7 +154,7 @@ func (l *Log[In]) open() error {
 	if l.format == CSV && size == 0 {
 		var buf bytes.Buffer
 		w := csv.NewWriter(&buf)
-		_ = w.Write(LogColumns)
+		_ = w.Write(LogColumns())
 		w.Flush()
 		if err := l.appendLocked(buf.Bytes()); err != nil {
 			_ = f.Close()
@@ -222,9 +215,6 @@ func checkLogRow(r logRow) error {
 	if _, err := base64.StdEncoding.DecodeString(r.Input); err != nil {
 		return fmt.Errorf("row %s: input is not base64: %w", r.ID, err)
 	}
-	if _, err := time.Parse(time.RFC3339Nano, r.CreatedAt); err != nil {
-		return fmt.Errorf("row %s: created_at: %w", r.ID, err)
-	}
 	return nil
 }
 
@@ -244,8 +234,8 @@ func parseCSVLog(data []byte) ([]logRow, int, error) {
 		}
 		return nil, 0, fmt.Errorf("the CSV header cannot be read: %v", err)
 	}
-	if !slices.Equal(header, LogColumns) {
-		return nil, 0, fmt.Errorf("the CSV header is %q, want %q (a file written by something else?)", header, LogColumns)
+	if want := LogColumns(); !slices.Equal(header, want) {
+		return nil, 0, fmt.Errorf("the CSV header is %q, want %q (a file written by something else?)", header, want)
 	}
 	var rows []logRow
 	for {
@@ -281,22 +271,64 @@ func parseCSVLog(data []byte) ([]logRow, int, error) {
 	}
 }
 
+// csvStringColumns tells, for each column of LogColumns, whether its JSON
+// value is a string: a CSV cell holds a string column's text unquoted and any
+// other column's JSON as is.
+func csvStringColumns() []bool {
+	_, raw, _ := jsonColumns(logRow{})
+	str := make([]bool, len(raw))
+	for i, r := range raw {
+		str[i] = len(r) > 0 && r[0] == '"'
+	}
+	return str
+}
+
+// logRowToCSV returns the CSV record of r, one cell per LogColumns column.
+func logRowToCSV(r logRow) ([]string, error) {
+	_, raw, err := jsonColumns(r)
+	if err != nil {
+		return nil, err
+	}
+	rec := make([]string, len(raw))
+	for i, v := range raw {
+		if len(v) > 0 && v[0] == '"' {
+			if err := json.Unmarshal(v, &rec[i]); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		rec[i] = string(v)
+	}
+	return rec, nil
+}
+
+// csvToLogRow parses a CSV record written by logRowToCSV.
 func csvToLogRow(rec []string) (logRow, error) {
 	var r logRow
-	if len(rec) != len(LogColumns) {
-		return r, fmt.Errorf("%d fields, want %d", len(rec), len(LogColumns))
+	cols, str := LogColumns(), csvStringColumns()
+	if len(rec) != len(cols) {
+		return r, fmt.Errorf("%d fields, want %d", len(rec), len(cols))
 	}
-	var err error
-	ints := make([]int, 3)
-	for i, idx := range []int{1, 2, 5} {
-		if ints[i], err = strconv.Atoi(rec[idx]); err != nil {
-			return r, fmt.Errorf("%s: %w", LogColumns[idx], err)
+	obj := []byte{'{'}
+	for i, cell := range rec {
+		if i > 0 {
+			obj = append(obj, ',')
 		}
+		obj = strconv.AppendQuote(obj, cols[i]) // column names are plain ASCII
+		obj = append(obj, ':')
+		if str[i] {
+			q, _ := json.Marshal(cell) // a string always marshals
+			obj = append(obj, q...)
+			continue
+		}
+		if !json.Valid([]byte(cell)) {
+			return r, fmt.Errorf("%s: %q is not a JSON value", cols[i], cell)
+		}
+		obj = append(obj, cell...)
 	}
-	r = logRow{ID: rec[0], Label: ints[0], ModelLabel: ints[1], ModelVersion: rec[4], Round: ints[2],
-		CreatedAt: rec[6], Session: rec[7], Input: rec[8]}
-	if err := json.Unmarshal([]byte(rec[3]), &r.ModelProbabilities); err != nil {
-		return r, fmt.Errorf("model_probabilities: %w", err)
+	obj = append(obj, '}')
+	if err := json.Unmarshal(obj, &r); err != nil {
+		return r, err
 	}
 	return r, checkLogRow(r)
 }
@@ -318,28 +350,23 @@ func (l *Log[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 	if err != nil {
 		return err
 	}
-	r := logRow{
-		ID: s.ID, Label: s.Label, ModelLabel: s.ModelLabel, ModelProbabilities: s.ModelProbabilities,
-		ModelVersion: s.ModelVersion, Round: s.Round, CreatedAt: s.CreatedAt.UTC().Format(time.RFC3339Nano),
-		Session: s.Session, Input: base64.StdEncoding.EncodeToString(input),
-	}
+	r := logRow{SampleMeta: metaUTC(s), Input: base64.StdEncoding.EncodeToString(input)}
 	var line []byte
 	if l.format == JSONL {
-		if line, err = json.Marshal(r); err != nil {
-			return fmt.Errorf("%w: sample %s: %w", ErrInvalidSample, s.ID, err)
-		}
+		line, err = json.Marshal(r)
 		line = append(line, '\n')
 	} else {
-		probs, err := json.Marshal(r.ModelProbabilities)
-		if err != nil {
-			return fmt.Errorf("%w: sample %s: %w", ErrInvalidSample, s.ID, err)
+		var rec []string
+		if rec, err = logRowToCSV(r); err == nil {
+			var buf bytes.Buffer
+			w := csv.NewWriter(&buf)
+			_ = w.Write(rec)
+			w.Flush()
+			line = buf.Bytes()
 		}
-		var buf bytes.Buffer
-		w := csv.NewWriter(&buf)
-		_ = w.Write([]string{r.ID, strconv.Itoa(r.Label), strconv.Itoa(r.ModelLabel), string(probs),
-			r.ModelVersion, strconv.Itoa(r.Round), r.CreatedAt, r.Session, r.Input})
-		w.Flush()
-		line = buf.Bytes()
+	}
+	if err != nil {
+		return fmt.Errorf("%w: sample %s: %w", ErrInvalidSample, s.ID, err)
 	}
 
 	l.mu.Lock()
@@ -401,12 +428,7 @@ func (l *Log[In]) Samples(ctx context.Context) ([]dadc.Sample[In], error) {
 		if err != nil {
 			return nil, fmt.Errorf("flag: log: sample %s: %w", r.ID, err)
 		}
-		t, _ := time.Parse(time.RFC3339Nano, r.CreatedAt) // checked by parse
-		out = append(out, dadc.Sample[In]{
-			ID: r.ID, Input: in, Label: r.Label, ModelLabel: r.ModelLabel,
-			ModelProbabilities: r.ModelProbabilities, ModelVersion: r.ModelVersion,
-			Round: r.Round, CreatedAt: t.UTC(), Session: r.Session,
-		})
+		out = append(out, withInput(r.SampleMeta, in))
 	}
 	return out, nil
 }

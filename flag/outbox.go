@@ -129,12 +129,12 @@ type outboxEntry struct {
 
 // outboxRecord is the content of a pending file.
 type outboxRecord struct {
-	Version    int                   `json:"version"`
-	Seq        uint64                `json:"seq"`
-	EnqueuedAt time.Time             `json:"enqueued_at"`
-	Sample     dadc.Sample[struct{}] `json:"sample"`
-	Ext        string                `json:"input_ext"`
-	Input      []byte                `json:"input"` // the codec's bytes, base64 in JSON
+	Version    int             `json:"version"`
+	Seq        uint64          `json:"seq"`
+	EnqueuedAt time.Time       `json:"enqueued_at"`
+	Sample     dadc.SampleMeta `json:"sample"`
+	Ext        string          `json:"input_ext"`
+	Input      []byte          `json:"input"` // the codec's bytes, base64 in JSON
 }
 
 const (
@@ -345,12 +345,9 @@ func (o *Outbox[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 
 	rec := outboxRecord{
 		Version: 1, Seq: ent.seq, EnqueuedAt: o.now().UTC(),
-		Sample: dadc.Sample[struct{}]{
-			ID: s.ID, Label: s.Label, ModelLabel: s.ModelLabel, ModelProbabilities: s.ModelProbabilities,
-			ModelVersion: s.ModelVersion, Round: s.Round, CreatedAt: s.CreatedAt.UTC(), Session: s.Session,
-		},
-		Ext:   o.codec.Ext(),
-		Input: input,
+		Sample: metaUTC(s),
+		Ext:    o.codec.Ext(),
+		Input:  input,
 	}
 	data, err := json.Marshal(rec)
 	if err == nil {

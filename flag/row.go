@@ -12,68 +12,68 @@ import (
 	"github.com/advspace/advspace/dadc"
 )
 
-// MetadataRow is one line of a shard's metadata.jsonl: the sample's metadata
-// and, in FileName, the name of its input file relative to the shard folder.
-// Every row has every column, so that all metadata files of a dataset have the
-// same features, as the Hugging Face ImageFolder loader requires.
+// MetadataRow is one line of a shard's metadata.jsonl: the name of the
+// sample's input file relative to the shard folder, then the sample's
+// metadata. Its JSON columns are file_name followed by those of
+// dadc.SampleMeta, in that order (see MetadataColumns). Every row has every
+// column, so that all metadata files of a dataset have the same features, as
+// the Hugging Face ImageFolder loader requires.
 type MetadataRow struct {
-	FileName           string    `json:"file_name"`
-	ID                 string    `json:"id"`
-	Label              int       `json:"label"`
-	ModelLabel         int       `json:"model_label"`
-	ModelProbabilities []float64 `json:"model_probabilities"`
-	ModelVersion       string    `json:"model_version"`
-	Round              int       `json:"round"`
-	// CreatedAt is RFC 3339 in UTC, with sub-second digits when non-zero.
-	CreatedAt string `json:"created_at"`
-	Session   string `json:"session"`
+	FileName string `json:"file_name"`
+	dadc.SampleMeta
 }
 
-// MetadataColumns lists the columns of a MetadataRow in the order they are written.
-var MetadataColumns = []string{
-	"file_name", "id", "label", "model_label", "model_probabilities",
-	"model_version", "round", "created_at", "session",
+// MetadataColumns returns the columns of a MetadataRow in the order they are
+// written: file_name, then the JSON names of dadc.SampleMeta's fields. The
+// caller may modify the slice.
+func MetadataColumns() []string {
+	return append([]string{"file_name"}, metaColumns()...)
 }
 
-// rowFromSample builds the metadata row of s, whose input file is fileName.
-func rowFromSample[In any](s dadc.Sample[In], fileName string) MetadataRow {
-	return MetadataRow{
-		FileName:           fileName,
-		ID:                 s.ID,
-		Label:              s.Label,
-		ModelLabel:         s.ModelLabel,
-		ModelProbabilities: s.ModelProbabilities,
-		ModelVersion:       s.ModelVersion,
-		Round:              s.Round,
-		CreatedAt:          s.CreatedAt.UTC().Format(time.RFC3339Nano),
-		Session:            s.Session,
-	}
+// metaColumns returns the JSON names of dadc.SampleMeta's fields in order,
+// read from the encoding itself so that the field list is declared once.
+func metaColumns() []string {
+	cols, _, _ := jsonColumns(dadc.SampleMeta{})
+	return cols
 }
 
-// sample rebuilds the sample's metadata; the caller sets Input.
-func (r MetadataRow) sample() (dadc.Sample[struct{}], error) {
-	t, err := time.Parse(time.RFC3339Nano, r.CreatedAt)
+// jsonColumns returns the keys of v's JSON object encoding in order, with the
+// raw JSON value of each.
+func jsonColumns(v any) (keys []string, raw []json.RawMessage, err error) {
+	b, err := json.Marshal(v)
 	if err != nil {
-		return dadc.Sample[struct{}]{}, fmt.Errorf("flag: row %q: created_at %q is not RFC 3339: %w", r.ID, r.CreatedAt, err)
+		return nil, nil, err
 	}
-	return dadc.Sample[struct{}]{
-		ID:                 r.ID,
-		Label:              r.Label,
-		ModelLabel:         r.ModelLabel,
-		ModelProbabilities: r.ModelProbabilities,
-		ModelVersion:       r.ModelVersion,
-		Round:              r.Round,
-		CreatedAt:          t.UTC(),
-		Session:            r.Session,
-	}, nil
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil { // the opening brace
+		return nil, nil, err
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, nil, err
+		}
+		var r json.RawMessage
+		if err := dec.Decode(&r); err != nil {
+			return nil, nil, err
+		}
+		keys = append(keys, tok.(string)) // object keys are strings
+		raw = append(raw, r)
+	}
+	return keys, raw, nil
 }
 
-func withInput[In any](s dadc.Sample[struct{}], in In) dadc.Sample[In] {
-	return dadc.Sample[In]{
-		ID: s.ID, Input: in, Label: s.Label, ModelLabel: s.ModelLabel,
-		ModelProbabilities: s.ModelProbabilities, ModelVersion: s.ModelVersion,
-		Round: s.Round, CreatedAt: s.CreatedAt, Session: s.Session,
-	}
+// metaUTC returns s's metadata with CreatedAt in UTC, the form stores write.
+func metaUTC[In any](s dadc.Sample[In]) dadc.SampleMeta {
+	m := s.SampleMeta
+	m.CreatedAt = m.CreatedAt.UTC()
+	return m
+}
+
+// withInput joins stored metadata and a decoded input into a sample.
+func withInput[In any](m dadc.SampleMeta, in In) dadc.Sample[In] {
+	m.CreatedAt = m.CreatedAt.UTC()
+	return dadc.Sample[In]{SampleMeta: m, Input: in}
 }
 
 // parseRow decodes one metadata line: it must be one JSON object with a valid

@@ -88,7 +88,7 @@ func ExampleModel_Train() {
 		log.Fatal(err)
 	}
 	// A person drew test image 0 (a 7) and said it is a 1: the model learns what it is told.
-	samples := []dadc.Sample[*image.Gray]{{ID: "a", Input: test.Gray(0), Label: 1}}
+	samples := []dadc.Sample[*image.Gray]{{SampleMeta: dadc.SampleMeta{ID: "a", Label: 1}, Input: test.Gray(0)}}
 	next, err := m.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Round: 0, Version: "round-1", Samples: samples})
 	if err != nil {
 		log.Fatal(err)

@@ -20,8 +20,8 @@ func misclassified(t *testing.T, m *Model, test *Dataset, n int) []dadc.Sample[*
 		p, err := m.Predict(context.Background(), test.Gray(i))
 		require.NoError(t, err)
 		if p.Label != int(test.Labels[i]) {
-			out = append(out, dadc.Sample[*image.Gray]{ID: fmt.Sprint("s", i), Input: test.Gray(i), Label: int(test.Labels[i]),
-				ModelLabel: p.Label, ModelProbabilities: p.Probabilities, ModelVersion: m.Version()})
+			out = append(out, dadc.Sample[*image.Gray]{SampleMeta: dadc.SampleMeta{ID: fmt.Sprint("s", i), Label: int(test.Labels[i]),
+				ModelLabel: p.Label, ModelProbabilities: p.Probabilities, ModelVersion: m.Version()}, Input: test.Gray(i)})
 		}
 	}
 	require.Len(t, out, n, "the subset model should get at least %d test images wrong", n)
@@ -93,7 +93,7 @@ func TestFineTuneWithoutReplay(t *testing.T) {
 func TestFineTuneErrors(t *testing.T) {
 	m, err := NewModel(InitWeights(1), &ModelOptions{FineTune: &FineTuneConfig{Steps: 1000, BatchSize: 8}})
 	require.NoError(t, err)
-	good := dadc.Sample[*image.Gray]{ID: "a", Input: image.NewGray(image.Rect(0, 0, 28, 28)), Label: 3}
+	good := dadc.Sample[*image.Gray]{SampleMeta: dadc.SampleMeta{ID: "a", Label: 3}, Input: image.NewGray(image.Rect(0, 0, 28, 28))}
 	badSize := good
 	badSize.Input = image.NewGray(image.Rect(0, 0, 10, 10))
 	badLabel := good
@@ -144,7 +144,7 @@ func TestTrainWhileServing(t *testing.T) {
 			done <- nil
 		}()
 	}
-	samples := []dadc.Sample[*image.Gray]{{ID: "x", Input: test.Gray(2), Label: int(test.Labels[2])}}
+	samples := []dadc.Sample[*image.Gray]{{SampleMeta: dadc.SampleMeta{ID: "x", Label: int(test.Labels[2])}, Input: test.Gray(2)}}
 	for i := 0; i < 2; i++ {
 		_, err := m.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: samples})
 		require.NoError(t, err)

@@ -210,6 +210,8 @@ type flagResponse struct {
 	Round         int       `json:"round"`
 	Retraining    bool      `json:"retraining"`
 	Message       string    `json:"message"`
+	// Validation is the stored sample's validation state, with validation on.
+	Validation *dadc.ValidationState `json:"validation,omitempty"`
 }
 
 func (h *Handler[In]) serveFlag(w http.ResponseWriter, r *http.Request) {
@@ -219,7 +221,7 @@ func (h *Handler[In]) serveFlag(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnsupportedMediaType, "send JSON "+h.flagShape+" with Content-Type: application/json")
 		return
 	}
-	in, label, sess, err := h.readFlag(r)
+	in, label, sess, confirmed, err := h.readFlag(r)
 	if err != nil {
 		h.metrics.flagOutcome("rejected")
 		h.fail(w, r, err)
@@ -227,6 +229,19 @@ func (h *Handler[In]) serveFlag(w http.ResponseWriter, r *http.Request) {
 	}
 	if s := session(r); s != "" {
 		sess = s
+	}
+	if !confirmed {
+		c, err := h.needsConfirmation(r.Context(), in, label)
+		if err != nil {
+			h.metrics.flagOutcome("error")
+			h.fail(w, r, err)
+			return
+		}
+		if c != nil {
+			h.metrics.flagOutcome("needs_confirmation")
+			writeJSON(w, http.StatusConflict, c)
+			return
+		}
 	}
 	res, err := h.loop.Flag(r.Context(), in, label, sess)
 	if err != nil {
@@ -249,6 +264,9 @@ func (h *Handler[In]) serveFlag(w http.ResponseWriter, r *http.Request) {
 		Round:         res.Round,
 		Retraining:    res.Retraining,
 	}
+	if h.val != nil {
+		h.val.submit(sess)
+	}
 	if !res.Fooled {
 		h.metrics.flagOutcome("right")
 		out.Message = "the model got it right"
@@ -258,51 +276,74 @@ func (h *Handler[In]) serveFlag(w http.ResponseWriter, r *http.Request) {
 	h.metrics.flagOutcome("fooled")
 	out.ID = res.Sample.ID
 	out.Message = fmt.Sprintf("✔ (%d) saved — you fooled the model", res.Count)
+	if h.val != nil {
+		h.val.add(res.Sample)
+		if st, ok := h.val.v.State(res.Sample.ID); ok {
+			out.Validation = &st
+			if st.Required > 0 {
+				out.Message = fmt.Sprintf("✔ (%d) saved — it counts as fooling the model, and trains, once %d other people confirm your label", res.Count, st.Required)
+			}
+		}
+	}
 	writeJSON(w, http.StatusCreated, out)
 }
 
 // readFlag validates a flag request fully before anything is stored.
-func (h *Handler[In]) readFlag(r *http.Request) (in In, label int, sess string, err error) {
-	m, err := readObject(r, []string{h.spec.Field, "label", "session"}, h.flagShape)
+func (h *Handler[In]) readFlag(r *http.Request) (in In, label int, sess string, confirmed bool, err error) {
+	m, err := readObject(r, []string{h.spec.Field, "label", "session", "confirm"}, h.flagShape)
 	if err != nil {
-		return in, 0, "", err
+		return in, 0, "", false, err
+	}
+	if raw, ok := m["confirm"]; ok {
+		if err := json.Unmarshal(raw, &confirmed); err != nil {
+			return in, 0, "", false, badRequest(`malformed JSON: field "confirm" must be true or false`)
+		}
 	}
 	labelRange := strings.Replace(h.labelRange(), "-", " to ", 1)
 	raw, ok := m["label"]
 	var lp *int
 	if ok {
 		if err := json.Unmarshal(raw, &lp); err != nil {
-			return in, 0, "", badRequest("label must be a whole number from %s", labelRange)
+			return in, 0, "", false, badRequest("label must be a whole number from %s", labelRange)
 		}
 	}
 	if lp == nil {
-		return in, 0, "", badRequest(`label is missing: send the correct label, {"label": %s}`, h.labelRange())
+		return in, 0, "", false, badRequest(`label is missing: send the correct label, {"label": %s}`, h.labelRange())
 	}
 	if *lp < 0 || *lp >= len(h.spec.Labels) {
-		return in, 0, "", badRequest("label must be a whole number from %s, not %d", labelRange, *lp)
+		return in, 0, "", false, badRequest("label must be a whole number from %s, not %d", labelRange, *lp)
 	}
 	if raw, ok := m["session"]; ok {
 		if err := json.Unmarshal(raw, &sess); err != nil {
-			return in, 0, "", badRequest("malformed JSON: field \"session\" must be a string")
+			return in, 0, "", false, badRequest("malformed JSON: field \"session\" must be a string")
 		}
 		if sess != "" && !sessionRE.MatchString(sess) {
-			return in, 0, "", badRequest("session must be 1 to 64 letters, digits, '-' or '_'")
+			return in, 0, "", false, badRequest("session must be 1 to 64 letters, digits, '-' or '_'")
 		}
 	}
 	in, err = h.codec.DecodeJSON(m[h.spec.Field])
 	if err != nil {
-		return in, 0, "", decodeErr(err)
+		return in, 0, "", false, decodeErr(err)
 	}
-	return in, *lp, sess, nil
+	return in, *lp, sess, confirmed, nil
 }
 
 type statsResponse struct {
 	dadc.Stats
-	HubDataset string `json:"hub_dataset,omitempty"`
+	HubDataset string           `json:"hub_dataset,omitempty"`
+	Validation *ValidationStats `json:"validation,omitempty"`
+	// GateMaxAccuracyDrop is the loop's promotion gate (Options.GateMaxAccuracyDrop),
+	// so that a page can draw each round's threshold: baseline − drop.
+	GateMaxAccuracyDrop float64 `json:"gate_max_accuracy_drop"`
+	// ConfirmThreshold is the model probability at or above which a flag
+	// that disagrees must be confirmed (above 1: never), so that a page
+	// can ask before it sends.
+	ConfirmThreshold float64 `json:"confirm_threshold"`
 }
 
 func (h *Handler[In]) serveStats(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, statsResponse{Stats: h.loop.Stats(), HubDataset: h.hub})
+	st := h.loop.Stats()
+	writeJSON(w, http.StatusOK, statsResponse{Stats: st, HubDataset: h.hub, Validation: h.validationStats(st, session(r)), GateMaxAccuracyDrop: h.gateDrop, ConfirmThreshold: h.confirmAt})
 }
 
 // Sample limits of /api/samples.
@@ -330,10 +371,16 @@ func (h *Handler[In]) serveSamples(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// The session id is deliberately left out: it is nobody else's business.
-		out = append(out, map[string]any{
+		row := map[string]any{
 			"id": s.ID, "label": s.Label, "model_label": s.ModelLabel, "model_probabilities": s.ModelProbabilities,
 			"model_version": s.ModelVersion, "round": s.Round, "created_at": s.CreatedAt, h.spec.Field: shown,
-		})
+		}
+		if h.val != nil {
+			if st, ok := h.val.v.State(s.ID); ok {
+				row["validation"] = st.Status
+			}
+		}
+		out = append(out, row)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"samples": out, "count": len(out)})
 }

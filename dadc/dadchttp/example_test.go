@@ -74,10 +74,13 @@ func Example() {
 		fmt.Println(strings.TrimSpace(fmt.Sprint(resp.StatusCode, " ", out.Label, " ", out.Message+out.Error)))
 	}
 	post("/api/predict", `{"word": "tiny"}`)
+	// The model is sure of its answer: a disagreement must be confirmed.
 	post("/api/flag", `{"word": "supercalifragilistic", "label": 0}`)
+	post("/api/flag", `{"word": "supercalifragilistic", "label": 0, "confirm": true}`)
 	post("/api/flag", `{"word": 7, "label": 0}`)
 	// Output:
 	// 200 0
+	// 409 0 The model is 90% sure this is a long. Is it really a short? Nothing was stored: send the same request with "confirm": true to store it.
 	// 201 0 ✔ (1) saved — you fooled the model
 	// 400 0 word must be a non-empty string: send {"word": "hello"}
 }

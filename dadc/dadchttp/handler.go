@@ -87,9 +87,24 @@ type Options struct {
 	// Page, if set, serves GET / and GET /static/... (the page and its
 	// files). Requests for / get a session cookie first.
 	Page http.Handler
-	// Now is the clock of the rate limits and of repeated-flag detection.
-	// Default time.Now.
+	// Now is the clock of the rate limits, of repeated-flag detection and
+	// of validation records. Default time.Now.
 	Now func() time.Time
+	// ConfirmThreshold is the serving model's probability for its own
+	// answer at or above which a flag with another label is stored only
+	// with "confirm": true (otherwise 409 {"needs_confirmation": true,
+	// ...}). 0 means DefaultConfirmThreshold (0.9); a value above 1 turns
+	// confirmation off. Must not be negative.
+	ConfirmThreshold float64
+	// Validation, if set, turns on validation by other people and
+	// retraction (/api/validate/next, /api/validate, /api/retract) and the
+	// verified model error rate in /api/stats. Nil: those routes answer
+	// 404 and every flag trains.
+	Validation *ValidationOptions
+	// GateMaxAccuracyDrop is reported by /api/stats as gate_max_accuracy_drop
+	// for pages that draw the promotion gate: set it to the loop's
+	// dadc.Options.MaxAccuracyDrop. 0 means dadc.DefaultMaxAccuracyDrop.
+	GateMaxAccuracyDrop float64
 }
 
 // Handler serves the JSON API, Server-Sent Events, /healthz and /metrics
@@ -108,21 +123,29 @@ type Handler[In any] struct {
 	streams chan struct{}
 	done    chan struct{}
 	once    sync.Once
+	now     func() time.Time
+
+	confirmAt float64
+	gateDrop  float64
+	val       *validation[In] // nil: validation off
 
 	predictShape, flagShape, inputHint string
 }
 
 // routeNames are the route labels of logs and metrics, by ServeMux pattern.
 var routeNames = map[string]string{
-	"GET /{$}":          "page",
-	"GET /static/":      "static",
-	"POST /api/predict": "predict",
-	"POST /api/flag":    "flag",
-	"GET /api/stats":    "stats",
-	"GET /api/samples":  "samples",
-	"GET /api/events":   "events",
-	"GET /healthz":      "healthz",
-	"GET /metrics":      "metrics",
+	"GET /{$}":               "page",
+	"GET /static/":           "static",
+	"POST /api/predict":      "predict",
+	"POST /api/flag":         "flag",
+	"GET /api/stats":         "stats",
+	"GET /api/validate/next": "validate_next",
+	"POST /api/validate":     "validate",
+	"POST /api/retract":      "retract",
+	"GET /api/samples":       "samples",
+	"GET /api/events":        "events",
+	"GET /healthz":           "healthz",
+	"GET /metrics":           "metrics",
 }
 
 // New returns a Handler over loop with codec for its inputs. It registers
@@ -139,7 +162,7 @@ func New[In any](loop Loop[In], codec Codec[In], opts *Options) (*Handler[In], e
 	if codec == nil {
 		return nil, fmt.Errorf("%w: a codec is required", ErrConfig)
 	}
-	if o.MaxBodyBytes < 0 || o.FlagBurst < 0 || o.MaxClients < 0 || o.MaxStreams < 0 || o.FlagRate < 0 {
+	if o.MaxBodyBytes < 0 || o.FlagBurst < 0 || o.MaxClients < 0 || o.MaxStreams < 0 || o.FlagRate < 0 || o.ConfirmThreshold < 0 {
 		return nil, fmt.Errorf("%w: limits must not be negative (zero means the default)", ErrConfig)
 	}
 	if o.HubDataset != "" && !validRepoID(o.HubDataset) {
@@ -173,6 +196,9 @@ func New[In any](loop Loop[In], codec Codec[In], opts *Options) (*Handler[In], e
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.ConfirmThreshold == 0 {
+		o.ConfirmThreshold = DefaultConfirmThreshold
+	}
 	limiter, err := NewLimiter(o.FlagRate, o.FlagBurst, &LimiterOptions{MaxClients: o.MaxClients, Now: o.Now})
 	if err != nil {
 		return nil, err
@@ -190,6 +216,24 @@ func New[In any](loop Loop[In], codec Codec[In], opts *Options) (*Handler[In], e
 		loop: loop, codec: codec, spec: spec, log: o.Logger, hub: o.HubDataset, metrics: m,
 		streams: make(chan struct{}, o.MaxStreams),
 		done:    make(chan struct{}),
+		now:     o.Now, confirmAt: o.ConfirmThreshold, gateDrop: o.GateMaxAccuracyDrop,
+	}
+	if h.gateDrop == 0 {
+		h.gateDrop = dadc.DefaultMaxAccuracyDrop
+	}
+	if o.Validation != nil {
+		maxSess := o.MaxClients
+		if maxSess == 0 {
+			maxSess = DefaultMaxClients
+		}
+		val, skipped, err := newValidation(loop, o.Validation, maxSess)
+		if err != nil {
+			return nil, err
+		}
+		if skipped > 0 {
+			o.Logger.Warn("dadchttp: skipped stored validation records that break the rules (unknown sample, self-validation, repeats)", "skipped", skipped)
+		}
+		h.val = val
 	}
 	h.body, _ = codec.(BodyDecoder[In])
 	example := fmt.Sprintf("{%q: %s}", spec.Field, spec.Example)
@@ -223,6 +267,15 @@ func New[In any](loop Loop[In], codec Codec[In], opts *Options) (*Handler[In], e
 		Idempotency(&idem),
 	))
 	mux.HandleFunc("GET /api/stats", h.serveStats)
+	mux.HandleFunc("GET /api/validate/next", h.serveValidateNext)
+	// Verdicts and retractions have their own budget, as fast as flags.
+	vlimiter, err := NewLimiter(o.FlagRate, o.FlagBurst, &LimiterOptions{MaxClients: o.MaxClients, Now: o.Now})
+	if err != nil {
+		return nil, err
+	}
+	limited := RateLimit(vlimiter, o.ClientKey, nil)
+	mux.Handle("POST /api/validate", limited(http.HandlerFunc(h.serveValidate)))
+	mux.Handle("POST /api/retract", limited(http.HandlerFunc(h.serveRetract)))
 	mux.HandleFunc("GET /api/samples", h.serveSamples)
 	mux.HandleFunc("GET /api/events", h.serveEvents)
 	mux.HandleFunc("GET /healthz", h.serveHealth)

@@ -123,6 +123,10 @@ func newFixture(t *testing.T, flagger dadc.Flagger[int], opts *dadchttp.Options)
 	if o.FlagRate == 0 {
 		o.FlagRate, o.FlagBurst = 1000, 1000
 	}
+	if o.ConfirmThreshold == 0 {
+		// Off unless a test turns it on: the mod-3 model is always sure.
+		o.ConfirmThreshold = 2
+	}
 	o.Logger = slog.New(slog.NewTextHandler(f.logs, nil))
 	o.Registry = f.reg
 	h, err := dadchttp.New(loop, dadchttp.Codec[int](numberCodec{}), &o)

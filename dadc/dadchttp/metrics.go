@@ -16,6 +16,7 @@ type metrics struct {
 	latency     *prometheus.HistogramVec
 	predictions prometheus.Counter
 	flags       *prometheus.CounterVec
+	validations *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, stats func() dadc.Stats, backlog func() int) (*metrics, error) {
@@ -35,13 +36,22 @@ func newMetrics(reg prometheus.Registerer, stats func() dadc.Stats, backlog func
 		}),
 		flags: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "advspace_flag_requests_total",
-			Help: "Requests to /api/flag by outcome: fooled (sample stored), right (attempt counted), rejected (bad input), rate_limited, error.",
+			Help: "Requests to /api/flag by outcome: fooled (sample stored), right (attempt counted), needs_confirmation (a confident disagreement, nothing stored), rejected (bad input), rate_limited, error.",
 		}, []string{"outcome"}),
+		validations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "advspace_validation_requests_total",
+			Help: "Requests to /api/validate (kind verdict) and /api/retract (kind retraction) by outcome: stored, refused (own sample, twice, unknown, malformed), error.",
+		}, []string{"kind", "outcome"}),
 	}
-	for _, outcome := range []string{"fooled", "right", "rejected", "rate_limited", "error"} {
+	for _, outcome := range []string{"fooled", "right", "needs_confirmation", "rejected", "rate_limited", "error"} {
 		m.flags.WithLabelValues(outcome)
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.predictions, m.flags, &loopCollector{stats: stats, backlog: backlog}} {
+	for _, kind := range []string{string(dadc.RecordVerdict), string(dadc.RecordRetraction)} {
+		for _, outcome := range []string{"stored", "refused", "error"} {
+			m.validations.WithLabelValues(kind, outcome)
+		}
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.predictions, m.flags, m.validations, &loopCollector{stats: stats, backlog: backlog}} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("%w: register metrics: %w", ErrConfig, err)
 		}
@@ -50,6 +60,10 @@ func newMetrics(reg prometheus.Registerer, stats func() dadc.Stats, backlog func
 }
 
 func (m *metrics) flagOutcome(outcome string) { m.flags.WithLabelValues(outcome).Inc() }
+
+func (m *metrics) validationOutcome(kind, outcome string) {
+	m.validations.WithLabelValues(kind, outcome).Inc()
+}
 
 var (
 	descFlagged   = prometheus.NewDesc("advspace_flagged_samples_total", "Adversarial samples stored (the model was fooled), all rounds.", nil, nil)

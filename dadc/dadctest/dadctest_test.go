@@ -246,7 +246,9 @@ func TestVerifyFlagger_FindsViolations(t *testing.T) {
 
 func TestScriptedFlagger_Faults(t *testing.T) {
 	ctx := t.Context()
-	sample := func(id string) dadc.Sample[int] { return dadc.Sample[int]{ID: id, Label: 1} }
+	sample := func(id string) dadc.Sample[int] {
+		return dadc.Sample[int]{SampleMeta: dadc.SampleMeta{ID: id, Label: 1}}
+	}
 
 	t.Run("FailCalls", func(t *testing.T) {
 		f := dadctest.NewFlagger(&dadctest.FlaggerScript[int]{FailCalls: []int{2, 4}})
@@ -304,7 +306,7 @@ func TestScriptedFlagger_Faults(t *testing.T) {
 			return nil
 		}})
 		require.NoError(t, f.Flag(ctx, sample("a")))
-		require.ErrorContains(t, f.Flag(ctx, dadc.Sample[int]{ID: "b", Label: 9}), "no nines")
+		require.ErrorContains(t, f.Flag(ctx, dadc.Sample[int]{SampleMeta: dadc.SampleMeta{ID: "b", Label: 9}}), "no nines")
 		assert.Equal(t, 1, f.Len())
 	})
 
@@ -358,7 +360,7 @@ func TestLookupModel_LearnsWithoutChangingReceiver(t *testing.T) {
 	m := dadctest.NewLookupModel("v0", 10, nil)
 	var progress []float64
 	next, err := m.Train(ctx, dadc.TrainRequest[int]{Version: "v1", Samples: []dadc.Sample[int]{
-		{ID: "a", Input: 13, Label: 7}, {ID: "b", Input: -4, Label: 0},
+		{SampleMeta: dadc.SampleMeta{ID: "a", Label: 7}, Input: 13}, {SampleMeta: dadc.SampleMeta{ID: "b", Label: 0}, Input: -4},
 	}, Progress: func(f float64) { progress = append(progress, f) }})
 	require.NoError(t, err)
 	assert.Equal(t, "v1", next.Version())

@@ -15,7 +15,7 @@ func ExampleNewFlagger() {
 	ctx := context.Background()
 	f := dadctest.NewFlagger(&dadctest.FlaggerScript[int]{FailCalls: []int{2}})
 	for i, id := range []string{"a", "b", "c", "a"} {
-		err := f.Flag(ctx, dadc.Sample[int]{ID: id, Input: i})
+		err := f.Flag(ctx, dadc.Sample[int]{SampleMeta: dadc.SampleMeta{ID: id}, Input: i})
 		fmt.Printf("flag %s: injected=%v\n", id, errors.Is(err, dadctest.ErrInjected))
 	}
 	fmt.Println("stored:", f.Len(), "calls:", f.Calls(), "failures:", f.Failures(), "duplicates:", f.Duplicates())
@@ -32,7 +32,7 @@ func ExampleNewFlagger() {
 func ExampleNewLookupModel() {
 	ctx := context.Background()
 	m := dadctest.NewLookupModel("v0", 10, nil) // predicts n % 10
-	next, _ := m.Train(ctx, dadc.TrainRequest[int]{Version: "v1", Samples: []dadc.Sample[int]{{ID: "x", Input: 42, Label: 7}}})
+	next, _ := m.Train(ctx, dadc.TrainRequest[int]{Version: "v1", Samples: []dadc.Sample[int]{{SampleMeta: dadc.SampleMeta{ID: "x", Label: 7}, Input: 42}}})
 	before, _ := m.Predict(ctx, 42)
 	after, _ := next.Predict(ctx, 42)
 	fmt.Println(before.ModelVersion, before.Label, after.ModelVersion, after.Label)

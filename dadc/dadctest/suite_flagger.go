@@ -144,9 +144,8 @@ func (fs *FlaggerSuite[In]) sample(i int) dadc.Sample[In] {
 		probs[k] = 0.5 / float64(c)
 	}
 	probs[modelLabel] += 0.5
-	return dadc.Sample[In]{
+	return dadc.Sample[In]{Input: fs.NewInput(i), SampleMeta: dadc.SampleMeta{
 		ID:                 fmt.Sprintf("%032x", 0xdadc0000+i),
-		Input:              fs.NewInput(i),
 		Label:              i % c,
 		ModelLabel:         modelLabel,
 		ModelProbabilities: probs,
@@ -154,7 +153,7 @@ func (fs *FlaggerSuite[In]) sample(i int) dadc.Sample[In] {
 		Round:              i % 3,
 		CreatedAt:          time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(i) * time.Second),
 		Session:            fmt.Sprintf("session-%d", i%4),
-	}
+	}}
 }
 
 func (fs *FlaggerSuite[In]) open(dir string) (dadc.Flagger[In], error) {

@@ -335,7 +335,7 @@ func checkTrainerCancelled[In any](ctx context.Context, m dadc.Model[In], inputs
 	version := m.Version()
 	samples := make([]dadc.Sample[In], len(inputs))
 	for i, in := range inputs {
-		samples[i] = dadc.Sample[In]{ID: fmt.Sprintf("%032x", i+1), Input: in, Label: (before[i].Label + 1) % len(before[i].Probabilities)}
+		samples[i] = dadc.Sample[In]{SampleMeta: dadc.SampleMeta{ID: fmt.Sprintf("%032x", i+1), Label: (before[i].Label + 1) % len(before[i].Probabilities)}, Input: in}
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()

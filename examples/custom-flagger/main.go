@@ -44,16 +44,10 @@ import (
 	advflag "github.com/advspace/advspace/flag"
 )
 
-// WebhookPayload is the JSON body WebhookFlagger sends.
+// WebhookPayload is the JSON body WebhookFlagger sends: the sample's
+// metadata (the columns of dadc.SampleMeta) and the input as an image.
 type WebhookPayload struct {
-	ID                 string    `json:"id"`
-	Label              int       `json:"label"`
-	ModelLabel         int       `json:"model_label"`
-	ModelProbabilities []float64 `json:"model_probabilities"`
-	ModelVersion       string    `json:"model_version"`
-	Round              int       `json:"round"`
-	CreatedAt          time.Time `json:"created_at"`
-	Session            string    `json:"session"`
+	dadc.SampleMeta
 	// Image is the input as a PNG data URL.
 	Image string `json:"image"`
 }
@@ -76,9 +70,8 @@ func (w *WebhookFlagger) Flag(ctx context.Context, s dadc.Sample[*image.Gray]) e
 		return fmt.Errorf("webhook: %w", err)
 	}
 	body, err := json.Marshal(WebhookPayload{
-		ID: s.ID, Label: s.Label, ModelLabel: s.ModelLabel, ModelProbabilities: s.ModelProbabilities,
-		ModelVersion: s.ModelVersion, Round: s.Round, CreatedAt: s.CreatedAt, Session: s.Session,
-		Image: "data:image/png;base64," + base64.StdEncoding.EncodeToString(png),
+		SampleMeta: s.SampleMeta,
+		Image:      "data:image/png;base64," + base64.StdEncoding.EncodeToString(png),
 	})
 	if err != nil {
 		return fmt.Errorf("webhook: encoding sample %s: %w", s.ID, err)

@@ -6,7 +6,7 @@
 //
 //	go run ./examples/mnist-space [-addr :7860] [-data ./adversarial-data] [-retrain-every 10]
 //	                              [-weights FILE] [-hub-dataset owner/name [-hub-private]]
-//	                              [-trust-proxy CIDR,...]
+//	                              [-trust-proxy CIDR,...] [-validations 2] [-confirm-threshold 0.9]
 //
 // The Hub token comes from HF_TOKEN (or the huggingface_hub token file), the
 // endpoint from HF_ENDPOINT. The default -addr :7860 listens on every
@@ -14,6 +14,17 @@
 // -addr 127.0.0.1:7860 to serve this machine only. Behind a reverse proxy,
 // -trust-proxy names the proxies whose X-Forwarded-For header is believed,
 // so that the flag rate limit applies per person rather than per proxy.
+//
+// Labels people can trust: a flag whose label disagrees with a model that is
+// at least -confirm-threshold sure of its own answer (default 0.9; 2 turns
+// this off) is stored only after the person confirms it. Every stored
+// sample is shown to other people for validation; it trains only once
+// -validations of them (default 2) confirm its label, and never once as
+// many reject it or its writer retracts it. -validations 0 turns validation
+// off (every flag that is not retracted trains), which suits a single
+// person running the app alone: with K > 0 nobody else validates and
+// nothing trains. The verdicts and retractions are append-only records in
+// the dataset folder (validations/<shard>.jsonl), read back at start.
 // SIGINT or SIGTERM shut it down gracefully: no new connections, in-flight
 // requests finish, a running retrain is cancelled, pending Hub uploads are
 // pushed, exit 0.
@@ -79,9 +90,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	hubDataset := fs.String("hub-dataset", "", "also push flags to this Hugging Face dataset repo (owner/name); token from HF_TOKEN")
 	hubPrivate := fs.Bool("hub-private", false, "create the -hub-dataset repo private if it does not exist")
 	trustProxy := fs.String("trust-proxy", "", "comma-separated IPs or CIDR prefixes of reverse proxies whose X-Forwarded-For/Forwarded header names the client (for the flag rate limit); nobody else's is believed")
+	validations := fs.Int("validations", 2, "matching verdicts by other people that verify (or reject) a flagged sample; only verified samples train; 0: every flag trains")
+	confirmThreshold := fs.Float64("confirm-threshold", dadchttp.DefaultConfirmThreshold, "ask the person to confirm a label when the model is at least this sure of another (0-1; 2 turns it off)")
 	mnistDir := fs.String("mnist-dir", "", "folder with the MNIST IDX files (default: the copy in the GoMNIST module; see ADVSPACE_MNIST_DIR)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mnist-space [-addr :7860] [-data DIR] [-retrain-every N] [-weights FILE] [-hub-dataset owner/name] [-trust-proxy CIDR,...]")
+		fmt.Fprintln(stderr, "usage: mnist-space [-addr :7860] [-data DIR] [-retrain-every N] [-weights FILE] [-hub-dataset owner/name] [-trust-proxy CIDR,...] [-validations K] [-confirm-threshold P]")
 		fmt.Fprintln(stderr, "Serves the adversarial MNIST web app. Hub token from HF_TOKEN, endpoint from HF_ENDPOINT.")
 		fs.PrintDefaults()
 	}
@@ -102,6 +115,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	if *retrainEvery < 1 {
 		return usage("-retrain-every must be at least 1, not %d", *retrainEvery)
+	}
+	if *validations < 0 {
+		return usage("-validations must be 0 (every flag trains) or more, not %d", *validations)
+	}
+	if !(*confirmThreshold > 0) {
+		return usage("-confirm-threshold must be above 0 (for instance 0.9; 2 turns confirmation off), not %v", *confirmThreshold)
 	}
 	if *data == "" {
 		return usage("-data must name a folder")
@@ -173,6 +192,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fail("opening the dataset folder %s: %v", *data, err)
 	}
 	closers = append(closers, dir.Close)
+	// Verdicts and retractions: append-only, one file per writer, in the
+	// dataset folder next to data/, read back and replayed by the app.
+	records, err := flag.ReadRecords(*data)
+	if err != nil {
+		_ = closeAll()
+		return fail("reading the validation records of %s: %v", *data, err)
+	}
+	recLog, err := flag.OpenRecordLog(*data, dir.Shard(), &flag.RecordLogOptions{Logger: log})
+	if err != nil {
+		_ = closeAll()
+		return fail("opening the validation record log in %s: %v", *data, err)
+	}
+	closers = append(closers, recLog.Close)
+	vals, err := dadc.NewValidations(*validations, mnist.Classes)
+	if err != nil {
+		_ = closeAll()
+		return fail("%v", err)
+	}
+	trainable := func(m dadc.SampleMeta) bool { return vals.Trainable(m.ID) }
 	var (
 		flagger dadc.Flagger[*image.Gray] = dir
 		backlog func() int
@@ -191,7 +229,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if test != nil {
 		clean = test.Examples()
 	}
-	loop, err := dadc.NewLoop(model, flagger, dadc.EveryN(*retrainEvery), &dadc.Options[*image.Gray]{
+	// Only verified samples train (trainable, applied at each retrain).
+	served := trainableOnly{Model: model, keep: trainable}
+	loop, err := dadc.NewLoop[*image.Gray](served, flagger, dadc.EveryN(*retrainEvery), &dadc.Options[*image.Gray]{
 		Classes:   mnist.Classes,
 		CleanTest: clean,
 		Logger:    log,
@@ -215,7 +255,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	app, err := mnistweb.New(loop, &mnistweb.Options{
 		HubDataset: *hubDataset,
-		HTTP:       &dadchttp.Options{Logger: log, Backlog: backlog, ClientKey: clientKey},
+		HTTP: &dadchttp.Options{Logger: log, Backlog: backlog, ClientKey: clientKey, ConfirmThreshold: *confirmThreshold,
+			Validation: &dadchttp.ValidationOptions{Validations: vals, Persist: recLog.Append, Records: records}},
 	})
 	if err != nil {
 		_ = closeAll()
@@ -235,7 +276,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	url := baseURL(ln.Addr())
 	st := loop.Stats()
 	log.Info("mnist-space: serving", "listen", listenDesc(ln.Addr()), "url", url, "data", *data, "model", st.ModelVersion,
-		"flagged", st.FlaggedTotal, "retrain_every", *retrainEvery, "hub_dataset", *hubDataset)
+		"flagged", st.FlaggedTotal, "retrain_every", *retrainEvery, "validations", *validations, "validation_records", len(records), "hub_dataset", *hubDataset)
 	log.Info("mnist-space: the flag rate limit keys clients by " + keyDesc)
 	if ready != nil {
 		ready(url)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -22,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/advspace/advspace/dadc/dadchttp"
 	"github.com/advspace/advspace/hfhub/hubtest"
 )
 
@@ -149,9 +151,9 @@ func TestRunServesPredictsFlagsAndShutsDown(t *testing.T) {
 
 	// Whatever the model says, another digit fools it and the same digit does not.
 	img := "data:image/png;base64," + base64.StdEncoding.EncodeToString(sevenPNG(t))
-	code, out := postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": (pred.Label + 1) % 10})
+	code, out := postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": (pred.Label + 1) % 10, "confirm": true})
 	require.Equal(t, http.StatusCreated, code, out)
-	assert.Equal(t, "✔ (1) saved — you fooled the model", out["message"])
+	assert.Equal(t, "✔ (1) saved — it counts as fooling the model, and trains, once 2 other people confirm your label", out["message"])
 	code, out = postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": pred.Label})
 	require.Equal(t, http.StatusOK, code, out)
 	assert.Equal(t, false, out["fooled"])
@@ -201,6 +203,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{"hub dataset without token", []string{"-hub-dataset", "someone/digits"}, noToken, "set HF_TOKEN"},
 		{"hub dataset invalid", []string{"-hub-dataset", "not a repo"}, noToken, "-hub-dataset"},
 		{"address invalid", []string{"-addr", "256.0.0.1:99999", "-mnist-dir", "/nonexistent"}, nil, "-addr"},
+		{"validations negative", []string{"-validations", "-1"}, nil, "-validations must be 0"},
+		{"confirm threshold zero", []string{"-confirm-threshold", "0"}, nil, "-confirm-threshold must be above 0"},
 		{"trusted proxy not an address", []string{"-trust-proxy", "10.0.0.0/8,proxy.local"}, nil, `"proxy.local" is not an IP address or CIDR prefix`},
 	}
 	for _, tt := range tests {
@@ -237,9 +241,9 @@ func TestRunPushesToHubAndNeverShowsTheToken(t *testing.T) {
 		}
 	}
 	img := "data:image/png;base64," + base64.StdEncoding.EncodeToString(sevenPNG(t))
-	code, out := postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": 2})
+	code, out := postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": 2, "confirm": true})
 	if code == http.StatusOK { // the model said 2: say 3
-		code, out = postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": 3})
+		code, out = postJSON(t, p.url+"api/flag", map[string]any{"image": img, "label": 3, "confirm": true})
 	}
 	require.Equal(t, http.StatusCreated, code, out)
 	for _, path := range []string{"", "static/app.js", "api/stats", "api/samples", "metrics", "healthz"} {
@@ -372,4 +376,122 @@ func TestCredentialsInAnythingPrinted(t *testing.T) {
 			assert.Empty(t, entries)
 		})
 	}
+}
+
+// sessionPost posts JSON with the session cookie of session and returns the
+// status and the decoded answer.
+func sessionPost(t *testing.T, url, session string, v any) (int, map[string]any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	req, err := http.NewRequest("POST", url, bytes.NewReader(b))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.AddCookie(&http.Cookie{Name: dadchttp.SessionCookie, Value: session})
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	return resp.StatusCode, out
+}
+
+func TestRunValidationsAreDurable(t *testing.T) {
+	data := t.TempDir()
+	args := []string{"-data", data, "-mnist-dir", subsetDir(t), "-retrain-every", "50", "-validations", "1"}
+	p := start(t, args, nil)
+	img := "data:image/png;base64," + base64.StdEncoding.EncodeToString(sevenPNG(t))
+
+	// A confident disagreement is asked about first, and nothing is stored.
+	code, out := sessionPost(t, p.url+"api/flag", "writer", map[string]any{"image": img, "label": 2})
+	require.Equal(t, http.StatusConflict, code, out)
+	assert.Equal(t, true, out["needs_confirmation"])
+	code, out = sessionPost(t, p.url+"api/flag", "writer", map[string]any{"image": img, "label": 2, "confirm": true})
+	require.Equal(t, http.StatusCreated, code, out)
+	id := out["id"].(string)
+	code, out = sessionPost(t, p.url+"api/validate", "other", map[string]any{"id": id, "verdict": "incorrect", "label": 7})
+	require.Equal(t, http.StatusOK, code, out)
+	assert.Equal(t, "rejected", out["status"])
+	require.Equal(t, 0, p.stop(t), p.stderr.String())
+
+	recs, err := filepath.Glob(filepath.Join(data, "validations", "*.jsonl"))
+	require.NoError(t, err)
+	require.Len(t, recs, 1, "one record file per writer, next to data/")
+
+	// After a restart the verdict still counts: a second one is refused.
+	p2 := start(t, args, nil)
+	code, out = sessionPost(t, p2.url+"api/validate", "other", map[string]any{"id": id, "verdict": "correct"})
+	assert.Equal(t, http.StatusConflict, code, out)
+	code, out = sessionPost(t, p2.url+"api/retract", "writer", map[string]any{"id": id})
+	require.Equal(t, http.StatusOK, code, out)
+	assert.Equal(t, "retracted", out["status"])
+	require.Equal(t, 0, p2.stop(t))
+	b, err := os.ReadFile(recs[0])
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(string(b), "\n"), "the second process writes its own file")
+	all, err := filepath.Glob(filepath.Join(data, "validations", "*.jsonl"))
+	require.NoError(t, err)
+	assert.Len(t, all, 2)
+}
+
+// A poisoning attempt on the real program: with -validations 2, one session
+// confirms many mislabelled flags; the retrain they trigger has nothing
+// verified to learn from, and the served model does not change.
+func TestRunPoisoningOneSessionNeverTrains(t *testing.T) {
+	data := t.TempDir()
+	p := start(t, []string{"-data", data, "-mnist-dir", subsetDir(t), "-retrain-every", "5", "-validations", "2"}, nil)
+
+	// Listen for the retrain's outcome before flagging.
+	resp, err := http.Get(p.url + "api/events")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	outcome := make(chan map[string]any, 1)
+	go func() {
+		dec := bufio.NewScanner(resp.Body)
+		for dec.Scan() {
+			line := dec.Text()
+			if !strings.HasPrefix(line, "data: ") {
+				continue
+			}
+			var ev map[string]any
+			if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev) != nil {
+				continue
+			}
+			switch ev["kind"] {
+			case "model_promoted", "model_rejected", "retrain_failed":
+				outcome <- ev
+				return
+			}
+		}
+	}()
+
+	before := getStats(t, p.url)
+	img := "data:image/png;base64," + base64.StdEncoding.EncodeToString(sevenPNG(t))
+	for i := range 5 {
+		// The drawing is a 7; the poisoner says 0-4, and confirms.
+		code, out := sessionPost(t, p.url+"api/flag", "poisoner", map[string]any{"image": img, "label": i, "confirm": true})
+		require.Equal(t, http.StatusCreated, code, out)
+	}
+	ev := <-outcome
+	assert.Equal(t, "retrain_failed", ev["kind"], "nothing verified to train on: %v", ev)
+	assert.Contains(t, ev["message"], "none of the flagged samples is verified")
+	after := getStats(t, p.url)
+	assert.Equal(t, before.ModelVersion, after.ModelVersion, "the served model did not change")
+	assert.Equal(t, 5, after.FlaggedTotal, "the flags are kept in the dataset, with their validation state")
+	require.Equal(t, 0, p.stop(t), p.stderr.String())
+}
+
+type statsView struct {
+	ModelVersion string `json:"model_version"`
+	FlaggedTotal int    `json:"flagged_total"`
+}
+
+func getStats(t *testing.T, base string) statsView {
+	t.Helper()
+	resp, err := http.Get(base + "api/stats")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var st statsView
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+	return st
 }

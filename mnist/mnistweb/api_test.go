@@ -489,10 +489,11 @@ func TestMetrics(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, problems, "promlint")
 	const want = `
-# HELP advspace_flag_requests_total Requests to /api/flag by outcome: fooled (sample stored), right (attempt counted), rejected (bad input), rate_limited, error.
+# HELP advspace_flag_requests_total Requests to /api/flag by outcome: fooled (sample stored), right (attempt counted), needs_confirmation (a confident disagreement, nothing stored), rejected (bad input), rate_limited, error.
 # TYPE advspace_flag_requests_total counter
 advspace_flag_requests_total{outcome="error"} 0
 advspace_flag_requests_total{outcome="fooled"} 1
+advspace_flag_requests_total{outcome="needs_confirmation"} 0
 advspace_flag_requests_total{outcome="rate_limited"} 0
 advspace_flag_requests_total{outcome="rejected"} 1
 advspace_flag_requests_total{outcome="right"} 1

@@ -229,40 +229,6 @@ func TestBrowserDrawAndFlag(t *testing.T) {
 	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(`document.getElementById('flag').disabled && document.getElementById('yes').disabled`, &flagDisabled)))
 	assert.True(t, flagDisabled)
 
-	path := os.Getenv("ADVSPACE_SCREENSHOT")
-	if path != "" {
-		// For the README's picture: drawings from other people (digits
-		// turned by ±45-60°) are sent with their true digits: those the
-		// model gets wrong fill the dashboard and the gallery, the others
-		// count as attempts. Then a retrain on them, to show a round.
-		client := srv.Client()
-		drawings, labels := rotatedDrawings(t, []float64{-60, -45, 45, 60})
-		fooled := 0
-		for i, b := range drawings {
-			code, res := flagOnce(t, client, srv.URL, b, labels[i])
-			require.Contains(t, []int{200, 201}, code, "sample %d: %v", i, res)
-			if code == 201 {
-				fooled++
-			}
-		}
-		t.Logf("screenshot: %d of %d turned digits fooled the model", fooled, len(drawings))
-		require.NoError(t, f.loop.Retrain(context.Background()))
-		require.NoError(t, chromedp.Run(ctx,
-			chromedp.Poll(`document.getElementById('notice').textContent.indexOf('trained model') >= 0 || document.getElementById('notice').textContent.indexOf('promoted') >= 0`,
-				nil, chromedp.WithPollingTimeout(4*time.Minute)),
-			chromedp.Poll(fmt.Sprintf(`document.querySelectorAll('#gallery li').length === %d`, min(1+fooled, 12)), nil, chromedp.WithPollingTimeout(20*time.Second)),
-			chromedp.Sleep(5*time.Second), // the next stats poll draws the finished round
-		))
-	}
-	var shot []byte
-	require.NoError(t, chromedp.Run(ctx,
-		chromedp.Sleep(400*time.Millisecond), // let the bars' CSS transitions end
-		chromedp.FullScreenshot(&shot, 100)))
-	require.NoError(t, os.WriteFile(filepath.Join(t.TempDir(), "screenshot.png"), shot, 0o644))
-	if path != "" {
-		require.NoError(t, os.WriteFile(path, shot, 0o644))
-		t.Logf("screenshot written to %s (%d bytes)", path, len(shot))
-	}
 	assert.Empty(t, problems.get(), "the page logged errors (a CSP violation, an exception, a failed request)")
 }
 

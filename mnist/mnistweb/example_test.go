@@ -71,20 +71,25 @@ func Example() {
 	resp.Body.Close()
 	fmt.Println("predict:", resp.StatusCode, "label", pred.Label)
 
-	// The person says it is a 1: the model was fooled, the sample is stored.
-	body, _ := json.Marshal(map[string]any{"image": "data:image/png;base64," + encode(drawing.Bytes()), "label": 1})
-	resp, err = http.Post(srv.URL+"/digits/api/flag", "application/json", bytes.NewReader(body))
-	if err != nil {
-		fmt.Println(err)
-		return
+	// The person says it is a 1. The model is sure it is a 3, so the page
+	// asks first (409, nothing stored); confirmed, the sample is stored.
+	for _, confirm := range []bool{false, true} {
+		body, _ := json.Marshal(map[string]any{"image": "data:image/png;base64," + encode(drawing.Bytes()), "label": 1, "confirm": confirm})
+		resp, err = http.Post(srv.URL+"/digits/api/flag", "application/json", bytes.NewReader(body))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		var flagged struct{ Message string }
+		_ = json.NewDecoder(resp.Body).Decode(&flagged)
+		resp.Body.Close()
+		fmt.Println("flag:", resp.StatusCode, flagged.Message)
+		fmt.Println("stored:", store.Count())
 	}
-	var flagged struct{ Message string }
-	_ = json.NewDecoder(resp.Body).Decode(&flagged)
-	resp.Body.Close()
-	fmt.Println("flag:", resp.StatusCode, flagged.Message)
-	fmt.Println("stored:", store.Count())
 	// Output:
 	// predict: 200 label 3
+	// flag: 409 The model is 90% sure this is a 3. Is it really a 1? Nothing was stored: send the same request with "confirm": true to store it.
+	// stored: 0
 	// flag: 201 ✔ (1) saved — you fooled the model
 	// stored: 1
 }

@@ -109,7 +109,9 @@ func newFixture(t *testing.T, o *fixtureOptions) *fixture {
 	})
 	loop, err := dadc.NewLoop(o.model, dadc.Flagger[*image.Gray](dir), o.policy, &dadc.Options[*image.Gray]{Classes: 10, CleanTest: o.cleanTest, Gate: promote})
 	require.NoError(t, err)
-	cfg := dadchttp.Options{FlagRate: 1000, FlagBurst: 1000}
+	// Confirmation is off unless a test turns it on: most tests flag
+	// confident disagreements on purpose.
+	cfg := dadchttp.Options{FlagRate: 1000, FlagBurst: 1000, ConfirmThreshold: 2}
 	if o.config != nil {
 		o.config(&cfg)
 	}
