@@ -59,6 +59,14 @@ type Options[In any] struct {
 	// a newer one (an operator forcing a weights file); the Loop logs it and
 	// stores the given model as the latest version.
 	ServeGivenModel bool
+	// Trainable, if not nil, says whether a stored sample may be used by a
+	// retrain, to train on or to score the candidate on the current round's
+	// held-out samples; it is asked at each retrain, so a sample verified,
+	// rejected or retracted since it was stored is judged by its state then
+	// (for instance Validations.Trainable: only samples verified by other
+	// people train, retracted and rejected ones never do). nil: every stored
+	// sample may. It must be safe for concurrent use and must not block.
+	Trainable func(SampleMeta) bool
 	// HoldoutEvery holds every k-th adversarial sample (in the order they
 	// were stored; samples recovered at NewLoop in CreatedAt order) out of
 	// training; held-out samples measure the candidate's adversarial accuracy. 0 means DefaultHoldoutEvery (5); a negative
@@ -907,7 +915,7 @@ func (l *Loop[In]) maybeRetrainLocked() {
 				"model_version", l.current.Load().version)
 		}
 	case errors.Is(err, ErrNothingToTrain):
-		l.log.Debug("dadc: the policy asked for a retrain but every sample is held out so far")
+		l.log.Debug("dadc: the policy asked for a retrain but no sample may train yet (all held out or not trainable)")
 	default:
 		if msg := err.Error(); msg != l.lastStartErr { // log each new reason once, not every tick
 			l.lastStartErr = msg

@@ -143,14 +143,19 @@ func (l *Loop[In]) startRetrainLocked() error {
 	}
 	byID := make(map[string]In)
 	for _, p := range l.pool {
-		switch {
-		case !p.heldOut:
-			job.train = append(job.train, p.s)
-		case p.round == l.round:
+		if p.heldOut && p.round != l.round {
+			// An earlier round's held-out sample: its frozen set is scored as it was frozen.
+			byID[p.s.ID] = p.s.Input
+			continue
+		}
+		if l.opts.Trainable != nil && !l.opts.Trainable(p.s.SampleMeta) {
+			continue
+		}
+		if p.heldOut {
 			job.heldOut = append(job.heldOut, Example[In]{Input: p.s.Input, Label: p.s.Label})
 			job.heldOutIDs = append(job.heldOutIDs, p.s.ID)
-		default:
-			byID[p.s.ID] = p.s.Input
+		} else {
+			job.train = append(job.train, p.s)
 		}
 	}
 	if len(job.train) == 0 {

@@ -1,6 +1,7 @@
 package dadchttp
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -105,6 +106,13 @@ type Options struct {
 	// for pages that draw the promotion gate: set it to the loop's
 	// dadc.Options.MaxAccuracyDrop. 0 means dadc.DefaultMaxAccuracyDrop.
 	GateMaxAccuracyDrop float64
+	// Models, if set, is the loop's model store: GET /api/model then
+	// downloads the serving model's weights from it (404 without it).
+	Models dadc.ModelStore
+	// ModelFileName is the file name GET /api/model suggests for the
+	// download, with the model's version inserted before its extension
+	// (default "model.bin"; the MNIST app uses "model.safetensors").
+	ModelFileName string
 }
 
 // Handler serves the JSON API, Server-Sent Events, /healthz and /metrics
@@ -128,6 +136,8 @@ type Handler[In any] struct {
 	confirmAt float64
 	gateDrop  float64
 	val       *validation[In] // nil: validation off
+	models    dadc.ModelStore // nil: no /api/model
+	modelFile string
 
 	predictShape, flagShape, inputHint string
 }
@@ -143,6 +153,7 @@ var routeNames = map[string]string{
 	"POST /api/validate":     "validate",
 	"POST /api/retract":      "retract",
 	"GET /api/samples":       "samples",
+	"GET /api/model":         "model",
 	"GET /api/events":        "events",
 	"GET /healthz":           "healthz",
 	"GET /metrics":           "metrics",
@@ -217,6 +228,7 @@ func New[In any](loop Loop[In], codec Codec[In], opts *Options) (*Handler[In], e
 		streams: make(chan struct{}, o.MaxStreams),
 		done:    make(chan struct{}),
 		now:     o.Now, confirmAt: o.ConfirmThreshold, gateDrop: o.GateMaxAccuracyDrop,
+		models: o.Models, modelFile: cmp.Or(o.ModelFileName, "model.bin"),
 	}
 	if h.gateDrop == 0 {
 		h.gateDrop = dadc.DefaultMaxAccuracyDrop
@@ -277,6 +289,7 @@ func New[In any](loop Loop[In], codec Codec[In], opts *Options) (*Handler[In], e
 	mux.Handle("POST /api/validate", limited(http.HandlerFunc(h.serveValidate)))
 	mux.Handle("POST /api/retract", limited(http.HandlerFunc(h.serveRetract)))
 	mux.HandleFunc("GET /api/samples", h.serveSamples)
+	mux.HandleFunc("GET /api/model", h.serveModel)
 	mux.HandleFunc("GET /api/events", h.serveEvents)
 	mux.HandleFunc("GET /healthz", h.serveHealth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPromLogger{o.Logger}}))

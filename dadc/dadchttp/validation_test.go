@@ -23,22 +23,6 @@ import (
 // cookie is the header pair of a request from session s.
 func cookie(s string) []string { return []string{"Cookie", dadchttp.SessionCookie + "=" + s} }
 
-// trainFilter is the training filter the Loop applies at each retrain
-// (dadc.Options.Trainable); until the Loop has that field, the tests put
-// the same filter in front of the trainer, as mnist-space does.
-type trainFilter struct {
-	*dadctest.FakeModel[int]
-	keep func(dadc.SampleMeta) bool
-}
-
-func (m trainFilter) Train(ctx context.Context, req dadc.TrainRequest[int]) (dadc.Model[int], error) {
-	req.Samples = slices.DeleteFunc(slices.Clone(req.Samples), func(s dadc.Sample[int]) bool { return !m.keep(s.SampleMeta) })
-	if len(req.Samples) == 0 {
-		return nil, fmt.Errorf("%w: nothing verified", dadc.ErrNothingToTrain)
-	}
-	return m.FakeModel.Train(ctx, req)
-}
-
 type valFixture struct {
 	*fixture
 	model *dadctest.FakeModel[int]
@@ -64,8 +48,8 @@ func newValFixture(t *testing.T, k int, opts *dadchttp.Options, records ...dadc.
 		return dadctest.NewModel("mod3-r1", 3, func(n int) int { return n % 3 }), nil
 	}
 	flagger := dadctest.NewFlagger[int](nil)
-	loop, err := dadc.NewLoop[int](trainFilter{FakeModel: model, keep: func(m dadc.SampleMeta) bool { return vals.Trainable(m.ID) }},
-		flagger, dadc.Manual(), &dadc.Options[int]{Classes: 3, HoldoutEvery: -1})
+	loop, err := dadc.NewLoop[int](model, flagger, dadc.Manual(), &dadc.Options[int]{Classes: 3, HoldoutEvery: -1,
+		Trainable: func(m dadc.SampleMeta) bool { return vals.Trainable(m.ID) }})
 	require.NoError(t, err)
 	var o dadchttp.Options
 	if opts != nil {
@@ -453,7 +437,7 @@ func TestPoisoningOneSessionNeverTrains(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, body)
 	}
 	before := f.loop.Stats().ModelVersion
-	require.NoError(t, f.loop.Retrain(context.Background()))
+	require.ErrorIs(t, f.loop.Retrain(context.Background()), dadc.ErrNothingToTrain, "nothing is trainable, so no retrain starts")
 	require.NoError(t, f.loop.WaitIdle(context.Background()))
 	assert.Empty(t, f.model.TrainRequests(), "no poisoned sample reached the trainer")
 	st := f.loop.Stats()

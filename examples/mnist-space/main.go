@@ -92,6 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	trustProxy := fs.String("trust-proxy", "", "comma-separated IPs or CIDR prefixes of reverse proxies whose X-Forwarded-For/Forwarded header names the client (for the flag rate limit); nobody else's is believed")
 	validations := fs.Int("validations", 2, "matching verdicts by other people that verify (or reject) a flagged sample; only verified samples train; 0: every flag trains")
 	confirmThreshold := fs.Float64("confirm-threshold", dadchttp.DefaultConfirmThreshold, "ask the person to confirm a label when the model is at least this sure of another (0-1; 2 turns it off)")
+	keepModels := fs.Int("keep-models", dadc.DefaultKeepModels, "promoted model versions kept in DATA/.advspace/loop for rollback (the serving one is always kept)")
 	mnistDir := fs.String("mnist-dir", "", "folder with the MNIST IDX files (default: the copy in the GoMNIST module; see ADVSPACE_MNIST_DIR)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mnist-space [-addr :7860] [-data DIR] [-retrain-every N] [-weights FILE] [-hub-dataset owner/name] [-trust-proxy CIDR,...] [-validations K] [-confirm-threshold P]")
@@ -124,6 +125,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	if *data == "" {
 		return usage("-data must name a folder")
+	}
+	if *keepModels < 1 {
+		return usage("-keep-models must be at least 1, not %d", *keepModels)
 	}
 	proxies, err := dadchttp.ParseTrustedProxies(*trustProxy)
 	if err != nil {
@@ -180,7 +184,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	})
 
 	train, test := loadMNIST(ctx, *mnistDir, getenv, log)
-	model, err := mnist.NewModel(w, &mnist.ModelOptions{Replay: train, Logger: log})
+	modelOpts := &mnist.ModelOptions{Replay: train, Logger: log}
+	model, err := mnist.NewModel(w, modelOpts)
 	if err != nil {
 		_ = closeAll()
 		return fail("building the model: %v", err)
@@ -229,11 +234,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if test != nil {
 		clean = test.Examples()
 	}
-	// Only verified samples train (trainable, applied at each retrain).
-	served := trainableOnly{Model: model, keep: trainable}
-	loop, err := dadc.NewLoop[*image.Gray](served, flagger, dadc.EveryN(*retrainEvery), &dadc.Options[*image.Gray]{
-		Classes:   mnist.Classes,
-		CleanTest: clean,
+	// Promoted models and the round history live in the data folder (a dot
+	// folder, so that a push of the dataset leaves them out): a restart
+	// serves the latest promoted model and shows the same stats.
+	store, err := dadc.NewLocalStore(filepath.Join(*data, ".advspace", "loop"), &dadc.LocalStoreOptions{
+		WeightsName: "model.safetensors", Keep: *keepModels, Logger: log})
+	if err != nil {
+		_ = closeAll()
+		return fail("opening the model store in %s: %v", *data, err)
+	}
+	if *weights != "" {
+		log.Info("mnist-space: -weights forces the model to serve; it is stored as the latest version", "weights", *weights, "version", model.Version())
+	}
+	loop, err := dadc.NewLoop[*image.Gray](model, flagger, dadc.EveryN(*retrainEvery), &dadc.Options[*image.Gray]{
+		Classes:         mnist.Classes,
+		CleanTest:       clean,
+		Store:           store,
+		Loader:          mnist.Loader(modelOpts),
+		ServeGivenModel: *weights != "",
+		// Only samples verified by other people train; retracted and
+		// rejected ones never do (with -validations 0, all but retracted).
+		Trainable: trainable,
 		Logger:    log,
 	})
 	if err != nil {
@@ -256,7 +277,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	app, err := mnistweb.New(loop, &mnistweb.Options{
 		HubDataset: *hubDataset,
 		HTTP: &dadchttp.Options{Logger: log, Backlog: backlog, ClientKey: clientKey, ConfirmThreshold: *confirmThreshold,
-			Validation: &dadchttp.ValidationOptions{Validations: vals, Persist: recLog.Append, Records: records}},
+			Validation: &dadchttp.ValidationOptions{Validations: vals, Persist: recLog.Append, Records: records},
+			Models:     store, ModelFileName: "model.safetensors"},
 	})
 	if err != nil {
 		_ = closeAll()

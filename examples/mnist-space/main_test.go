@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -441,40 +440,16 @@ func TestRunPoisoningOneSessionNeverTrains(t *testing.T) {
 	data := t.TempDir()
 	p := start(t, []string{"-data", data, "-mnist-dir", subsetDir(t), "-retrain-every", "5", "-validations", "2"}, nil)
 
-	// Listen for the retrain's outcome before flagging.
-	resp, err := http.Get(p.url + "api/events")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	outcome := make(chan map[string]any, 1)
-	go func() {
-		dec := bufio.NewScanner(resp.Body)
-		for dec.Scan() {
-			line := dec.Text()
-			if !strings.HasPrefix(line, "data: ") {
-				continue
-			}
-			var ev map[string]any
-			if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev) != nil {
-				continue
-			}
-			switch ev["kind"] {
-			case "model_promoted", "model_rejected", "retrain_failed":
-				outcome <- ev
-				return
-			}
-		}
-	}()
-
 	before := getStats(t, p.url)
 	img := "data:image/png;base64," + base64.StdEncoding.EncodeToString(sevenPNG(t))
 	for i := range 5 {
 		// The drawing is a 7; the poisoner says 0-4, and confirms.
 		code, out := sessionPost(t, p.url+"api/flag", "poisoner", map[string]any{"image": img, "label": i, "confirm": true})
 		require.Equal(t, http.StatusCreated, code, out)
+		// The loop asks the policy before answering, so a retrain the fifth
+		// flag started would show here: none starts, nothing is verified.
+		assert.Equal(t, false, out["retraining"], "nothing verified to train on: %v", out)
 	}
-	ev := <-outcome
-	assert.Equal(t, "retrain_failed", ev["kind"], "nothing verified to train on: %v", ev)
-	assert.Contains(t, ev["message"], "none of the flagged samples is verified")
 	after := getStats(t, p.url)
 	assert.Equal(t, before.ModelVersion, after.ModelVersion, "the served model did not change")
 	assert.Equal(t, 5, after.FlaggedTotal, "the flags are kept in the dataset, with their validation state")
