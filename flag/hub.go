@@ -548,7 +548,7 @@ func (h *Hub[In]) pushOnce(ctx context.Context) (more bool, err error) {
 		return false, nil // nothing to push; the card goes with the first samples
 	}
 	if !h.repoReady {
-		if _, err := h.client.CreateRepo(ctx, hfhub.Dataset, h.repo, &hfhub.CreateRepoOptions{Private: h.opts.Private, ExistOK: true}); err != nil {
+		if _, err := h.client.Repo(hfhub.Dataset, h.repo).Create(ctx, &hfhub.CreateRepoOptions{Private: h.opts.Private, ExistOK: true}); err != nil {
 			return false, fmt.Errorf("flag: hub: creating dataset repo: %w", err)
 		}
 		h.repoReady = true
@@ -580,7 +580,7 @@ func (h *Hub[In]) pushOnce(ctx context.Context) (more bool, err error) {
 			continue
 		}
 		for _, f := range sh.files[sh.pushed : sh.pushed+n] {
-			ops = append(ops, hfhub.AddFile(path.Join(DataDir, sh.name, f), filepath.Join(h.dir.Root(), DataDir, sh.name, filepath.FromSlash(f))))
+			ops = append(ops, hfhub.AddFile(path.Join(DataDir, sh.name, f), hfhub.LocalPath(filepath.Join(h.dir.Root(), DataDir, sh.name, filepath.FromSlash(f)))))
 		}
 		rows := sh.pushed + n
 		ops = append(ops, hfhub.AddBytes(path.Join(DataDir, sh.name, MetadataFile), sh.content[:sh.ends[rows-1]]))
@@ -592,9 +592,8 @@ func (h *Hub[In]) pushOnce(ctx context.Context) (more bool, err error) {
 			break
 		}
 	}
-	commitOpts.Summary = fmt.Sprintf("Add %d flagged samples", taken)
 	commitOpts.Description = fmt.Sprintf("Pushed by advspace flag.Hub from %d shard(s).", shardsTouched)
-	info, err := h.client.CreateCommit(ctx, hfhub.Dataset, h.repo, h.opts.Revision, ops, &commitOpts)
+	info, err := h.client.Repo(hfhub.Dataset, h.repo).At(h.opts.Revision).CreateCommit(ctx, fmt.Sprintf("Add %d flagged samples", taken), ops, &commitOpts)
 	if err != nil {
 		if errors.Is(err, hfhub.ErrPreconditionFailed) {
 			h.log.Info("flag: hub: the repo changed while adding the dataset card; re-checking")
@@ -622,11 +621,11 @@ func (h *Hub[In]) pushOnce(ctx context.Context) (more bool, err error) {
 
 // remoteCard reports the branch head and whether the repo has a README.md.
 func (h *Hub[In]) remoteCard(ctx context.Context) (head string, has bool, err error) {
-	info, err := h.client.RepoInfo(ctx, hfhub.Dataset, h.repo, h.opts.Revision)
+	info, err := h.client.Repo(hfhub.Dataset, h.repo).At(h.opts.Revision).Info(ctx)
 	if err != nil {
 		return "", false, fmt.Errorf("flag: hub: checking the dataset card: %w", err)
 	}
-	entries, err := h.client.ListTree(ctx, hfhub.Dataset, h.repo, h.opts.Revision, "", false)
+	entries, err := h.client.Repo(hfhub.Dataset, h.repo).At(h.opts.Revision).ListTree(ctx, "", nil)
 	if err != nil {
 		return "", false, fmt.Errorf("flag: hub: checking the dataset card: %w", err)
 	}

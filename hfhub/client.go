@@ -286,21 +286,6 @@ func (id RepoID) Validate() error {
 	return nil
 }
 
-// URL of the repo's web page, e.g. https://huggingface.co/datasets/alice/flags.
-func (c *Client) RepoURL(typ RepoType, id RepoID) string {
-	return c.endpoint + "/" + typ.urlPrefix() + id.String()
-}
-
-// CommitURL is the web page of a commit.
-func (c *Client) CommitURL(typ RepoType, id RepoID, oid string) string {
-	return c.RepoURL(typ, id) + "/commit/" + oid
-}
-
-// apiRepoURL is {endpoint}/api/{type}s/{ns}/{name}.
-func (c *Client) apiRepoURL(typ RepoType, id RepoID) string {
-	return c.endpoint + "/api/" + string(typ) + "s/" + id.String()
-}
-
 // escapeRev escapes a revision with no safe characters (refs/pr/1 → refs%2Fpr%2F1).
 func escapeRev(rev string) string {
 	if rev == "" {
@@ -330,11 +315,4 @@ func (c *Client) fixEndpoint(u string) string {
 // sameHost reports whether u points at the Hub's own host, where the token may go.
 func (c *Client) sameHost(u *url.URL) bool {
 	return strings.EqualFold(u.Scheme, c.base.Scheme) && strings.EqualFold(u.Host, c.base.Host)
-}
-
-func validateRepo(typ RepoType, id RepoID) error {
-	if err := typ.valid(); err != nil {
-		return err
-	}
-	return id.Validate()
 }

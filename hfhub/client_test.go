@@ -123,8 +123,8 @@ func TestNewClientEndpoint(t *testing.T) {
 	assert.ErrorContains(t, err, "not an absolute http(s) URL")
 	c, err = NewClient(&Options{Endpoint: "https://huggingface.co", Token: "x"})
 	require.NoError(t, err)
-	assert.Equal(t, "https://huggingface.co/datasets/a/b", c.RepoURL(Dataset, RepoID{"a", "b"}))
-	assert.Equal(t, "https://huggingface.co/a/b/resolve/refs%2Fpr%2F1/dir/x%20y.bin", c.ResolveURL(Model, RepoID{"a", "b"}, "refs/pr/1", "dir/x y.bin"))
+	assert.Equal(t, "https://huggingface.co/datasets/a/b", c.Repo(Dataset, RepoID{"a", "b"}).URL())
+	assert.Equal(t, "https://huggingface.co/a/b/resolve/refs%2Fpr%2F1/dir/x%20y.bin", c.Repo(Model, RepoID{"a", "b"}).At("refs/pr/1").ResolveURL("dir/x y.bin"))
 }
 
 func TestNextLink(t *testing.T) {
@@ -200,7 +200,7 @@ func TestRetryPolicy(t *testing.T) {
 			require.NoError(t, err)
 			a, err := prepareAdd(AddBytes("a.txt", []byte("hi")))
 			require.NoError(t, err)
-			err = c.preupload(context.Background(), Dataset, RepoID{"u", "r"}, "main", []*addition{a}, false)
+			err = c.preupload(context.Background(), c.Repo(Dataset, RepoID{"u", "r"}).At("main"), []*addition{a}, false)
 			assert.Equal(t, tt.wantWaits, rec.Waits())
 			if tt.wantErr == nil {
 				require.NoError(t, err)
@@ -233,9 +233,9 @@ func TestNoTokenRefusedBeforeAnyRequest(t *testing.T) {
 	id := RepoID{"u", "r"}
 	_, err = c.WhoAmI(ctx)
 	assert.ErrorIs(t, err, ErrNoToken)
-	_, err = c.CreateRepo(ctx, Dataset, id, nil)
+	_, err = c.Repo(Dataset, id).Create(ctx, nil)
 	assert.ErrorIs(t, err, ErrNoToken)
-	_, err = c.CreateCommit(ctx, Dataset, id, "", []Operation{AddBytes("a", []byte("x"))}, &CommitOptions{Summary: "s"})
+	_, err = c.Repo(Dataset, id).CreateCommit(ctx, "s", []Operation{AddBytes("a", []byte("x"))}, nil)
 	assert.ErrorIs(t, err, ErrNoToken)
 	assert.Contains(t, err.Error(), "set HF_TOKEN")
 	assert.Zero(t, calls.Load())

@@ -21,7 +21,7 @@ import (
 	"strings"
 )
 
-// Limits of the commit flow (§3.2, §3.3).
+// Limits of the commit flow, as in huggingface_hub.
 const (
 	// PreuploadBatchSize is the most files sent in one preupload call (a server limit).
 	PreuploadBatchSize = 256
@@ -43,18 +43,24 @@ type Operation interface {
 // Add adds or replaces the file at Path. Its content comes from exactly one
 // of Data, File (a local file), or ReaderAt with Size bytes.
 type Add struct {
-	Path     string
-	Data     []byte
-	File     string
+	// Path is the "/"-separated path in the repo (see CleanPath).
+	Path string
+	// Data is the content in memory.
+	Data []byte
+	// File is a local file whose content is read (more than once: it must
+	// not change until the commit is done).
+	File LocalPath
+	// ReaderAt with Size bytes is the content; it must stay readable until
+	// the commit is done.
 	ReaderAt io.ReaderAt
 	Size     int64
 }
 
-// AddBytes adds a file with content b.
-func AddBytes(path string, b []byte) Add { return Add{Path: path, Data: b} }
+// AddBytes adds a file at pathInRepo with content b.
+func AddBytes(pathInRepo string, b []byte) Add { return Add{Path: pathInRepo, Data: b} }
 
-// AddFile adds a file with the content of the local file at localPath.
-func AddFile(path, localPath string) Add { return Add{Path: path, File: localPath} }
+// AddFile adds a file at pathInRepo with the content of the local file src.
+func AddFile(pathInRepo string, src LocalPath) Add { return Add{Path: pathInRepo, File: src} }
 
 // RepoPath implements Operation.
 func (a Add) RepoPath() string { return a.Path }
@@ -74,10 +80,8 @@ type DeleteFolder struct{ Path string }
 func (d DeleteFolder) RepoPath() string { return d.Path }
 func (DeleteFolder) isOperation()       {}
 
-// CommitOptions configure CreateCommit.
+// CommitOptions configure Repo.CreateCommit. nil means the defaults.
 type CommitOptions struct {
-	// Summary is the commit title (required by CreateCommit).
-	Summary string
 	// Description is the commit body.
 	Description string
 	// ParentCommit, if set, makes the commit fail with ErrPreconditionFailed
@@ -88,7 +92,7 @@ type CommitOptions struct {
 	CreatePR bool
 }
 
-// CommitInfo describes a commit made (or found unnecessary) by CreateCommit.
+// CommitInfo describes a commit made (or found unnecessary) by Repo.CreateCommit.
 type CommitInfo struct {
 	// OID is the commit id. For an Empty commit, the unchanged head.
 	OID string
@@ -186,7 +190,7 @@ func prepareAdd(a Add) (*addition, error) {
 	ad := &addition{path: p}
 	switch {
 	case a.File != "":
-		st, err := os.Stat(a.File)
+		st, err := os.Stat(string(a.File))
 		if err != nil {
 			return nil, fmt.Errorf("%w: add %q: %v", ErrInvalidOperation, p, err)
 		}
@@ -194,7 +198,7 @@ func prepareAdd(a Add) (*addition, error) {
 			return nil, fmt.Errorf("%w: add %q: %s is not a regular file", ErrInvalidOperation, p, a.File)
 		}
 		ad.size = st.Size()
-		file := a.File
+		file := string(a.File)
 		ad.open = func() (io.ReaderAt, io.Closer, error) {
 			f, err := os.Open(file)
 			if err != nil {
@@ -272,8 +276,9 @@ func (a *addition) noop() bool {
 	return strings.EqualFold(a.remoteOID, a.gitSHA1)
 }
 
-// CreateCommit applies ops to the branch revision ("" = main) in one commit,
-// the way huggingface_hub's create_commit does (§3): validate; validate the
+// CreateCommit applies ops to r's branch ("" = main) in one commit titled
+// summary (required), the way huggingface_hub's create_commit does: validate;
+// validate the
 // README YAML if README.md is added; preupload in batches of ≤256 to learn
 // each file's upload mode and remote oid; drop additions the Hub marks
 // ignored or already has with the same content; upload the LFS ones (batch
@@ -286,10 +291,11 @@ func (a *addition) noop() bool {
 // error the client re-checks the branch and treats the commit as done if the
 // Hub shows our content (a "500 but applied"); otherwise it sends it again.
 // 409 (another commit in progress) and short 429 waits are retried.
-func (c *Client) CreateCommit(ctx context.Context, typ RepoType, id RepoID, revision string, ops []Operation, opts *CommitOptions) (*CommitInfo, error) {
-	if err := validateRepo(typ, id); err != nil {
+func (r Repo) CreateCommit(ctx context.Context, summary string, ops []Operation, opts *CommitOptions) (*CommitInfo, error) {
+	if err := r.check(); err != nil {
 		return nil, err
 	}
+	c := r.c
 	if err := c.requireToken("hfhub: commit"); err != nil {
 		return nil, err
 	}
@@ -297,8 +303,8 @@ func (c *Client) CreateCommit(ctx context.Context, typ RepoType, id RepoID, revi
 	if opts != nil {
 		o = *opts
 	}
-	if strings.TrimSpace(o.Summary) == "" {
-		return nil, fmt.Errorf("%w: the commit summary is empty", ErrInvalidOperation)
+	if strings.TrimSpace(summary) == "" {
+		return nil, fmt.Errorf("%w: the commit summary is empty; say what the commit changes", ErrInvalidOperation)
 	}
 	if o.ParentCommit != "" && !parentRE.MatchString(o.ParentCommit) {
 		return nil, fmt.Errorf("%w: parent commit %q is not a 5-40 hex digit commit id", ErrInvalidOperation, o.ParentCommit)
@@ -306,9 +312,7 @@ func (c *Client) CreateCommit(ctx context.Context, typ RepoType, id RepoID, revi
 	if len(ops) == 0 {
 		return nil, fmt.Errorf("%w: no operations", ErrInvalidOperation)
 	}
-	if revision == "" {
-		revision = "main"
-	}
+	r = r.branch()
 	var adds []*addition
 	var dels []Operation
 	for _, op := range ops {
@@ -338,12 +342,12 @@ func (c *Client) CreateCommit(ctx context.Context, typ RepoType, id RepoID, revi
 	}
 	for _, a := range adds {
 		if a.path == "README.md" {
-			if err := c.validateREADME(ctx, typ, a); err != nil {
+			if err := c.validateREADME(ctx, r.typ, a); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if err := c.preupload(ctx, typ, id, revision, adds, o.CreatePR); err != nil {
+	if err := c.preupload(ctx, r, adds, o.CreatePR); err != nil {
 		return nil, err
 	}
 	info := &CommitInfo{}
@@ -358,25 +362,25 @@ func (c *Client) CreateCommit(ctx context.Context, typ RepoType, id RepoID, revi
 		}
 		live = append(live, a)
 	}
-	uploaded, err := c.uploadLFS(ctx, typ, id, revision, live, o.CreatePR)
+	uploaded, err := c.uploadLFS(ctx, r, live, o.CreatePR)
 	if err != nil {
 		return nil, err
 	}
 	info.Uploaded = uploaded
 	if len(live) == 0 && len(dels) == 0 {
-		ri, err := c.RepoInfo(ctx, typ, id, revision)
+		ri, err := r.Info(ctx)
 		if err != nil {
 			return nil, err
 		}
-		c.log.Info("hfhub: nothing to commit, every file is unchanged", "repo", id.String(), "revision", revision)
-		info.Empty, info.OID, info.URL = true, ri.SHA, c.CommitURL(typ, id, ri.SHA)
+		c.log.Info("hfhub: nothing to commit, every file is unchanged", "repo", r.id.String(), "revision", r.rev)
+		info.Empty, info.OID, info.URL = true, ri.SHA, r.CommitURL(ri.SHA)
 		return info, nil
 	}
-	body, err := c.commitBody(o, live, dels)
+	body, err := commitBody(summary, o, live, dels)
 	if err != nil {
 		return nil, err
 	}
-	return c.sendCommit(ctx, typ, id, revision, o, body, live, dels, info)
+	return c.sendCommit(ctx, r, &commitPlan{body: body, createPR: o.CreatePR, adds: live, dels: dels, info: info})
 }
 
 // validateREADME asks the Hub to validate a README's YAML front matter before
@@ -416,8 +420,8 @@ type preuploadFile struct {
 }
 
 // preupload asks the Hub, 256 files at a time, how to upload each addition.
-func (c *Client) preupload(ctx context.Context, typ RepoType, id RepoID, revision string, adds []*addition, createPR bool) error {
-	u := c.apiRepoURL(typ, id) + "/preupload/" + escapeRev(revision)
+func (c *Client) preupload(ctx context.Context, r Repo, adds []*addition, createPR bool) error {
+	u := r.apiURL() + "/preupload/" + escapeRev(r.rev)
 	if createPR {
 		u += "?create_pr=1"
 	}
@@ -486,7 +490,7 @@ const lfsMediaType = "application/vnd.git-lfs+json"
 
 // uploadLFS uploads the content of the lfs-mode additions the Hub does not
 // store yet and returns how many objects it uploaded.
-func (c *Client) uploadLFS(ctx context.Context, typ RepoType, id RepoID, revision string, adds []*addition, createPR bool) (int, error) {
+func (c *Client) uploadLFS(ctx context.Context, r Repo, adds []*addition, createPR bool) (int, error) {
 	byOID := map[string]*addition{}
 	var oids []string
 	for _, a := range adds {
@@ -499,7 +503,7 @@ func (c *Client) uploadLFS(ctx context.Context, typ RepoType, id RepoID, revisio
 		}
 	}
 	uploaded := 0
-	batchURL := c.endpoint + "/" + typ.urlPrefix() + id.String() + ".git/info/lfs/objects/batch"
+	batchURL := r.URL() + ".git/info/lfs/objects/batch"
 	for start := 0; start < len(oids); start += LFSBatchSize {
 		chunk := oids[start:min(start+LFSBatchSize, len(oids))]
 		type obj struct {
@@ -513,7 +517,7 @@ func (c *Client) uploadLFS(ctx context.Context, typ RepoType, id RepoID, revisio
 		}
 		req["objects"] = objs
 		if !createPR { // read-only users may open PRs: no ref then (§3.3.1)
-			req["ref"] = map[string]string{"name": revision}
+			req["ref"] = map[string]string{"name": r.rev}
 		}
 		body, size, err := jsonBody(req)
 		if err != nil {
@@ -707,11 +711,11 @@ type ndjsonLine struct {
 }
 
 // commitBody builds the NDJSON payload: header first, then one line per change.
-func (c *Client) commitBody(o CommitOptions, adds []*addition, dels []Operation) ([]byte, error) {
+func commitBody(summary string, o CommitOptions, adds []*addition, dels []Operation) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf) // Encode appends "\n" after every line, like huggingface_hub
 	enc.SetEscapeHTML(false)
-	header := map[string]string{"summary": o.Summary, "description": o.Description}
+	header := map[string]string{"summary": summary, "description": o.Description}
 	if o.ParentCommit != "" {
 		header["parentCommit"] = o.ParentCommit
 	}
@@ -747,12 +751,23 @@ func (c *Client) commitBody(o CommitOptions, adds []*addition, dels []Operation)
 	return buf.Bytes(), nil
 }
 
+// commitPlan is a commit ready to send: its NDJSON body, the changes it
+// makes (to re-check whether a failed attempt was applied) and the result so
+// far.
+type commitPlan struct {
+	body     []byte
+	createPR bool
+	adds     []*addition
+	dels     []Operation
+	info     *CommitInfo
+}
+
 // sendCommit posts the commit, handling the failure modes of §3.7 without
 // ever applying it twice.
-func (c *Client) sendCommit(ctx context.Context, typ RepoType, id RepoID, revision string, o CommitOptions, body []byte,
-	adds []*addition, dels []Operation, info *CommitInfo) (*CommitInfo, error) {
-	u := c.apiRepoURL(typ, id) + "/commit/" + escapeRev(revision)
-	if o.CreatePR {
+func (c *Client) sendCommit(ctx context.Context, r Repo, p *commitPlan) (*CommitInfo, error) {
+	body, adds, dels, info := p.body, p.adds, p.dels, p.info
+	u := r.apiURL() + "/commit/" + escapeRev(r.rev)
+	if p.createPR {
 		u += "?" + url.Values{"create_pr": {"1"}}.Encode()
 	}
 	uncertain := false // a previous attempt may have been applied
@@ -772,7 +787,7 @@ func (c *Client) sendCommit(ctx context.Context, typ RepoType, id RepoID, revisi
 			info.OID, info.PullRequestURL = out.CommitOID, c.fixEndpoint(out.PullRequestURL)
 			info.URL = c.fixEndpoint(out.CommitURL)
 			if info.URL == "" {
-				info.URL = c.CommitURL(typ, id, out.CommitOID)
+				info.URL = r.CommitURL(out.CommitOID)
 			}
 			return info, nil
 		}
@@ -785,8 +800,8 @@ func (c *Client) sendCommit(ctx context.Context, typ RepoType, id RepoID, revisi
 		switch {
 		case isHub && he.Status == http.StatusPreconditionFailed && uncertain:
 			// Our earlier attempt may be what moved the branch.
-			if ok, head := c.commitApplied(ctx, typ, id, revision, adds, dels); ok {
-				return recovered(c, typ, id, info, head), nil
+			if ok, head := c.commitApplied(ctx, r, adds, dels); ok {
+				return recovered(r, info, head), nil
 			}
 			return nil, err
 		case isHub && he.Status == http.StatusConflict && !last:
@@ -807,17 +822,17 @@ func (c *Client) sendCommit(ctx context.Context, typ RepoType, id RepoID, revisi
 				return nil, err
 			}
 			continue
-		case (!isHub || he.Status >= 500 || he.Status == http.StatusRequestTimeout) && !o.CreatePR:
+		case (!isHub || he.Status >= 500 || he.Status == http.StatusRequestTimeout) && !p.createPR:
 			// 5xx or a lost connection: the Hub may still have applied it.
 			uncertain = true
-			if ok, head := c.commitApplied(ctx, typ, id, revision, adds, dels); ok {
-				c.log.Warn("hfhub: commit failed but the Hub applied it", "repo", id.String(), "err", err)
-				return recovered(c, typ, id, info, head), nil
+			if ok, head := c.commitApplied(ctx, r, adds, dels); ok {
+				c.log.Warn("hfhub: commit failed but the Hub applied it", "repo", r.id.String(), "err", err)
+				return recovered(r, info, head), nil
 			}
 			if last {
 				return nil, err
 			}
-			c.log.Debug("hfhub: commit failed and was not applied, retrying", "repo", id.String(), "attempt", attempt+1, "err", err)
+			c.log.Debug("hfhub: commit failed and was not applied, retrying", "repo", r.id.String(), "attempt", attempt+1, "err", err)
 			if err := c.sleep(ctx, c.backoff(attempt)); err != nil {
 				return nil, err
 			}
@@ -827,15 +842,15 @@ func (c *Client) sendCommit(ctx context.Context, typ RepoType, id RepoID, revisi
 	}
 }
 
-func recovered(c *Client, typ RepoType, id RepoID, info *CommitInfo, head string) *CommitInfo {
-	info.OID, info.URL, info.Recovered = head, c.CommitURL(typ, id, head), true
+func recovered(r Repo, info *CommitInfo, head string) *CommitInfo {
+	info.OID, info.URL, info.Recovered = head, r.CommitURL(head), true
 	return info
 }
 
 // commitApplied re-checks the branch: the commit counts as applied when every
 // addition is on the Hub with our content and every deleted path is gone.
 // Any doubt (including a failing check) answers false.
-func (c *Client) commitApplied(ctx context.Context, typ RepoType, id RepoID, revision string, adds []*addition, dels []Operation) (bool, string) {
+func (c *Client) commitApplied(ctx context.Context, r Repo, adds []*addition, dels []Operation) (bool, string) {
 	check := make([]*addition, len(adds))
 	for i, a := range adds {
 		cp := *a
@@ -843,7 +858,7 @@ func (c *Client) commitApplied(ctx context.Context, typ RepoType, id RepoID, rev
 		check[i] = &cp
 	}
 	if len(check) > 0 {
-		if err := c.preupload(ctx, typ, id, revision, check, false); err != nil {
+		if err := c.preupload(ctx, r, check, false); err != nil {
 			c.log.Debug("hfhub: could not re-check the commit", "err", err)
 			return false, ""
 		}
@@ -854,7 +869,7 @@ func (c *Client) commitApplied(ctx context.Context, typ RepoType, id RepoID, rev
 			}
 		}
 	}
-	ri, err := c.RepoInfo(ctx, typ, id, revision)
+	ri, err := r.Info(ctx)
 	if err != nil {
 		return false, ""
 	}

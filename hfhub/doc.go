@@ -3,9 +3,13 @@
 // batch with basic and multipart transfers, NDJSON commits), downloads with
 // integrity checks, tree listings, and model publishing helpers.
 //
-// It follows the protocol of the official huggingface_hub client (see
-// /work/shared/reference/hfhub-protocol.md in the project notes):
+// It follows the protocol of the official huggingface_hub Python client:
 //
+//   - A Client holds the endpoint, the token and the retry policy; Client.Repo
+//     returns a Repo handle (type, id, revision) whose methods do the work:
+//     Create, Info, ListTree, CreateCommit, UploadFile, UploadFolder,
+//     Download, DownloadFile, ReadFile. Paths on this machine have their own
+//     type, LocalPath, so they cannot be passed where a repo path belongs.
 //   - The endpoint comes from Options.Endpoint, else $HF_ENDPOINT, else
 //     https://huggingface.co; the token from Options.Token, else ResolveToken
 //     ($HF_TOKEN, $HUGGING_FACE_HUB_TOKEN, then the token file).

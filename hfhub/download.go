@@ -34,29 +34,26 @@ type FileInfo struct {
 
 const maxRedirects = 10
 
-// ResolveURL is the download URL of a file: {endpoint}[/datasets]/{id}/resolve/{rev}/{path}.
-func (c *Client) ResolveURL(typ RepoType, id RepoID, revision, path string) string {
-	return c.endpoint + "/" + typ.urlPrefix() + id.String() + "/resolve/" + escapeRev(revision) + "/" + escapePath(path)
-}
-
-// Download writes the file at path (revision "" = main) to w and returns its
+// Download writes the file at path in the repo, at r's revision ("" =
+// main), to w and returns its
 // description. It follows the Hub's redirect to LFS storage itself, sending
 // the token only to the Hub's own host, resumes an interrupted transfer with a
 // Range request, and verifies the size and hash the Hub announced (X-Linked-Etag
 // sha256 for LFS files, ETag git sha1 for regular files); a mismatch gives
 // ErrIntegrity. On error w may have received part of the file: use
 // DownloadFile for an all-or-nothing file.
-func (c *Client) Download(ctx context.Context, typ RepoType, id RepoID, revision, path string, w io.Writer) (*FileInfo, error) {
-	if err := validateRepo(typ, id); err != nil {
+func (r Repo) Download(ctx context.Context, path string, w io.Writer) (*FileInfo, error) {
+	if err := r.check(); err != nil {
 		return nil, err
 	}
+	c := r.c
 	clean, err := CleanPath(path)
 	if err != nil {
 		return nil, err
 	}
 	info := &FileInfo{Path: clean, Size: -1}
 	expectHash := ""
-	loc := c.ResolveURL(typ, id, revision, clean)
+	loc := r.ResolveURL(clean)
 	var resp *http.Response
 	for hops := 0; ; hops++ {
 		resp, err = c.do(ctx, &request{op: "download", method: http.MethodGet, url: loc, size: -1, auth: true, retry: true, redirects: true,
@@ -130,7 +127,7 @@ func (c *Client) Download(ctx context.Context, typ RepoType, id RepoID, revision
 			return nil, err
 		}
 		resp, err = c.do(ctx, &request{op: "download", method: http.MethodGet, url: loc, size: -1, auth: true, retry: true,
-			presigned: loc != c.ResolveURL(typ, id, revision, clean), header: http.Header{"Accept-Encoding": {"identity"}, "Range": {fmt.Sprintf("bytes=%d-", written)}}})
+			presigned: loc != r.ResolveURL(clean), header: http.Header{"Accept-Encoding": {"identity"}, "Range": {fmt.Sprintf("bytes=%d-", written)}}})
 		if err != nil {
 			return nil, err
 		}
@@ -188,12 +185,12 @@ func normalizeEtag(s string) string {
 	return strings.ToLower(strings.Trim(s, `"`))
 }
 
-// DownloadFile downloads path into the local file dst, all or nothing: the
-// bytes go to a temporary file next to dst which is synced, verified and
-// renamed over dst only on success.
-func (c *Client) DownloadFile(ctx context.Context, typ RepoType, id RepoID, revision, path, dst string) error {
-	dir := filepath.Dir(dst)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".*.part")
+// DownloadFile downloads the file at path in the repo, at r's revision, into
+// the local file dst, all or nothing: the bytes go to a temporary file next
+// to dst which is synced, verified and renamed over dst only on success.
+func (r Repo) DownloadFile(ctx context.Context, path string, dst LocalPath) error {
+	dir := filepath.Dir(string(dst))
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(string(dst))+".*.part")
 	if err != nil {
 		return fmt.Errorf("hfhub: download %s: %w", path, err)
 	}
@@ -204,7 +201,7 @@ func (c *Client) DownloadFile(ctx context.Context, typ RepoType, id RepoID, revi
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err := c.Download(ctx, typ, id, revision, path, tmp); err != nil {
+	if _, err := r.Download(ctx, path, tmp); err != nil {
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
@@ -213,7 +210,7 @@ func (c *Client) DownloadFile(ctx context.Context, typ RepoType, id RepoID, revi
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("hfhub: download %s: %w", path, err)
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
+	if err := os.Rename(tmp.Name(), string(dst)); err != nil {
 		return fmt.Errorf("hfhub: download %s: %w", path, err)
 	}
 	ok = true

@@ -27,19 +27,20 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	url, err := c.CreateRepo(ctx, hfhub.Dataset, id, &hfhub.CreateRepoOptions{ExistOK: true})
+	repo := c.Repo(hfhub.Dataset, id)
+	url, err := repo.Create(ctx, &hfhub.CreateRepoOptions{ExistOK: true})
 	if err != nil {
 		panic(err)
 	}
-	info, err := c.CreateCommit(ctx, hfhub.Dataset, id, "main", []hfhub.Operation{
+	info, err := repo.CreateCommit(ctx, "Add one sample", []hfhub.Operation{
 		hfhub.AddBytes("data/s1/a.png", []byte("\x89PNG\r\n\x1a\n...")),
 		hfhub.AddBytes("data/s1/metadata.jsonl", []byte(`{"file_name": "a.png", "label": 7}`+"\n")),
-	}, &hfhub.CommitOptions{Summary: "Add one sample"})
+	}, nil)
 	if err != nil {
 		panic(err)
 	}
 	var meta bytes.Buffer
-	if _, err := c.Download(ctx, hfhub.Dataset, id, "main", "data/s1/metadata.jsonl", &meta); err != nil {
+	if _, err := repo.Download(ctx, "data/s1/metadata.jsonl", &meta); err != nil {
 		panic(err)
 	}
 	fmt.Println(strings.TrimPrefix(url, srv.URL()))
@@ -71,13 +72,14 @@ func ExamplePushModel() {
 	}
 	id := hfhub.RepoID{Namespace: "hubtest", Name: "mnist"}
 	weights := []byte("safetensors bytes")
-	if _, err := hfhub.PushModel(ctx, c, id, map[string][]byte{
+	repo := c.Repo(hfhub.Model, id)
+	if _, err := hfhub.PushModel(ctx, repo, map[string][]byte{
 		hfhub.ModelWeightsFile: weights,
 		hfhub.ModelConfigFile:  []byte(`{"architecture": "mnist-cnn"}`),
 	}, nil); err != nil {
 		panic(err)
 	}
-	got, err := hfhub.LoadModelFile(ctx, c, id, "main", hfhub.ModelWeightsFile)
+	got, err := repo.ReadFile(ctx, hfhub.ModelWeightsFile)
 	if err != nil {
 		panic(err)
 	}

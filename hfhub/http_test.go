@@ -43,7 +43,7 @@ func TestDownloadRedirectToAnotherHost(t *testing.T) {
 	c, err := hfhub.NewClient(&hfhub.Options{Endpoint: hub.URL, Token: "hf_SECRET", UserAgent: "tool/1.2"})
 	require.NoError(t, err)
 	var buf bytes.Buffer
-	info, err := c.Download(context.Background(), hfhub.Model, hfhub.RepoID{Namespace: "a", Name: "m"}, "", "model.safetensors", &buf)
+	info, err := c.Repo(hfhub.Model, hfhub.RepoID{Namespace: "a", Name: "m"}).Download(context.Background(), "model.safetensors", &buf)
 	require.NoError(t, err)
 	assert.Equal(t, content, buf.Bytes())
 	assert.True(t, info.LFS)
@@ -78,7 +78,7 @@ func TestDownloadResumesWithRange(t *testing.T) {
 	c, err := hfhub.NewClient(&hfhub.Options{Endpoint: srv.URL, Token: "t", Sleep: rec.Sleep})
 	require.NoError(t, err)
 	var buf bytes.Buffer
-	_, err = c.Download(context.Background(), hfhub.Dataset, hfhub.RepoID{Namespace: "a", Name: "d"}, "main", "big.bin", &buf)
+	_, err = c.Repo(hfhub.Dataset, hfhub.RepoID{Namespace: "a", Name: "d"}).At("main").Download(context.Background(), "big.bin", &buf)
 	require.NoError(t, err)
 	assert.Equal(t, content, buf.Bytes())
 	mu.Lock()
@@ -102,10 +102,10 @@ func TestFollowsSameHostRedirects(t *testing.T) {
 	defer srv.Close()
 	c, err := hfhub.NewClient(&hfhub.Options{Endpoint: srv.URL, Token: "hf_x"})
 	require.NoError(t, err)
-	info, err := c.RepoInfo(context.Background(), hfhub.Dataset, hfhub.RepoID{Namespace: "old", Name: "name"}, "")
+	info, err := c.Repo(hfhub.Dataset, hfhub.RepoID{Namespace: "old", Name: "name"}).Info(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, "new/name", info.ID)
-	_, err = c.RepoInfo(context.Background(), hfhub.Dataset, hfhub.RepoID{Namespace: "other", Name: "host"}, "")
+	_, err = c.Repo(hfhub.Dataset, hfhub.RepoID{Namespace: "other", Name: "host"}).Info(context.Background())
 	var he *hfhub.HubError
 	require.ErrorAs(t, err, &he, "a redirect to another host is not followed with the token")
 	assert.Equal(t, http.StatusTemporaryRedirect, he.Status)

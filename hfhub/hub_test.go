@@ -89,7 +89,7 @@ func (e *env) client(t *testing.T, token string) *hfhub.Client {
 
 func (e *env) createDataset(t *testing.T) {
 	t.Helper()
-	_, err := e.c.CreateRepo(context.Background(), hfhub.Dataset, e.id, nil)
+	_, err := e.c.Repo(hfhub.Dataset, e.id).Create(context.Background(), nil)
 	require.NoError(t, err)
 }
 
@@ -106,7 +106,7 @@ func pngLike(seed, n int) []byte {
 func download(t *testing.T, c *hfhub.Client, typ hfhub.RepoType, id hfhub.RepoID, rev, path string) ([]byte, *hfhub.FileInfo) {
 	t.Helper()
 	var buf bytes.Buffer
-	info, err := c.Download(context.Background(), typ, id, rev, path, &buf)
+	info, err := c.Repo(typ, id).At(rev).Download(context.Background(), path, &buf)
 	require.NoError(t, err, path)
 	return buf.Bytes(), info
 }
@@ -123,16 +123,16 @@ func TestRepoLifecycleAndCommit(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, e.srv.RequestsFor(hubtest.OpWhoami), 1, "whoami is cached")
 
-	url, err := e.c.CreateRepo(ctx, hfhub.Dataset, e.id, &hfhub.CreateRepoOptions{Private: true})
+	url, err := e.c.Repo(hfhub.Dataset, e.id).Create(ctx, &hfhub.CreateRepoOptions{Private: true})
 	require.NoError(t, err)
 	assert.Equal(t, e.srv.URL()+"/datasets/alice/flags", url)
-	_, err = e.c.CreateRepo(ctx, hfhub.Dataset, e.id, nil)
+	_, err = e.c.Repo(hfhub.Dataset, e.id).Create(ctx, nil)
 	assert.ErrorIs(t, err, hfhub.ErrConflict)
-	url2, err := e.c.CreateRepo(ctx, hfhub.Dataset, e.id, &hfhub.CreateRepoOptions{ExistOK: true})
+	url2, err := e.c.Repo(hfhub.Dataset, e.id).Create(ctx, &hfhub.CreateRepoOptions{ExistOK: true})
 	require.NoError(t, err)
 	assert.Equal(t, url, url2)
 
-	info, err := e.c.RepoInfo(ctx, hfhub.Dataset, e.id, "")
+	info, err := e.c.Repo(hfhub.Dataset, e.id).Info(ctx)
 	require.NoError(t, err)
 	assert.True(t, info.Private)
 	assert.Len(t, info.SHA, 40)
@@ -140,12 +140,12 @@ func TestRepoLifecycleAndCommit(t *testing.T) {
 	img := pngLike(1, 3000)
 	meta := []byte(`{"file_name": "a.png", "label": 3}` + "\n")
 	card := []byte("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: \"data/**\"\n---\n# flags\n")
-	ci, err := e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{
+	ci, err := e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "first", []hfhub.Operation{
 		hfhub.AddBytes("README.md", card),
 		hfhub.AddBytes("data/s1/metadata.jsonl", meta),
 		hfhub.AddBytes("data/s1/a.png", img),
 		hfhub.AddBytes("empty.txt", nil),
-	}, &hfhub.CommitOptions{Summary: "first", Description: "three files"})
+	}, &hfhub.CommitOptions{Description: "three files"})
 	require.NoError(t, err)
 	assert.Len(t, ci.OID, 40)
 	assert.Equal(t, e.srv.URL()+"/datasets/alice/flags/commit/"+ci.OID, ci.URL)
@@ -190,12 +190,12 @@ func TestRepoLifecycleAndCommit(t *testing.T) {
 	assert.False(t, fi.LFS)
 	assert.Len(t, fi.GitSHA1, 40)
 	dst := filepath.Join(t.TempDir(), "a.png")
-	require.NoError(t, e.c.DownloadFile(ctx, hfhub.Dataset, e.id, "main", "data/s1/a.png", dst))
+	require.NoError(t, e.c.Repo(hfhub.Dataset, e.id).At("main").DownloadFile(ctx, "data/s1/a.png", hfhub.LocalPath(dst)))
 	disk, err := os.ReadFile(dst)
 	require.NoError(t, err)
 	assert.Equal(t, img, disk)
 
-	tree, err := e.c.ListTree(ctx, hfhub.Dataset, e.id, "main", "", true)
+	tree, err := e.c.Repo(hfhub.Dataset, e.id).At("main").ListTree(ctx, "", &hfhub.ListTreeOptions{Recursive: true})
 	require.NoError(t, err)
 	var paths []string
 	for _, en := range tree {
@@ -208,16 +208,16 @@ func TestRepoLifecycleAndCommit(t *testing.T) {
 		}
 	}
 	assert.Subset(t, paths, []string{"README.md", "data/s1/metadata.jsonl", "data/s1/a.png", "empty.txt", ".gitattributes"})
-	sub, err := e.c.ListTree(ctx, hfhub.Dataset, e.id, "main", "data/s1", false)
+	sub, err := e.c.Repo(hfhub.Dataset, e.id).At("main").ListTree(ctx, "data/s1", nil)
 	require.NoError(t, err)
 	assert.Len(t, sub, 2)
 
 	// The same content again: no upload, no commit.
 	before := len(e.srv.Commits("dataset", "alice/flags"))
 	puts := len(e.srv.RequestsFor(hubtest.OpLFSPut))
-	ci2, err := e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "main", []hfhub.Operation{
+	ci2, err := e.c.Repo(hfhub.Dataset, e.id).At("main").CreateCommit(ctx, "again", []hfhub.Operation{
 		hfhub.AddBytes("data/s1/metadata.jsonl", meta), hfhub.AddBytes("data/s1/a.png", img),
-	}, &hfhub.CommitOptions{Summary: "again"})
+	}, nil)
 	require.NoError(t, err)
 	assert.True(t, ci2.Empty)
 	assert.Equal(t, ci.OID, ci2.OID)
@@ -226,13 +226,13 @@ func TestRepoLifecycleAndCommit(t *testing.T) {
 	assert.Len(t, e.srv.RequestsFor(hubtest.OpLFSPut), puts)
 
 	// Deletions.
-	_, err = e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "main", []hfhub.Operation{hfhub.Delete{Path: "empty.txt"}}, &hfhub.CommitOptions{Summary: "rm"})
+	_, err = e.c.Repo(hfhub.Dataset, e.id).At("main").CreateCommit(ctx, "rm", []hfhub.Operation{hfhub.Delete{Path: "empty.txt"}}, nil)
 	require.NoError(t, err)
 	_, ok = e.srv.File("dataset", "alice/flags", "main", "empty.txt")
 	assert.False(t, ok)
-	_, err = e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "main", []hfhub.Operation{hfhub.Delete{Path: "empty.txt"}}, &hfhub.CommitOptions{Summary: "rm again"})
+	_, err = e.c.Repo(hfhub.Dataset, e.id).At("main").CreateCommit(ctx, "rm again", []hfhub.Operation{hfhub.Delete{Path: "empty.txt"}}, nil)
 	assert.ErrorIs(t, err, hfhub.ErrEntryNotFound)
-	_, err = e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "main", []hfhub.Operation{hfhub.DeleteFolder{Path: "data/s1"}}, &hfhub.CommitOptions{Summary: "rm folder"})
+	_, err = e.c.Repo(hfhub.Dataset, e.id).At("main").CreateCommit(ctx, "rm folder", []hfhub.Operation{hfhub.DeleteFolder{Path: "data/s1"}}, nil)
 	require.NoError(t, err)
 	_, ok = e.srv.File("dataset", "alice/flags", "main", "data/s1/a.png")
 	assert.False(t, ok)
@@ -249,23 +249,23 @@ func TestErrorsAreTyped(t *testing.T) {
 		want []error
 	}{
 		{"repo info of a missing repo", func() error {
-			_, err := e.c.RepoInfo(ctx, hfhub.Dataset, missing, "")
+			_, err := e.c.Repo(hfhub.Dataset, missing).Info(ctx)
 			return err
 		}, []error{hfhub.ErrNotFound, hfhub.ErrRepoNotFound}},
 		{"missing revision", func() error {
-			_, err := e.c.RepoInfo(ctx, hfhub.Dataset, e.id, "nobranch")
+			_, err := e.c.Repo(hfhub.Dataset, e.id).At("nobranch").Info(ctx)
 			return err
 		}, []error{hfhub.ErrNotFound, hfhub.ErrRevisionNotFound}},
 		{"missing file", func() error {
-			_, err := e.c.Download(ctx, hfhub.Dataset, e.id, "main", "nope.txt", &bytes.Buffer{})
+			_, err := e.c.Repo(hfhub.Dataset, e.id).At("main").Download(ctx, "nope.txt", &bytes.Buffer{})
 			return err
 		}, []error{hfhub.ErrNotFound, hfhub.ErrEntryNotFound}},
 		{"missing folder in tree", func() error {
-			_, err := e.c.ListTree(ctx, hfhub.Dataset, e.id, "main", "nope", false)
+			_, err := e.c.Repo(hfhub.Dataset, e.id).At("main").ListTree(ctx, "nope", nil)
 			return err
 		}, []error{hfhub.ErrNotFound}},
 		{"commit to a missing repo", func() error {
-			_, err := e.c.CreateCommit(ctx, hfhub.Dataset, missing, "", []hfhub.Operation{hfhub.AddBytes("a.txt", []byte("a"))}, &hfhub.CommitOptions{Summary: "x"})
+			_, err := e.c.Repo(hfhub.Dataset, missing).CreateCommit(ctx, "x", []hfhub.Operation{hfhub.AddBytes("a.txt", []byte("a"))}, nil)
 			return err
 		}, []error{hfhub.ErrRepoNotFound}},
 		{"wrong token", func() error {
@@ -273,31 +273,31 @@ func TestErrorsAreTyped(t *testing.T) {
 			return err
 		}, []error{hfhub.ErrUnauthorized}},
 		{"read token writes", func() error {
-			_, err := e.client(t, readToken).CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("a.txt", []byte("a"))}, &hfhub.CommitOptions{Summary: "x"})
+			_, err := e.client(t, readToken).Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "x", []hfhub.Operation{hfhub.AddBytes("a.txt", []byte("a"))}, nil)
 			return err
 		}, []error{hfhub.ErrForbidden}},
 		{"other namespace", func() error {
-			_, err := e.c.CreateRepo(ctx, hfhub.Dataset, hfhub.RepoID{Namespace: "bob", Name: "x"}, nil)
+			_, err := e.c.Repo(hfhub.Dataset, hfhub.RepoID{Namespace: "bob", Name: "x"}).Create(ctx, nil)
 			return err
 		}, []error{hfhub.ErrForbidden}},
 		{"empty summary", func() error {
-			_, err := e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("a.txt", []byte("a"))}, nil)
+			_, err := e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "", []hfhub.Operation{hfhub.AddBytes("a.txt", []byte("a"))}, nil)
 			return err
 		}, []error{hfhub.ErrInvalidOperation}},
 		{"bad path", func() error {
-			_, err := e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("../a.txt", []byte("a"))}, &hfhub.CommitOptions{Summary: "x"})
+			_, err := e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "x", []hfhub.Operation{hfhub.AddBytes("../a.txt", []byte("a"))}, nil)
 			return err
 		}, []error{hfhub.ErrInvalidPath}},
 		{"bad parent", func() error {
-			_, err := e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("a.txt", []byte("a"))}, &hfhub.CommitOptions{Summary: "x", ParentCommit: "xyz"})
+			_, err := e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "x", []hfhub.Operation{hfhub.AddBytes("a.txt", []byte("a"))}, &hfhub.CommitOptions{ParentCommit: "xyz"})
 			return err
 		}, []error{hfhub.ErrInvalidOperation}},
 		{"two sources", func() error {
-			_, err := e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.Add{Path: "a", Data: []byte("a"), File: "/etc/hostname"}}, &hfhub.CommitOptions{Summary: "x"})
+			_, err := e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "x", []hfhub.Operation{hfhub.Add{Path: "a", Data: []byte("a"), File: "/etc/hostname"}}, nil)
 			return err
 		}, []error{hfhub.ErrInvalidOperation}},
 		{"invalid README YAML", func() error {
-			_, err := e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("README.md", []byte("---\nconfigs: [\n---\n")), hfhub.AddBytes("x.png", pngLike(2, 100))}, &hfhub.CommitOptions{Summary: "x"})
+			_, err := e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "x", []hfhub.Operation{hfhub.AddBytes("README.md", []byte("---\nconfigs: [\n---\n")), hfhub.AddBytes("x.png", pngLike(2, 100))}, nil)
 			return err
 		}, []error{hfhub.ErrInvalidOperation}},
 	}
@@ -323,7 +323,7 @@ func TestPreuploadBatchesOf256(t *testing.T) {
 		ops = append(ops, hfhub.AddBytes(fmt.Sprintf("data/s/%03d.png", i), pngLike(i, 200)))
 	}
 	ops = append(ops, hfhub.AddBytes("data/s/metadata.jsonl", []byte("{}\n")))
-	ci, err := e.c.CreateCommit(context.Background(), hfhub.Dataset, e.id, "", ops, &hfhub.CommitOptions{Summary: "300 files"})
+	ci, err := e.c.Repo(hfhub.Dataset, e.id).CreateCommit(context.Background(), "300 files", ops, nil)
 	require.NoError(t, err)
 	assert.Equal(t, 300, ci.Uploaded)
 	pre := e.srv.RequestsFor(hubtest.OpPreupload)
@@ -353,9 +353,9 @@ func TestMultipartUploadAndResumption(t *testing.T) {
 	small := pngLike(10, 500)
 	e.srv.InjectFault(hubtest.Fault{Op: hubtest.OpLFSPart, Status: 500, Times: 1})
 	e.srv.InjectFault(hubtest.Fault{Op: hubtest.OpCommit, Status: 422, Message: "injected refusal", Times: 1})
-	_, err := e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{
+	_, err := e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "big", []hfhub.Operation{
 		hfhub.AddBytes("big.png", big), hfhub.AddBytes("small.png", small),
-	}, &hfhub.CommitOptions{Summary: "big"})
+	}, nil)
 	require.Error(t, err, "the commit step was refused")
 	assert.Contains(t, err.Error(), "injected refusal")
 	assert.Equal(t, []time.Duration{time.Second}, e.waits.Waits(), "the failed part PUT was retried once")
@@ -365,9 +365,9 @@ func TestMultipartUploadAndResumption(t *testing.T) {
 
 	// Run again: both objects are stored already, nothing is re-uploaded.
 	e.srv.ResetRequests()
-	ci, err := e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{
+	ci, err := e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "big", []hfhub.Operation{
 		hfhub.AddBytes("big.png", big), hfhub.AddBytes("small.png", small),
-	}, &hfhub.CommitOptions{Summary: "big"})
+	}, nil)
 	require.NoError(t, err)
 	assert.Zero(t, ci.Uploaded)
 	assert.Empty(t, e.srv.RequestsFor(hubtest.OpLFSPart))
@@ -380,12 +380,12 @@ func TestStaleParentCommit(t *testing.T) {
 	e := newEnv(t, nil)
 	e.createDataset(t)
 	ctx := context.Background()
-	info, err := e.c.RepoInfo(ctx, hfhub.Dataset, e.id, "")
+	info, err := e.c.Repo(hfhub.Dataset, e.id).Info(ctx)
 	require.NoError(t, err)
 	old := info.SHA
-	_, err = e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("a.txt", []byte("a"))}, &hfhub.CommitOptions{Summary: "a", ParentCommit: old[:7]})
+	_, err = e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "a", []hfhub.Operation{hfhub.AddBytes("a.txt", []byte("a"))}, &hfhub.CommitOptions{ParentCommit: old[:7]})
 	require.NoError(t, err)
-	_, err = e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("b.txt", []byte("b"))}, &hfhub.CommitOptions{Summary: "b", ParentCommit: old})
+	_, err = e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "b", []hfhub.Operation{hfhub.AddBytes("b.txt", []byte("b"))}, &hfhub.CommitOptions{ParentCommit: old})
 	require.ErrorIs(t, err, hfhub.ErrPreconditionFailed)
 	assert.Contains(t, err.Error(), "The branch was updated")
 	_, ok := e.srv.File("dataset", "alice/flags", "main", "b.txt")
@@ -414,10 +414,10 @@ func TestCommitFailedButApplied(t *testing.T) {
 			e := newEnv(t, nil)
 			e.createDataset(t)
 			ctx := context.Background()
-			info, err := e.c.RepoInfo(ctx, hfhub.Dataset, e.id, "")
+			info, err := e.c.Repo(hfhub.Dataset, e.id).Info(ctx)
 			require.NoError(t, err)
 			before := len(e.srv.Commits("dataset", "alice/flags"))
-			opts := &hfhub.CommitOptions{Summary: "once"}
+			opts := &hfhub.CommitOptions{}
 			if tt.parent {
 				opts.ParentCommit = info.SHA
 			}
@@ -431,7 +431,7 @@ func TestCommitFailedButApplied(t *testing.T) {
 					e.srv.InjectFault(f)
 				}
 			}
-			ci, err := e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", ops, opts)
+			ci, err := e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "once", ops, opts)
 			require.NoError(t, err)
 			commits := e.srv.Commits("dataset", "alice/flags")
 			assert.Len(t, commits, before+1, "applied exactly once")
@@ -455,13 +455,13 @@ func TestRateLimits(t *testing.T) {
 	ctx := context.Background()
 	e.srv.InjectFault(hubtest.Fault{Op: hubtest.OpPreupload, Status: 429, Header: http.Header{"Retry-After": {"3"}}, Times: 1})
 	e.srv.InjectFault(hubtest.Fault{Op: hubtest.OpLFSBatch, Status: 429, Header: http.Header{"Ratelimit": {`"api";r=0;t=20`}, "Ratelimit-Policy": {`"fixed window";"api";q=1000;w=300`}}, Times: 1})
-	_, err := e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("a.png", pngLike(1, 100))}, &hfhub.CommitOptions{Summary: "a"})
+	_, err := e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "a", []hfhub.Operation{hfhub.AddBytes("a.png", pngLike(1, 100))}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, []time.Duration{4 * time.Second, 21 * time.Second}, e.waits.Waits())
 
 	// An hour-long wait is not slept inside the client: the caller gets it.
 	e.srv.InjectFault(hubtest.Fault{Op: hubtest.OpCommit, Status: 429, Header: http.Header{"Retry-After": {"2400"}}, Message: "You have exceeded the rate limit for repository commits (128 per hour).", Times: 1})
-	_, err = e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("b.txt", []byte("b"))}, &hfhub.CommitOptions{Summary: "b"})
+	_, err = e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "b", []hfhub.Operation{hfhub.AddBytes("b.txt", []byte("b"))}, nil)
 	require.ErrorIs(t, err, hfhub.ErrRateLimited)
 	assert.Equal(t, 2401*time.Second, hfhub.RetryAfterOf(err))
 }
@@ -475,7 +475,7 @@ func TestCommitLimitOfTheFakeHub(t *testing.T) {
 	ctx := context.Background()
 	var err error
 	for i := range 5 {
-		_, err = e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("n.txt", []byte(fmt.Sprint(i)))}, &hfhub.CommitOptions{Summary: "n"})
+		_, err = e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "n", []hfhub.Operation{hfhub.AddBytes("n.txt", []byte(fmt.Sprint(i)))}, nil)
 		if err != nil {
 			break
 		}
@@ -491,10 +491,10 @@ func TestTreePagination(t *testing.T) {
 	for i := range 12 {
 		ops = append(ops, hfhub.AddBytes(fmt.Sprintf("d/%02d.txt", i), []byte{byte(i)}))
 	}
-	_, err := e.c.CreateCommit(context.Background(), hfhub.Dataset, e.id, "", ops, &hfhub.CommitOptions{Summary: "12"})
+	_, err := e.c.Repo(hfhub.Dataset, e.id).CreateCommit(context.Background(), "12", ops, nil)
 	require.NoError(t, err)
 	e.srv.ResetRequests()
-	tree, err := e.c.ListTree(context.Background(), hfhub.Dataset, e.id, "main", "d", false)
+	tree, err := e.c.Repo(hfhub.Dataset, e.id).At("main").ListTree(context.Background(), "d", nil)
 	require.NoError(t, err)
 	assert.Len(t, tree, 12)
 	assert.Len(t, e.srv.RequestsFor(hubtest.OpTree), 3)
@@ -520,7 +520,7 @@ func TestUploadFolder(t *testing.T) {
 	}
 	write(".git/config", []byte("secret"))
 	write(".cache/huggingface/state.json", []byte("{}"))
-	ci, err := e.c.UploadFolder(context.Background(), hfhub.Dataset, e.id, "", dir, "sub", &hfhub.UploadFolderOptions{MaxFilesPerCommit: 5})
+	ci, err := e.c.Repo(hfhub.Dataset, e.id).UploadFolder(context.Background(), hfhub.LocalPath(dir), &hfhub.UploadFolderOptions{PathInRepo: "sub", MaxFilesPerCommit: 5})
 	require.NoError(t, err)
 	assert.Equal(t, 7, ci.Uploaded)
 	commits := e.srv.Commits("dataset", "alice/flags")
@@ -533,13 +533,13 @@ func TestUploadFolder(t *testing.T) {
 		assert.NotContains(t, p, ".cache")
 	}
 	// Single file upload.
-	ci, err = e.c.UploadFile(context.Background(), hfhub.Dataset, e.id, "", "one/README.md", filepath.Join(dir, "README.md"), nil)
+	ci, err = e.c.Repo(hfhub.Dataset, e.id).UploadFile(context.Background(), "one/README.md", hfhub.LocalPath(filepath.Join(dir, "README.md")), nil)
 	require.NoError(t, err)
 	assert.False(t, ci.Empty)
 	// Missing and non-folder inputs.
-	_, err = e.c.UploadFolder(context.Background(), hfhub.Dataset, e.id, "", filepath.Join(dir, "nope"), "", nil)
+	_, err = e.c.Repo(hfhub.Dataset, e.id).UploadFolder(context.Background(), hfhub.LocalPath(filepath.Join(dir, "nope")), nil)
 	assert.ErrorContains(t, err, "no such file")
-	_, err = e.c.UploadFolder(context.Background(), hfhub.Dataset, e.id, "", filepath.Join(dir, "README.md"), "", nil)
+	_, err = e.c.Repo(hfhub.Dataset, e.id).UploadFolder(context.Background(), hfhub.LocalPath(filepath.Join(dir, "README.md")), nil)
 	assert.ErrorContains(t, err, "not a folder")
 }
 
@@ -549,32 +549,32 @@ func TestPushModelRoundTrip(t *testing.T) {
 	id := hfhub.RepoID{Namespace: "acme", Name: "mnist"}
 	weights := pngLike(4, 4096)
 	files := map[string][]byte{"model.safetensors": weights, "config.json": []byte(`{"model_type":"mnist"}`)}
-	ci, err := hfhub.PushModel(ctx, e.c, id, files, nil)
+	ci, err := hfhub.PushModel(ctx, e.c.Repo(hfhub.Model, id), files, nil)
 	require.NoError(t, err)
 	assert.Contains(t, ci.URL, "/acme/mnist/commit/")
 	assert.NotContains(t, ci.URL, "/datasets/")
-	got, err := hfhub.LoadModelFile(ctx, e.c, id, "", "model.safetensors")
+	got, err := e.c.Repo(hfhub.Model, id).ReadFile(ctx, "model.safetensors")
 	require.NoError(t, err)
 	assert.Equal(t, weights, got)
 	card, ok := e.srv.File("model", "acme/mnist", "main", "README.md")
 	require.True(t, ok)
 	assert.Contains(t, string(card), "library_name: advspace")
 	// Same model again: nothing to do.
-	ci, err = hfhub.PushModel(ctx, e.c, id, files, nil)
+	ci, err = hfhub.PushModel(ctx, e.c.Repo(hfhub.Model, id), files, nil)
 	require.NoError(t, err)
 	assert.True(t, ci.Empty)
 	// Bad input.
-	_, err = hfhub.PushModel(ctx, e.c, id, map[string][]byte{"config.json": []byte("{}")}, nil)
+	_, err = hfhub.PushModel(ctx, e.c.Repo(hfhub.Model, id), map[string][]byte{"config.json": []byte("{}")}, nil)
 	assert.ErrorContains(t, err, "safetensors")
-	_, err = hfhub.PushModel(ctx, e.c, id, map[string][]byte{"model.safetensors": weights, "config.json": []byte("{")}, nil)
+	_, err = hfhub.PushModel(ctx, e.c.Repo(hfhub.Model, id), map[string][]byte{"model.safetensors": weights, "config.json": []byte("{")}, nil)
 	assert.ErrorContains(t, err, "not valid JSON")
 	// From a folder.
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "model.safetensors"), weights[:100], 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{}`), 0o644))
-	_, err = hfhub.PushModelDir(ctx, e.c, id, dir, nil)
+	_, err = hfhub.PushModelDir(ctx, e.c.Repo(hfhub.Model, id), hfhub.LocalPath(dir), nil)
 	require.NoError(t, err)
-	got, err = hfhub.LoadModelFile(ctx, e.c, id, "main", "model.safetensors")
+	got, err = e.c.Repo(hfhub.Model, id).At("main").ReadFile(ctx, "model.safetensors")
 	require.NoError(t, err)
 	assert.Equal(t, weights[:100], got)
 }
@@ -593,19 +593,19 @@ func TestTokenNeverLeaks(t *testing.T) {
 	}
 	_, err := e.client(t, writeToken+"x").WhoAmI(ctx)
 	collect(err)
-	_, err = e.c.RepoInfo(ctx, hfhub.Dataset, hfhub.RepoID{Namespace: "x", Name: "y"}, "")
+	_, err = e.c.Repo(hfhub.Dataset, hfhub.RepoID{Namespace: "x", Name: "y"}).Info(ctx)
 	collect(err)
-	_, err = e.client(t, readToken).CreateRepo(ctx, hfhub.Dataset, hfhub.RepoID{Namespace: user, Name: "z"}, nil)
+	_, err = e.client(t, readToken).Repo(hfhub.Dataset, hfhub.RepoID{Namespace: user, Name: "z"}).Create(ctx, nil)
 	collect(err)
 	e.srv.InjectFault(hubtest.Fault{Op: hubtest.OpLFSPut, Status: 503, Times: 6})
-	_, err = e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("a.png", pngLike(1, 100))}, &hfhub.CommitOptions{Summary: "a"})
+	_, err = e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "a", []hfhub.Operation{hfhub.AddBytes("a.png", pngLike(1, 100))}, nil)
 	collect(err)
 	e.srv.InjectFault(hubtest.Fault{Op: hubtest.OpCommit, Status: 500, Times: 6})
-	_, err = e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("b.png", pngLike(2, 3000)), hfhub.AddBytes("c.png", pngLike(3, 10))}, &hfhub.CommitOptions{Summary: "b"})
+	_, err = e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "b", []hfhub.Operation{hfhub.AddBytes("b.png", pngLike(2, 3000)), hfhub.AddBytes("c.png", pngLike(3, 10))}, nil)
 	collect(err)
-	_, err = e.c.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("b.png", pngLike(2, 3000)), hfhub.AddBytes("c.png", pngLike(3, 10))}, &hfhub.CommitOptions{Summary: "b"})
+	_, err = e.c.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "b", []hfhub.Operation{hfhub.AddBytes("b.png", pngLike(2, 3000)), hfhub.AddBytes("c.png", pngLike(3, 10))}, nil)
 	require.NoError(t, err)
-	_, err = e.c.Download(ctx, hfhub.Dataset, e.id, "main", "b.png", &bytes.Buffer{})
+	_, err = e.c.Repo(hfhub.Dataset, e.id).At("main").Download(ctx, "b.png", &bytes.Buffer{})
 	require.NoError(t, err)
 	// A dead server: network errors.
 	dead := httptest.NewServer(http.NotFoundHandler())
@@ -613,7 +613,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 	dead.Close()
 	dc, err := hfhub.NewClient(&hfhub.Options{Endpoint: deadURL, Token: writeToken, Sleep: e.waits.Sleep, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
-	_, err = dc.CreateCommit(ctx, hfhub.Dataset, e.id, "", []hfhub.Operation{hfhub.AddBytes("a.txt", []byte("a"))}, &hfhub.CommitOptions{Summary: "a"})
+	_, err = dc.Repo(hfhub.Dataset, e.id).CreateCommit(ctx, "a", []hfhub.Operation{hfhub.AddBytes("a.txt", []byte("a"))}, nil)
 	collect(err)
 
 	require.Len(t, errs, 6)
@@ -662,7 +662,7 @@ func TestDownloadIntegrity(t *testing.T) {
 			c, err := hfhub.NewClient(&hfhub.Options{Endpoint: srv.URL, Token: "t", MaxRetries: -1})
 			require.NoError(t, err)
 			dst := filepath.Join(t.TempDir(), "f")
-			err = c.DownloadFile(context.Background(), hfhub.Model, hfhub.RepoID{Namespace: "a", Name: "b"}, "", "f", dst)
+			err = c.Repo(hfhub.Model, hfhub.RepoID{Namespace: "a", Name: "b"}).DownloadFile(context.Background(), "f", hfhub.LocalPath(dst))
 			require.ErrorIs(t, err, hfhub.ErrIntegrity)
 			_, statErr := os.Stat(dst)
 			assert.ErrorIs(t, statErr, os.ErrNotExist, "nothing half-written")
@@ -681,7 +681,7 @@ func TestConcurrentCommits(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			id := hfhub.RepoID{Namespace: user, Name: fmt.Sprintf("r%d", i)}
-			if _, err := e.c.CreateRepo(ctx, hfhub.Dataset, id, &hfhub.CreateRepoOptions{ExistOK: true}); err != nil {
+			if _, err := e.c.Repo(hfhub.Dataset, id).Create(ctx, &hfhub.CreateRepoOptions{ExistOK: true}); err != nil {
 				errs <- err
 				return
 			}
@@ -689,7 +689,7 @@ func TestConcurrentCommits(t *testing.T) {
 			for j := range 20 {
 				ops = append(ops, hfhub.AddBytes(fmt.Sprintf("%d.png", j), pngLike(i*100+j, 150)))
 			}
-			_, err := e.c.CreateCommit(ctx, hfhub.Dataset, id, "", ops, &hfhub.CommitOptions{Summary: "c"})
+			_, err := e.c.Repo(hfhub.Dataset, id).CreateCommit(ctx, "c", ops, nil)
 			errs <- err
 		}()
 	}

@@ -22,18 +22,17 @@ const (
 type PushModelOptions struct {
 	// Private creates the repo private if it does not exist yet.
 	Private bool
-	// Revision is the branch to commit to; default "main".
-	Revision string
 	// Summary is the commit title; default "Upload model with advspace".
 	Summary string
 }
 
-// PushModel publishes a model to the model repo id in one commit, creating
-// the repo if needed. files maps repo paths to contents and must hold at
-// least one *.safetensors weights file and config.json (valid JSON);
-// README.md (the model card) is generated when absent. Files that did not
-// change are not uploaded again.
-func PushModel(ctx context.Context, c *Client, id RepoID, files map[string][]byte, opts *PushModelOptions) (*CommitInfo, error) {
+// PushModel publishes a model to the model repo r (on its branch, "" =
+// main) in one commit, creating the repo if needed. files maps repo paths to
+// contents and must hold at least one *.safetensors weights file and
+// config.json (valid JSON); README.md (the model card) is generated when
+// absent. Files that did not change are not uploaded again. A repo of
+// another type than Model gives ErrInvalidOperation.
+func PushModel(ctx context.Context, r Repo, files map[string][]byte, opts *PushModelOptions) (*CommitInfo, error) {
 	var o PushModelOptions
 	if opts != nil {
 		o = *opts
@@ -41,9 +40,13 @@ func PushModel(ctx context.Context, c *Client, id RepoID, files map[string][]byt
 	if o.Summary == "" {
 		o.Summary = "Upload model with advspace"
 	}
-	if err := id.Validate(); err != nil {
+	if err := r.check(); err != nil {
 		return nil, err
 	}
+	if r.typ != Model {
+		return nil, fmt.Errorf("%w: push model: %s is not a model repo", ErrInvalidOperation, r)
+	}
+	id := r.id
 	paths := make([]string, 0, len(files))
 	hasWeights := false
 	for p := range files {
@@ -77,16 +80,16 @@ func PushModel(ctx context.Context, c *Client, id RepoID, files map[string][]byt
 		}
 		ops = append(ops, AddBytes(p, content))
 	}
-	if _, err := c.CreateRepo(ctx, Model, id, &CreateRepoOptions{Private: o.Private, ExistOK: true}); err != nil {
+	if _, err := r.Create(ctx, &CreateRepoOptions{Private: o.Private, ExistOK: true}); err != nil {
 		return nil, fmt.Errorf("hfhub: push model: %w", err)
 	}
-	return c.CreateCommit(ctx, Model, id, o.Revision, ops, &CommitOptions{Summary: o.Summary})
+	return r.CreateCommit(ctx, o.Summary, ops, nil)
 }
 
-// PushModelDir publishes the files of a local folder like PushModel (top
-// level files only; sub-folders are ignored).
-func PushModelDir(ctx context.Context, c *Client, id RepoID, dir string, opts *PushModelOptions) (*CommitInfo, error) {
-	entries, err := os.ReadDir(dir)
+// PushModelDir publishes the files of the local folder dir like PushModel
+// (top level files only; sub-folders and hidden files are ignored).
+func PushModelDir(ctx context.Context, r Repo, dir LocalPath, opts *PushModelOptions) (*CommitInfo, error) {
+	entries, err := os.ReadDir(string(dir))
 	if err != nil {
 		return nil, fmt.Errorf("hfhub: push model: %w", err)
 	}
@@ -95,13 +98,13 @@ func PushModelDir(ctx context.Context, c *Client, id RepoID, dir string, opts *P
 		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		b, err := os.ReadFile(filepath.Join(string(dir), e.Name()))
 		if err != nil {
 			return nil, fmt.Errorf("hfhub: push model: %w", err)
 		}
 		files[e.Name()] = b
 	}
-	return PushModel(ctx, c, id, files, opts)
+	return PushModel(ctx, r, files, opts)
 }
 
 func defaultModelCard(id RepoID) []byte {
@@ -118,11 +121,12 @@ Model weights in safetensors format, published with advspace.
 `, id.Name))
 }
 
-// LoadModelFile downloads one file of a model repo (e.g. model.safetensors)
-// into memory, verifying its size and hash.
-func LoadModelFile(ctx context.Context, c *Client, id RepoID, revision, filename string) ([]byte, error) {
+// ReadFile downloads the file at path (e.g. "model.safetensors") at r's
+// revision ("" = main) into memory, verifying its size and hash like
+// Download.
+func (r Repo) ReadFile(ctx context.Context, path string) ([]byte, error) {
 	var buf bytes.Buffer
-	if _, err := c.Download(ctx, Model, id, revision, filename, &buf); err != nil {
+	if _, err := r.Download(ctx, path, &buf); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

@@ -60,7 +60,7 @@ func (c *Client) WhoAmI(ctx context.Context) (*User, error) {
 	return &cp, nil
 }
 
-// CreateRepoOptions configure CreateRepo. nil means a public repo and an
+// CreateRepoOptions configure Repo.Create. nil means a public repo and an
 // error if it exists.
 type CreateRepoOptions struct {
 	// Private creates a private repo (ignored by the Hub when the repo exists).
@@ -69,14 +69,16 @@ type CreateRepoOptions struct {
 	ExistOK bool
 }
 
-// CreateRepo creates a repository and returns its URL. With ExistOK an
-// existing repo is a success (also when the token may not create repos in
-// the namespace but can read the repo), and transient failures (5xx, network)
-// are retried with backoff.
-func (c *Client) CreateRepo(ctx context.Context, typ RepoType, id RepoID, opts *CreateRepoOptions) (string, error) {
-	if err := validateRepo(typ, id); err != nil {
+// Create creates the repository and returns its web page URL. Without
+// ExistOK an existing repo gives an error matching ErrConflict. With ExistOK
+// an existing repo is a success (also when the token may not create repos in
+// the namespace but can read the repo), and transient failures (5xx,
+// network) are retried with backoff. The revision of r plays no part.
+func (r Repo) Create(ctx context.Context, opts *CreateRepoOptions) (string, error) {
+	if err := r.check(); err != nil {
 		return "", err
 	}
+	c, typ, id := r.c, r.typ, r.id
 	if err := c.requireToken("hfhub: create repo"); err != nil {
 		return "", err
 	}
@@ -112,7 +114,7 @@ func (c *Client) CreateRepo(ctx context.Context, typ RepoType, id RepoID, opts *
 	}
 	if err == nil {
 		if out.URL == "" {
-			return c.RepoURL(typ, id), nil
+			return r.URL(), nil
 		}
 		return c.fixEndpoint(out.URL), nil
 	}
@@ -120,10 +122,10 @@ func (c *Client) CreateRepo(ctx context.Context, typ RepoType, id RepoID, opts *
 	if o.ExistOK && errors.As(err, &he) {
 		switch he.Status {
 		case http.StatusConflict:
-			return c.RepoURL(typ, id), nil
+			return r.URL(), nil
 		case http.StatusUnauthorized, http.StatusPaymentRequired, http.StatusForbidden:
-			if _, ierr := c.RepoInfo(ctx, typ, id, ""); ierr == nil {
-				return c.RepoURL(typ, id), nil
+			if _, ierr := r.At("").Info(ctx); ierr == nil {
+				return r.URL(), nil
 			}
 		}
 	}
@@ -157,15 +159,17 @@ type LFSInfo struct {
 	PointerSize int64  `json:"pointerSize,omitempty"`
 }
 
-// RepoInfo returns the repo's metadata at revision ("" = the default branch).
-// A missing repo gives an error matching ErrRepoNotFound.
-func (c *Client) RepoInfo(ctx context.Context, typ RepoType, id RepoID, revision string) (*RepoInfo, error) {
-	if err := validateRepo(typ, id); err != nil {
+// Info returns the repo's metadata at r's revision ("" = the default
+// branch). A missing repo gives an error matching ErrRepoNotFound, a missing
+// revision one matching ErrRevisionNotFound.
+func (r Repo) Info(ctx context.Context) (*RepoInfo, error) {
+	if err := r.check(); err != nil {
 		return nil, err
 	}
-	u := c.apiRepoURL(typ, id)
-	if revision != "" {
-		u += "/revision/" + escapeRev(revision)
+	c := r.c
+	u := r.apiURL()
+	if r.rev != "" {
+		u += "/revision/" + escapeRev(r.rev)
 	}
 	var info RepoInfo
 	if err := c.doJSON(ctx, &request{op: "repo info", method: http.MethodGet, url: u, size: -1, auth: true}, &info); err != nil {
@@ -186,18 +190,29 @@ type TreeEntry struct {
 // IsDir reports whether the entry is a folder.
 func (e TreeEntry) IsDir() bool { return e.Type == "directory" }
 
-// ListTree lists the files and folders under path ("" = the root) at
-// revision, recursively if asked, following the Link pagination. A missing
-// folder gives ErrEntryNotFound.
-func (c *Client) ListTree(ctx context.Context, typ RepoType, id RepoID, revision, path string, recursive bool) ([]TreeEntry, error) {
-	if err := validateRepo(typ, id); err != nil {
+// ListTreeOptions configure Repo.ListTree. nil means the defaults.
+type ListTreeOptions struct {
+	// Recursive lists the whole subtree instead of the folder's direct entries.
+	Recursive bool
+}
+
+// ListTree lists the files and folders under the repo folder dir ("" = the
+// root) at r's revision ("" = main), following the Link pagination. A
+// missing folder gives an error matching ErrEntryNotFound.
+func (r Repo) ListTree(ctx context.Context, dir string, opts *ListTreeOptions) ([]TreeEntry, error) {
+	if err := r.check(); err != nil {
 		return nil, err
 	}
-	u := c.apiRepoURL(typ, id) + "/tree/" + escapeRev(revision)
-	if p := strings.Trim(path, "/"); p != "" {
+	var o ListTreeOptions
+	if opts != nil {
+		o = *opts
+	}
+	c := r.c
+	u := r.apiURL() + "/tree/" + escapeRev(r.rev)
+	if p := strings.Trim(dir, "/"); p != "" {
 		u += "/" + escapePath(p)
 	}
-	q := url.Values{"recursive": {fmt.Sprint(recursive)}, "expand": {"false"}}
+	q := url.Values{"recursive": {fmt.Sprint(o.Recursive)}, "expand": {"false"}}
 	u += "?" + q.Encode()
 	var all []TreeEntry
 	for page := 0; u != ""; page++ {

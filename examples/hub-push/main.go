@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case !st.IsDir():
 		return fail(2, "%s is a file; give the dataset folder that contains it", dir)
 	}
-	files, err := hfhub.FolderFiles(dir, nil)
+	files, err := hfhub.FolderFiles(hfhub.LocalPath(dir), nil)
 	if err != nil {
 		return fail(2, "%v", err)
 	}
@@ -109,7 +109,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case !user.CanWrite():
 		return fail(1, "the token of %s is read-only: create a token with the write role and set HF_TOKEN to it", user.Name)
 	}
-	url, err := client.CreateRepo(ctx, hfhub.Dataset, id, &hfhub.CreateRepoOptions{Private: *private, ExistOK: true})
+	hubRepo := client.Repo(hfhub.Dataset, id).At(*revision)
+	url, err := hubRepo.Create(ctx, &hfhub.CreateRepoOptions{Private: *private, ExistOK: true})
 	if err != nil {
 		if errors.Is(err, hfhub.ErrForbidden) || errors.Is(err, hfhub.ErrUnauthorized) {
 			return fail(1, "%s may not create or write %s: %v", user.Name, id, err)
@@ -117,7 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fail(1, "creating the repo %s: %v", id, err)
 	}
 	fmt.Fprintf(stderr, "hub-push: uploading %d files from %s to %s\n", len(files), dir, url)
-	info, err := client.UploadFolder(ctx, hfhub.Dataset, id, *revision, dir, "", &hfhub.UploadFolderOptions{Summary: *message, MaxFilesPerCommit: *maxFiles})
+	info, err := hubRepo.UploadFolder(ctx, hfhub.LocalPath(dir), &hfhub.UploadFolderOptions{Summary: *message, MaxFilesPerCommit: *maxFiles})
 	if err != nil {
 		if errors.Is(err, hfhub.ErrForbidden) {
 			return fail(1, "%s may not write to %s: %v", user.Name, id, err)

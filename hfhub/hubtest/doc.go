@@ -3,9 +3,9 @@
 //
 // NewServer starts it on 127.0.0.1 with a random port; point a Hub client at
 // Server.URL (the HF_ENDPOINT). New returns one that is not listening, to
-// serve Handler yourself (examples/fakehub does). The fake speaks the
-// protocol described in /work/shared/reference/hfhub-protocol.md and checks
-// what the real Hub checks (§8 of that reference):
+// serve Handler yourself. The fake speaks the Hub's HTTP protocol as the
+// official huggingface_hub client uses it, and checks what the real Hub
+// checks:
 //
 //   - account and repos: GET /api/whoami-v2, POST /api/repos/create (private
 //     or visibility, organization null ⇒ token owner, 409 when it exists; new

@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// Size rules of the Hub (hfhub-protocol.md §4).
+// Size rules of the Hub.
 const (
 	textLimit         = 10_000_000 // any file above this must be LFS
 	binaryLimit       = 1_000_000  // binary files above this must be LFS
