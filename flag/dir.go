@@ -162,7 +162,7 @@ func NewDir[In any](root string, codec Codec[In], opts *DirOptions) (*Dir[In], e
 		return nil, errors.New("flag: NewDir: root folder is empty; give the dataset folder to write to")
 	}
 	if codec == nil {
-		return nil, errors.New("flag: NewDir: codec is nil; use flag.GrayPNG for images or flag.JSONCodec")
+		return nil, errors.New("flag: NewDir: codec is nil; use flag.GrayPNG() for images or flag.JSONCodec")
 	}
 	if ext := codec.Ext(); !strings.HasPrefix(ext, ".") || len(ext) < 2 || strings.ContainsAny(ext, `/\`) || ext == ".jsonl" {
 		return nil, fmt.Errorf("flag: NewDir: codec extension %q must look like \".png\"", ext)
@@ -523,7 +523,7 @@ func (d *Dir[In]) openMetaLocked(sh *shardState) error {
 		return nil
 	}
 	path := filepath.Join(sh.dir, MetadataFile)
-	f, err := d.fs.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := d.fs.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, filePerm)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", path, err)
 	}

@@ -34,7 +34,7 @@ func ExampleNewDir() {
 	defer os.RemoveAll(root)
 	ctx := context.Background()
 
-	d, err := flag.NewDir(root, flag.GrayPNG, &flag.DirOptions{Shard: "server-1"})
+	d, err := flag.NewDir(root, flag.GrayPNG(), &flag.DirOptions{Shard: "server-1"})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -72,7 +72,7 @@ func ExampleNewOutbox() {
 		fmt.Println("delivered", s.ID)
 		return nil
 	})
-	o, err := flag.NewOutbox(dir, unreliable, flag.GrayPNG, &flag.OutboxOptions{MinBackoff: time.Millisecond})
+	o, err := flag.NewOutbox(dir, unreliable, flag.GrayPNG(), &flag.OutboxOptions{MinBackoff: time.Millisecond})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -94,7 +94,7 @@ func ExampleNewLog() {
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "flags.csv")
 
-	l, err := flag.NewLog(path, flag.CSV, flag.GrayPNG, nil)
+	l, err := flag.NewLog(path, flag.CSV, flag.GrayPNG(), nil)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -155,7 +155,7 @@ func (f *faultFile) Truncate(size int64) error {
 
 func openTestDir(t *testing.T, root string, opts *DirOptions) *Dir[*image.Gray] {
 	t.Helper()
-	d, err := NewDir(root, GrayPNG, opts)
+	d, err := NewDir(root, GrayPNG(), opts)
 	if err != nil {
 		t.Fatalf("NewDir: %v", err)
 	}

@@ -20,11 +20,6 @@ import (
 	"github.com/advspace/advspace/hfhub"
 )
 
-// ErrHubCommitLimit is returned by Hub.Flush when the hourly commit budget
-// (HubOptions.MaxCommitsPerHour) is spent: the pending samples are safe on
-// local disk and are pushed when the budget allows.
-var ErrHubCommitLimit = errors.New("flag: hub: hourly commit limit reached; pending samples stay on local disk and are pushed later")
-
 // HubOptions configure a Hub. A nil *HubOptions is not allowed (Repo is
 // required); zero fields mean the defaults.
 type HubOptions struct {

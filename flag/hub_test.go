@@ -89,7 +89,7 @@ func (f *hubFixture) logger() *slog.Logger {
 
 func (f *hubFixture) openHub(t *testing.T, shard string, opts HubOptions) (*Dir[*image.Gray], *Hub[*image.Gray]) {
 	t.Helper()
-	d, err := NewDir(f.root, GrayPNG, &DirOptions{Shard: shard, Now: f.clock.Now})
+	d, err := NewDir(f.root, GrayPNG(), &DirOptions{Shard: shard, Now: f.clock.Now})
 	require.NoError(t, err)
 	if opts.Repo == "" {
 		opts.Repo = hubTestRepo
@@ -151,7 +151,7 @@ func (f *hubFixture) checkHubDataset(t *testing.T, wantIDs []string) {
 			seen[row.ID]++
 			img, ok := files[filepath.Dir(p)+"/"+row.FileName]
 			require.True(t, ok, "image of %s", row.ID)
-			_, err := GrayPNG.Decode(img)
+			_, err := GrayPNG().Decode(img)
 			require.NoError(t, err)
 		}
 	}
@@ -411,7 +411,7 @@ func TestHubConcurrentFlags(t *testing.T) {
 
 func TestNewHubRejectsBadInput(t *testing.T) {
 	f := newHubFixture(t)
-	d, err := NewDir(f.root, GrayPNG, nil)
+	d, err := NewDir(f.root, GrayPNG(), nil)
 	require.NoError(t, err)
 	defer d.Close()
 	t.Setenv("HF_TOKEN", "")
@@ -481,7 +481,7 @@ func ExampleHub() {
 	if err != nil {
 		panic(err)
 	}
-	dir, err := NewDir(root, GrayPNG, &DirOptions{Shard: "server-1"})
+	dir, err := NewDir(root, GrayPNG(), &DirOptions{Shard: "server-1"})
 	if err != nil {
 		panic(err)
 	}

@@ -48,9 +48,6 @@ type OutboxOptions struct {
 	// failed/ folder (kept on disk, never dropped) and logged. Default: errors
 	// wrapping ErrInvalidSample or dadc.ErrInvalidLabel.
 	IsPermanent func(err error) bool
-	// CloseNext makes Close also close the next handler if it is an io.Closer.
-	// By default the caller owns the next handler.
-	CloseNext bool
 
 	// fs replaces the operating system in tests (fault injection).
 	fs fileSystem
@@ -95,7 +92,6 @@ type Outbox[In any] struct {
 	attemptTO  time.Duration
 	onDeliver  func(string)
 	permanent  func(error) bool
-	closeNext  bool
 	lock       *os.File
 
 	ctx    context.Context // cancelled by Close; parent of delivery attempts
@@ -153,7 +149,7 @@ func NewOutbox[In any](dir string, next dadc.Flagger[In], codec Codec[In], opts 
 		return nil, errors.New("flag: NewOutbox: next handler is nil; give the Flagger to deliver to")
 	}
 	if codec == nil {
-		return nil, errors.New("flag: NewOutbox: codec is nil; use flag.GrayPNG for images or flag.JSONCodec")
+		return nil, errors.New("flag: NewOutbox: codec is nil; use flag.GrayPNG() for images or flag.JSONCodec")
 	}
 	if opts == nil {
 		opts = &OutboxOptions{}
@@ -175,7 +171,6 @@ func NewOutbox[In any](dir string, next dadc.Flagger[In], codec Codec[In], opts 
 		attemptTO:  cmp.Or(opts.AttemptTimeout, time.Minute),
 		onDeliver:  opts.OnDeliver,
 		permanent:  opts.IsPermanent,
-		closeNext:  opts.CloseNext,
 		entries:    make(map[string]*outboxEntry),
 		wake:       make(chan struct{}, 1),
 		changed:    make(chan struct{}),
@@ -642,11 +637,13 @@ func (o *Outbox[In]) writingLocked() int {
 }
 
 // Close stops the workers (cancelling a delivery in progress, which stays
-// pending), waits for Flag calls in progress and releases the folder lock.
+// pending), waits for Flag calls in progress and releases the folder lock. It
+// does not close the next handler, which belongs to whoever constructed it.
 // Pending samples stay on disk and are delivered by the next Outbox opened on
-// the same folder; call Flush first to deliver them now. With
-// OutboxOptions.CloseNext the next handler is closed too. Close is
-// idempotent; later Flag calls return ErrClosed.
+// the same folder; call Flush first to deliver them now. When some do stay,
+// Close returns a *PendingError that says how many and where they wait.
+// Close is idempotent (a second call returns nil); later Flag calls return
+// ErrClosed.
 func (o *Outbox[In]) Close() error {
 	o.mu.Lock()
 	if o.closed {
@@ -659,17 +656,15 @@ func (o *Outbox[In]) Close() error {
 	o.cancel()
 	o.wg.Wait()
 	o.active.Wait()
-	var errs []error
 	if err := unlockFile(o.lock); err != nil {
-		errs = append(errs, err)
-	}
-	if c, ok := o.next.(io.Closer); ok && o.closeNext {
-		if err := c.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("closing next handler: %w", err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("flag: outbox close: %w", err)
+	}
+	o.mu.Lock()
+	n, last := o.backlog, o.lastErr
+	o.mu.Unlock()
+	if n > 0 {
+		return &PendingError{Handler: "outbox", Samples: n, Where: o.pendingDir, Err: last,
+			Next: "are delivered when an Outbox is opened on " + o.dir + " again"}
 	}
 	return nil
 }

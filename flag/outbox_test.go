@@ -95,7 +95,7 @@ func fastOutbox(t *testing.T, dir string, next dadc.Flagger[*image.Gray], opts *
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = 20 * time.Millisecond
 	}
-	o, err := NewOutbox(dir, next, GrayPNG, opts)
+	o, err := NewOutbox(dir, next, GrayPNG(), opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = o.Close() })
 	return o
@@ -179,7 +179,12 @@ func TestOutboxCloseAndReopenKeepsPendingInOrder(t *testing.T) {
 		want = append(want, s.ID)
 		require.NoError(t, o.Flag(ctx, s))
 	}
-	require.NoError(t, o.Close())
+	var pe *PendingError
+	require.ErrorAs(t, o.Close(), &pe, "Close says what stays undelivered")
+	assert.Equal(t, 12, pe.Samples)
+	assert.Equal(t, filepath.Join(dir, pendingDirName), pe.Where)
+	require.ErrorIs(t, pe, errUnavailable)
+	require.NoError(t, o.Close(), "a second Close is a no-op")
 	require.ErrorIs(t, o.Flag(ctx, testSample(1)), ErrClosed)
 	require.ErrorIs(t, o.Flush(ctx), ErrClosed)
 	assert.Len(t, pendingFiles(t, dir), 12, "pending samples stay on disk")
@@ -309,24 +314,20 @@ func TestOutboxEnqueueFaults(t *testing.T) {
 	}
 }
 
-func TestOutboxCloseNext(t *testing.T) {
+// Whoever constructs it closes it: Close leaves the next handler open.
+func TestOutboxCloseLeavesNextOpen(t *testing.T) {
 	next := newFlaky(1, 0)
-	o, err := NewOutbox(t.TempDir(), next, GrayPNG, &OutboxOptions{CloseNext: true})
+	o, err := NewOutbox(t.TempDir(), next, GrayPNG(), nil)
 	require.NoError(t, err)
 	require.NoError(t, o.Close())
-	assert.True(t, next.closed)
-
-	next2 := newFlaky(1, 0)
-	o2, err := NewOutbox(t.TempDir(), next2, GrayPNG, nil)
-	require.NoError(t, err)
-	require.NoError(t, o2.Close())
-	assert.False(t, next2.closed, "the caller owns next by default")
+	require.NoError(t, o.Close(), "Close is idempotent")
+	assert.False(t, next.closed, "the caller owns next")
 }
 
 func TestOutboxLocked(t *testing.T) {
 	dir := t.TempDir()
 	fastOutbox(t, dir, newFlaky(1, 0), nil)
-	_, err := NewOutbox(dir, newFlaky(1, 0), GrayPNG, nil)
+	_, err := NewOutbox(dir, newFlaky(1, 0), GrayPNG(), nil)
 	require.ErrorIs(t, err, ErrLocked)
 }
 
@@ -340,11 +341,11 @@ func TestNewOutboxRejectsBadArguments(t *testing.T) {
 		opts  *OutboxOptions
 		want  string
 	}{
-		{"empty dir", "", next, GrayPNG, nil, "folder"},
-		{"nil next", t.TempDir(), nil, GrayPNG, nil, "next"},
+		{"empty dir", "", next, GrayPNG(), nil, "folder"},
+		{"nil next", t.TempDir(), nil, GrayPNG(), nil, "next"},
 		{"nil codec", t.TempDir(), next, nil, nil, "codec"},
-		{"negative backoff", t.TempDir(), next, GrayPNG, &OutboxOptions{MinBackoff: -1}, "negative"},
-		{"max below min", t.TempDir(), next, GrayPNG, &OutboxOptions{MinBackoff: time.Minute, MaxBackoff: time.Second}, "MaxBackoff"},
+		{"negative backoff", t.TempDir(), next, GrayPNG(), &OutboxOptions{MinBackoff: -1}, "negative"},
+		{"max below min", t.TempDir(), next, GrayPNG(), &OutboxOptions{MinBackoff: time.Minute, MaxBackoff: time.Second}, "MaxBackoff"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,7 +381,8 @@ func TestOutboxCloseEndsARunningFlush(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- o.Flush(context.Background()) }()
 	time.Sleep(30 * time.Millisecond)
-	require.NoError(t, o.Close())
+	var pe *PendingError
+	require.ErrorAs(t, o.Close(), &pe)
 	select {
 	case err := <-done:
 		require.ErrorIs(t, err, ErrClosed)

@@ -122,7 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fail("building the model: %v", err)
 	}
 
-	dir, err := flag.NewDir(*data, flag.GrayPNG, &flag.DirOptions{Logger: log})
+	dir, err := flag.NewDir(*data, flag.GrayPNG(), &flag.DirOptions{Logger: log})
 	if err != nil {
 		return fail("opening the dataset folder %s: %v", *data, err)
 	}

@@ -98,7 +98,7 @@ func newFixture(t *testing.T, o *fixtureOptions) *fixture {
 		o.policy = dadc.Manual()
 	}
 	root := t.TempDir()
-	dir, err := flag.NewDir(root, flag.GrayPNG, nil)
+	dir, err := flag.NewDir(root, flag.GrayPNG(), nil)
 	require.NoError(t, err)
 	loop, err := dadc.NewLoop(o.model, dadc.Flagger[*image.Gray](dir), o.policy, &dadc.Options[*image.Gray]{Classes: 10, CleanTest: o.cleanTest})
 	require.NoError(t, err)
