@@ -1,6 +1,7 @@
 package flag
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -143,14 +144,32 @@ type Dir[In any] struct {
 	closed   bool
 	broken   error
 	active   sync.WaitGroup // Flag calls in progress, awaited by Close
+	watchers map[int]func(shard string, row dirRow)
+	watchSeq int
 }
 
 type shardState struct {
 	name    string
 	dir     string
-	meta    file  // metadata.jsonl opened for appending; nil until the first write
-	size    int64 // bytes of complete rows in metadata.jsonl
-	created bool  // the folder exists on disk
+	meta    file     // metadata.jsonl opened for appending; nil until the first write
+	size    int64    // bytes of complete rows in metadata.jsonl
+	rows    []dirRow // every row of metadata.jsonl, in file order
+	created bool     // the folder exists on disk
+}
+
+// dirRow is one durable row of a shard's metadata.jsonl, as a Dir watcher
+// sees it: the sample's ID, its input file (relative to the shard folder) and
+// the byte offset just after the row's newline.
+type dirRow struct {
+	ID   string
+	File string
+	End  int64
+}
+
+// dirShard is a shard as a Dir watcher sees it: its name and rows.
+type dirShard struct {
+	Name string
+	Rows []dirRow
 }
 
 var shardPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
@@ -257,7 +276,13 @@ func (d *Dir[In]) open(card string) error {
 func (d *Dir[In]) recoverShard(name string) error {
 	dir := filepath.Join(d.root, DataDir, name)
 	sh := &shardState{name: name, dir: dir, created: true}
-	rows, size, _, err := readRepaired(d.fs, d.log, filepath.Join(dir, MetadataFile), parseMetadata)
+	rows, size, _, err := readRepaired(d.fs, d.log, filepath.Join(dir, MetadataFile), func(data []byte) ([]MetadataRow, int, error) {
+		rows, good, err := parseMetadata(data)
+		if err == nil {
+			sh.rows = indexRows(data[:good], rows)
+		}
+		return rows, good, err
+	})
 	if err != nil {
 		return fmt.Errorf("flag: NewDir: %w", err)
 	}
@@ -359,6 +384,49 @@ func (d *Dir[In]) removeEmptyShard(dir string) (bool, error) {
 // cutting it off would drop acknowledged rows.
 func parseMetadata(data []byte) (rows []MetadataRow, good int, err error) {
 	return parseLines(data, parseRow)
+}
+
+// indexRows pairs the parsed rows of metadata content with the offsets just
+// after their lines (blank lines hold no row).
+func indexRows(data []byte, rows []MetadataRow) []dirRow {
+	out := make([]dirRow, 0, len(rows))
+	off := 0
+	for _, r := range rows {
+		for {
+			nl := bytes.IndexByte(data[off:], '\n')
+			blank := len(bytes.TrimSpace(data[off:off+nl])) == 0
+			off += nl + 1
+			if !blank {
+				break
+			}
+		}
+		out = append(out, dirRow{ID: r.ID, File: r.FileName, End: int64(off)})
+	}
+	return out
+}
+
+// watch registers fn to be told of every row appended durably from now on
+// and returns the rows already there, shard by shard in the order of Shards,
+// atomically: no row is missed or seen twice. fn runs with the Dir's lock
+// held, once per append, in append order: it must not block or call the Dir.
+// stop unregisters fn.
+func (d *Dir[In]) watch(fn func(shard string, row dirRow)) (shards []dirShard, stop func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, name := range d.order {
+		shards = append(shards, dirShard{Name: name, Rows: slices.Clone(d.shards[name].rows)})
+	}
+	if d.watchers == nil {
+		d.watchers = make(map[int]func(string, dirRow))
+	}
+	d.watchSeq++
+	key := d.watchSeq
+	d.watchers[key] = fn
+	return shards, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		delete(d.watchers, key)
+	}
 }
 
 // Root returns the dataset folder.
@@ -487,6 +555,11 @@ func (d *Dir[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 	}
 	d.ids[s.ID] = sh.name
 	d.count++
+	row := dirRow{ID: s.ID, File: fileName, End: sh.size}
+	sh.rows = append(sh.rows, row)
+	for _, fn := range d.watchers {
+		fn(sh.name, row)
+	}
 	return nil
 }
 

@@ -31,6 +31,7 @@ type fileSystem interface {
 // file is the part of *os.File the handlers need.
 type file interface {
 	Write(p []byte) (int, error)
+	ReadAt(p []byte, off int64) (int, error)
 	Sync() error
 	Close() error
 	Name() string

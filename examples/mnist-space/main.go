@@ -132,7 +132,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		hub     *flag.Hub[*image.Gray]
 	)
 	if hubClient != nil {
-		hub, err = flag.NewHub(hubClient, dir, &flag.HubOptions{Repo: *hubDataset, Private: *hubPrivate, Logger: log})
+		id, _ := hfhub.ParseRepoID(*hubDataset) // validated above
+		hub, err = flag.NewHub(hubClient, id, dir, &flag.HubOptions{Private: *hubPrivate, Logger: log})
 		if err != nil {
 			_ = dir.Close()
 			return fail("-hub-dataset %s: %v", *hubDataset, err)
@@ -155,17 +156,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		_ = dir.Close()
 		return fail("starting the loop: %v", err)
 	}
-	// closeLoop shuts the loop down: cancels a running retrain, flushes the
-	// Hub, closes the flagger (the Loop closes a Dir it was given directly;
-	// a Hub leaves its Dir to us).
+	// closeLoop shuts down in reverse order of construction: the Loop
+	// (cancels a running retrain, flushes the Hub), then the Hub, then the Dir.
 	closeLoop := func() error {
 		cctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
 		err := loop.Close(cctx)
 		if hub != nil {
-			err = errors.Join(err, dir.Close())
+			err = errors.Join(err, hub.Close())
 		}
-		return err
+		return errors.Join(err, dir.Close())
 	}
 
 	sp, err := space.New(space.Config{Loop: loop, Logger: log, HubDataset: *hubDataset, Backlog: backlog})
