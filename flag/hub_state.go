@@ -107,9 +107,8 @@ func (h *Hub[In]) check(ctx context.Context) error {
 	}
 
 	type claim struct {
-		name  string
-		rows  []dirRow
-		files []string
+		name string
+		rows []dirRow
 	}
 	var claims []claim
 	h.mu.Lock()
