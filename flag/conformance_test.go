@@ -27,7 +27,6 @@ func grayEqual(a, b *image.Gray) bool {
 	return a != nil && b != nil && a.Rect.Size() == b.Rect.Size() && string(a.Pix) == string(b.Pix)
 }
 
-
 // owned is a flagger under test together with the parts the test built for
 // it: Samples and Flush come from the parts named, Close closes everything
 // in reverse order of construction.

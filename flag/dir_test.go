@@ -450,6 +450,7 @@ func TestDirCloseDuringFlags(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var acked []string
+	someAcked := make(chan struct{}) // closed at the 20th acknowledgement
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 50 {
@@ -461,11 +462,14 @@ func TestDirCloseDuringFlags(t *testing.T) {
 				}
 				mu.Lock()
 				acked = append(acked, s.ID)
+				if len(acked) == 20 {
+					close(someAcked)
+				}
 				mu.Unlock()
 			}
 		})
 	}
-	time.Sleep(20 * time.Millisecond)
+	<-someAcked // Close while flags are in full swing
 	require.NoError(t, d.Close())
 	wg.Wait()
 	d2 := openTestDir(t, root, &DirOptions{Shard: "x"})
