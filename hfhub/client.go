@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/advspace/advspace/internal/backoff"
 )
 
 // DefaultEndpoint is the public Hugging Face Hub.
@@ -41,15 +43,24 @@ type Options struct {
 	// call (so MaxRetries+1 attempts). Default 5. A negative value disables retries.
 	MaxRetries int
 	// MinBackoff and MaxBackoff bound the exponential backoff between retries
-	// (doubling from MinBackoff). Defaults 1s and 8s: waits 1, 2, 4, 8, 8 s.
+	// (doubling from MinBackoff). Defaults 1s and 8s: waits 1, 2, 4, 8, 8 s,
+	// as huggingface_hub waits.
 	MinBackoff, MaxBackoff time.Duration
+	// Jitter is the fraction of each backoff wait taken off at random, in
+	// [0, 1]: 0.5 gives waits uniformly in the upper half. Default 0, exact
+	// waits like huggingface_hub; raise it when many clients share a Hub.
+	// It does not shorten a wait the Hub asked for.
+	Jitter float64
 	// MaxRetryAfter is the longest Retry-After (or RateLimit t=) the client waits
 	// for by itself; a longer requested wait is returned as an ErrRateLimited
 	// error carrying RetryAfter, so the caller can schedule. Default 5 minutes.
 	MaxRetryAfter time.Duration
-	// Sleep waits between retries. Default: a timer that honours ctx. Tests
-	// inject a recorder.
+	// Sleep waits between retries and returns early with ctx.Err() when ctx
+	// is done. Default: a timer (virtual inside a testing/synctest bubble).
+	// Tests may inject a recorder that returns at once.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Now is the clock for a Retry-After given as an HTTP date. Default time.Now.
+	Now func() time.Time
 }
 
 // Client talks to a Hugging Face Hub. It is safe for concurrent use by many
@@ -62,10 +73,10 @@ type Client struct {
 	userAgent  string
 	log        *slog.Logger
 	maxRetries int
-	minBackoff time.Duration
-	maxBackoff time.Duration
+	policy     backoff.Policy
 	maxRetryAt time.Duration
 	sleep      func(ctx context.Context, d time.Duration) error
+	now        func() time.Time
 
 	whoMu  sync.Mutex
 	whoAmI *User
@@ -87,7 +98,13 @@ func NewClient(opts *Options) (*Client, error) {
 	o.Endpoint = strings.TrimRight(o.Endpoint, "/")
 	base, err := url.Parse(o.Endpoint)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("hfhub: endpoint %q is not an absolute http(s) URL (set HF_ENDPOINT like https://huggingface.co)", o.Endpoint)
+		return nil, fmt.Errorf("%w: %q is not an absolute http(s) URL; set HF_ENDPOINT like https://huggingface.co", ErrInvalidEndpoint, RedactURL(o.Endpoint))
+	}
+	if base.User != nil || base.RawQuery != "" || base.ForceQuery || base.Fragment != "" {
+		clean := url.URL{Scheme: base.Scheme, Host: base.Host, Path: base.Path, RawPath: base.RawPath}
+		return nil, fmt.Errorf("%w: %s carries credentials or parameters (a user:password@ part, a ?query or a #fragment); "+
+			"the Hub takes its token only from HF_TOKEN (or Options.Token): set HF_ENDPOINT to %s and the token in HF_TOKEN",
+			ErrInvalidEndpoint, RedactURL(o.Endpoint), clean.String())
 	}
 	if o.Token == "" {
 		tok, err := ResolveToken()
@@ -127,8 +144,14 @@ func NewClient(opts *Options) (*Client, error) {
 	if o.MaxRetryAfter <= 0 {
 		o.MaxRetryAfter = 5 * time.Minute
 	}
+	if !(o.Jitter >= 0 && o.Jitter <= 1) {
+		return nil, fmt.Errorf("hfhub: Options.Jitter is %v; give a fraction in [0, 1] (0 = exact waits)", o.Jitter)
+	}
 	if o.Sleep == nil {
-		o.Sleep = sleepCtx
+		o.Sleep = backoff.Sleep
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return &Client{
 		endpoint:   o.Endpoint,
@@ -138,29 +161,19 @@ func NewClient(opts *Options) (*Client, error) {
 		userAgent:  o.UserAgent + "; hf_hub/go; go/" + strings.TrimPrefix(runtime.Version(), "go"),
 		log:        o.Logger,
 		maxRetries: o.MaxRetries,
-		minBackoff: o.MinBackoff,
-		maxBackoff: o.MaxBackoff,
+		policy:     backoff.Policy{Min: o.MinBackoff, Max: o.MaxBackoff, Jitter: o.Jitter},
 		maxRetryAt: o.MaxRetryAfter,
 		sleep:      o.Sleep,
+		now:        o.Now,
 	}, nil
 }
 
-// Endpoint returns the Hub base URL the client talks to.
+// Endpoint returns the Hub base URL the client talks to. It never carries
+// credentials: NewClient refuses an endpoint with any.
 func (c *Client) Endpoint() string { return c.endpoint }
 
 // HasToken reports whether the client has a token to send.
 func (c *Client) HasToken() bool { return c.token != "" }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 func moduleVersion() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {

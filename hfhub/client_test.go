@@ -178,6 +178,8 @@ func TestRetryPolicy(t *testing.T) {
 		{"long Retry-After left to the caller", 1, 429, http.Header{"Retry-After": {"3600"}}, nil, ErrRateLimited},
 		{"408 retried", 1, 408, nil, []time.Duration{time.Second}, nil},
 		{"400 not retried", 1, 400, nil, nil, ErrProtocol},
+		{"Retry-After as an HTTP date", 1, 503, http.Header{"Retry-After": {"Sun, 29 Nov 2026 12:00:45 GMT"}}, []time.Duration{45 * time.Second}, nil},
+		{"malformed Retry-After falls back to backoff", 2, 503, http.Header{"Retry-After": {"soon"}}, []time.Duration{time.Second, 2 * time.Second}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,7 +198,8 @@ func TestRetryPolicy(t *testing.T) {
 			}))
 			defer srv.Close()
 			rec := &WaitRecorder{}
-			c, err := NewClient(&Options{Endpoint: srv.URL, Token: "hf_secret", Sleep: rec.Sleep})
+			now := func() time.Time { return time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC) }
+			c, err := NewClient(&Options{Endpoint: srv.URL, Token: "hf_secret", Sleep: rec.Sleep, Now: now})
 			require.NoError(t, err)
 			a, err := prepareAdd(AddBytes("a.txt", []byte("hi")))
 			require.NoError(t, err)
@@ -216,6 +219,42 @@ func TestRetryPolicy(t *testing.T) {
 				assert.Equal(t, 3601*time.Second, he.RetryAfter)
 			}
 		})
+	}
+}
+
+// TestRetryJitter: with Options.Jitter each backoff wait lies between
+// (1-Jitter) and 1 times the exact wait; a wait the Hub asked for is kept.
+func TestRetryJitter(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch calls.Add(1) {
+		case 1, 2, 3, 4:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case 5:
+			w.Header().Set("Retry-After", "4")
+			w.WriteHeader(http.StatusTooManyRequests)
+		default:
+			w.Write([]byte(`{"files":[{"path":"a.txt","uploadMode":"regular","shouldIgnore":false}]}`))
+		}
+	}))
+	defer srv.Close()
+	rec := &WaitRecorder{}
+	c, err := NewClient(&Options{Endpoint: srv.URL, Token: "hf_secret", Sleep: rec.Sleep, Jitter: 0.5})
+	require.NoError(t, err)
+	a, err := prepareAdd(AddBytes("a.txt", []byte("hi")))
+	require.NoError(t, err)
+	require.NoError(t, c.preupload(context.Background(), c.Repo(Dataset, RepoID{"u", "r"}), []*addition{a}, false))
+	waits := rec.Waits()
+	require.Len(t, waits, 5)
+	for i, exact := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
+		assert.GreaterOrEqual(t, waits[i], exact/2, "wait %d", i)
+		assert.LessOrEqual(t, waits[i], exact, "wait %d", i)
+	}
+	assert.Equal(t, 5*time.Second, waits[4], "Retry-After 4 plus one second, never jittered")
+
+	for _, bad := range []float64{-0.1, 1.5} {
+		_, err := NewClient(&Options{Endpoint: srv.URL, Token: "x", Jitter: bad})
+		assert.ErrorContains(t, err, "give a fraction in [0, 1]")
 	}
 }
 

@@ -384,7 +384,7 @@ func (r Repo) CreateCommit(ctx context.Context, summary string, ops []Operation,
 }
 
 // validateREADME asks the Hub to validate a README's YAML front matter before
-// anything is uploaded, so a broken card fails early (§2.4). Hubs without the
+// anything is uploaded, so a broken card fails early. Hubs without the
 // endpoint (404/405) are tolerated.
 func (c *Client) validateREADME(ctx context.Context, typ RepoType, a *addition) error {
 	content, err := a.readAll()
@@ -516,7 +516,7 @@ func (c *Client) uploadLFS(ctx context.Context, r Repo, adds []*addition, create
 			objs = append(objs, obj{OID: oid, Size: byOID[oid].size})
 		}
 		req["objects"] = objs
-		if !createPR { // read-only users may open PRs: no ref then (§3.3.1)
+		if !createPR { // read-only users may open PRs: no ref then
 			req["ref"] = map[string]string{"name": r.rev}
 		}
 		body, size, err := jsonBody(req)
@@ -638,7 +638,7 @@ func (c *Client) uploadBasic(ctx context.Context, a *addition, ra io.ReaderAt, u
 }
 
 // uploadMultipart PUTs each part to its pre-signed URL and posts the
-// completion (§3.3.3); neither gets the token.
+// completion; neither gets the token.
 func (c *Client) uploadMultipart(ctx context.Context, a *addition, ra io.ReaderAt, up *lfsAction) error {
 	var chunk int64
 	switch v := up.Header["chunk_size"].(type) {
@@ -762,7 +762,7 @@ type commitPlan struct {
 	info     *CommitInfo
 }
 
-// sendCommit posts the commit, handling the failure modes of §3.7 without
+// sendCommit posts the commit, handling the Hub's failure modes without
 // ever applying it twice.
 func (c *Client) sendCommit(ctx context.Context, r Repo, p *commitPlan) (*CommitInfo, error) {
 	body, adds, dels, info := p.body, p.adds, p.dels, p.info
@@ -784,8 +784,8 @@ func (c *Client) sendCommit(ctx context.Context, r Repo, p *commitPlan) (*Commit
 			if out.CommitOID == "" {
 				return nil, fmt.Errorf("%w: commit answer without commitOid", ErrProtocol)
 			}
-			info.OID, info.PullRequestURL = out.CommitOID, c.fixEndpoint(out.PullRequestURL)
-			info.URL = c.fixEndpoint(out.CommitURL)
+			info.OID, info.PullRequestURL = out.CommitOID, RedactURL(c.fixEndpoint(out.PullRequestURL))
+			info.URL = RedactURL(c.fixEndpoint(out.CommitURL))
 			if info.URL == "" {
 				info.URL = r.CommitURL(out.CommitOID)
 			}

@@ -15,7 +15,10 @@
 //     ($HF_TOKEN, $HUGGING_FACE_HUB_TOKEN, then the token file).
 //   - The token is sent only to the Hub's own host: never to pre-signed
 //     storage URLs, multipart completions, or redirects to other hosts. It
-//     never appears in errors, logs or URLs.
+//     never appears in errors, logs or URLs: every URL the client puts into
+//     an error or a log goes through RedactURL, which programs should also
+//     use for URLs they print, and an endpoint carrying credentials
+//     (user:password@, ?token=...) is refused with ErrInvalidEndpoint.
 //   - Retryable calls (preupload, LFS, downloads, follow-up pages) retry
 //     408/429/5xx and network errors with backoff 1, 2, 4, 8, 8 s, honouring
 //     Retry-After and the RateLimit header; bodies are rewound. The commit

@@ -32,6 +32,10 @@ var (
 	// ErrRateLimited: HTTP 429; HubError.RetryAfter says how long to wait when the Hub said.
 	ErrRateLimited = errors.New("hfhub: rate limited")
 
+	// ErrInvalidEndpoint: the endpoint (Options.Endpoint or $HF_ENDPOINT) is
+	// not an absolute http(s) URL, or it carries credentials or parameters
+	// (user:password@, ?token=..., #...), which the Hub never takes there.
+	ErrInvalidEndpoint = errors.New("hfhub: invalid endpoint")
 	// ErrNoToken: an operation needs a token and none was configured or found.
 	ErrNoToken = errors.New("hfhub: no Hugging Face token: set HF_TOKEN (a write token from https://huggingface.co/settings/tokens) or save it in $HF_HOME/token")
 	// ErrInvalidRepoID: a repo id is malformed.
@@ -59,7 +63,8 @@ const (
 type HubError struct {
 	// Op names the client operation, e.g. "preupload" or "commit".
 	Op string
-	// Method and URL of the failing request (URLs never carry the token).
+	// Method and URL of the failing request, credentials redacted (see
+	// RedactURL; a pre-signed URL also loses its whole query).
 	Method, URL string
 	// Status is the HTTP status code.
 	Status int

@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/advspace/advspace/hfhub"
@@ -86,4 +89,48 @@ func ExamplePushModel() {
 	fmt.Println(bytes.Equal(got, weights))
 	// Output:
 	// true
+}
+
+// Any URL that goes into an error, a log line or a page first loses its
+// credentials.
+func ExampleRedactURL() {
+	fmt.Println(hfhub.RedactURL("http://user:hf_abc@hub.example/api?token=hf_abc&recursive=true"))
+	fmt.Println(hfhub.RedactURL("https://s3.example/obj?X-Amz-Signature=f00&partNumber=2"))
+	// Output:
+	// http://REDACTED@hub.example/api?token=REDACTED&recursive=true
+	// https://s3.example/obj?X-Amz-Signature=REDACTED&partNumber=2
+}
+
+// Upload a local folder into a folder of a dataset repo on a branch; the
+// local path has its own type, so it cannot be swapped with the repo path.
+func ExampleRepo_UploadFolder() {
+	srv := hubtest.NewServer(nil)
+	defer srv.Close()
+	ctx := context.Background()
+	c, err := hfhub.NewClient(&hfhub.Options{Endpoint: srv.URL(), Token: hubtest.DefaultToken})
+	if err != nil {
+		log.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "flags")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, "metadata.jsonl"), []byte(`{"file_name": "a.png", "label": 7}`+"\n"), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	repo := c.Repo(hfhub.Dataset, hfhub.RepoID{Namespace: hubtest.DefaultUser, Name: "flags"})
+	if _, err := repo.Create(ctx, nil); err != nil {
+		log.Fatal(err)
+	}
+	info, err := repo.UploadFolder(ctx, hfhub.LocalPath(dir), &hfhub.UploadFolderOptions{PathInRepo: "data/shard-1"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	files, err := repo.ListTree(ctx, "data/shard-1", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(info.Empty, len(files), files[0].Path)
+	// Output: false 1 data/shard-1/metadata.jsonl
 }

@@ -7,12 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/advspace/advspace/internal/backoff"
 )
 
 // request describes one logical Hub call, possibly sent several times.
@@ -37,20 +41,21 @@ type request struct {
 	hub *Client
 }
 
-// shownURL is the URL as errors and logs show it: pre-signed storage URLs
-// (requests sent without auth, or to another host) lose their query, which
-// holds the signature, a short-lived credential.
+// shownURL is the URL as errors and logs show it: credentials redacted (see
+// RedactURL), and pre-signed storage URLs (requests sent without auth, or to
+// another host) lose their whole query, which holds the signature, a
+// short-lived credential, under names RedactURL may not know.
 func (r *request) shownURL(u string) string {
 	if r.auth && !r.presigned && (r.hub == nil || r.hub.sameHost(parseURLOrEmpty(u))) {
-		return u
+		return RedactURL(u)
 	}
 	if i := strings.IndexByte(u, '?'); i >= 0 {
-		return u[:i] + "?<signature redacted>"
+		return RedactURL(u[:i]) + "?<signature redacted>"
 	}
-	return u
+	return RedactURL(u)
 }
 
-// shownErr hides a pre-signed URL inside a transport error.
+// shownErr hides credentials in the URL of a transport error.
 func (r *request) shownErr(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) && r.shownURL(ue.URL) != ue.URL {
@@ -73,7 +78,7 @@ func jsonBody(v any) (func() (io.Reader, error), int64, error) {
 	return bytesBody(b), int64(len(b)), nil
 }
 
-// retryableStatus are the statuses huggingface_hub retries (§5.3).
+// retryableStatus are the statuses huggingface_hub retries.
 func retryableStatus(code int) bool {
 	switch code {
 	case http.StatusRequestTimeout, http.StatusTooManyRequests,
@@ -84,20 +89,22 @@ func retryableStatus(code int) bool {
 	return false
 }
 
-// backoff returns the wait before retry number attempt (0-based): min·2^attempt capped at max.
+// backoff returns the wait before retry number attempt (0-based):
+// MinBackoff·2^attempt capped at MaxBackoff, less the jitter.
 func (c *Client) backoff(attempt int) time.Duration {
-	d := c.minBackoff
-	for i := 0; i < attempt && d < c.maxBackoff; i++ {
-		d *= 2
+	u := 0.0
+	if c.policy.Jitter > 0 {
+		u = rand.Float64()
 	}
-	return min(d, c.maxBackoff)
+	return c.policy.Delay(attempt, u)
 }
 
 var rateLimitRE = regexp.MustCompile(`r=(\d+)\s*;\s*t=(\d+)`)
 
 // serverWait is the wait the Hub asked for: RateLimit r=0;t=N on a 429 ⇒ N+1 s;
-// a numeric Retry-After ⇒ N+1 s (like huggingface_hub). ok=false when none.
-func serverWait(resp *http.Response) (time.Duration, bool) {
+// a numeric Retry-After ⇒ N+1 s (like huggingface_hub); an HTTP-date
+// Retry-After ⇒ the time until then. ok=false when none.
+func (c *Client) serverWait(resp *http.Response) (time.Duration, bool) {
 	if resp.StatusCode == http.StatusTooManyRequests {
 		if m := rateLimitRE.FindStringSubmatch(resp.Header.Get("RateLimit")); m != nil && m[1] == "0" {
 			if t, err := strconv.Atoi(m[2]); err == nil {
@@ -105,12 +112,15 @@ func serverWait(resp *http.Response) (time.Duration, bool) {
 			}
 		}
 	}
-	if ra := strings.TrimSpace(resp.Header.Get("Retry-After")); ra != "" {
-		if n, err := strconv.Atoi(ra); err == nil && n >= 0 {
-			return time.Duration(n+1) * time.Second, true
-		}
+	ra := resp.Header.Get("Retry-After")
+	d, ok := backoff.ParseRetryAfter(ra, c.now())
+	if !ok {
+		return 0, false
 	}
-	return 0, false
+	if _, err := strconv.Atoi(strings.TrimSpace(ra)); err == nil && d <= math.MaxInt64-time.Second {
+		d += time.Second // huggingface_hub waits one second more than asked
+	}
+	return d, true
 }
 
 // do sends r, retrying as r allows. On a 2xx (or 3xx when r.redirects) it
@@ -146,7 +156,7 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 		if !r.retry || last || !retryableStatus(resp.StatusCode) {
 			return nil, herr
 		}
-		wait, asked := serverWait(resp)
+		wait, asked := c.serverWait(resp)
 		if !asked {
 			wait = c.backoff(attempt)
 		} else if wait > c.maxRetryAt {
@@ -237,11 +247,11 @@ func (c *Client) hubError(r *request, resp *http.Response) *HubError {
 	if e.Message == "" {
 		e.Message = errorMessageFromBody(body)
 	}
-	if wait, ok := serverWait(resp); ok {
+	if wait, ok := c.serverWait(resp); ok {
 		e.RetryAfter = wait
 	}
 	// The Hub answers 401 for private or missing repos to callers without a
-	// valid token; only "Invalid credentials" really means a bad token (§3.7).
+	// valid token; only "Invalid credentials" really means a bad token.
 	if e.Status == http.StatusUnauthorized && e.Code == "" &&
 		!strings.Contains(e.Message, "Invalid credentials") && isRepoURL(c, r.url) {
 		e.Code = CodeRepoNotFound

@@ -102,7 +102,7 @@ func (r Repo) Create(ctx context.Context, opts *CreateRepoOptions) (string, erro
 			header: http.Header{"Content-Type": {"application/json"}}, body: body, size: size, auth: true, retry: o.ExistOK}, &out)
 		var he *HubError
 		// "another conflicting operation is in progress": the Hub refuses concurrent
-		// creations by one user; retry with a small backoff (§2.2).
+		// creations by one user; retry with a small backoff.
 		if errors.As(err, &he) && he.Status == http.StatusConflict &&
 			strings.Contains(he.Message, "conflicting operation is in progress") && attempt < c.maxRetries {
 			if err := c.sleep(ctx, c.backoff(attempt)); err != nil {
@@ -116,7 +116,7 @@ func (r Repo) Create(ctx context.Context, opts *CreateRepoOptions) (string, erro
 		if out.URL == "" {
 			return r.URL(), nil
 		}
-		return c.fixEndpoint(out.URL), nil
+		return RedactURL(c.fixEndpoint(out.URL)), nil
 	}
 	var he *HubError
 	if o.ExistOK && errors.As(err, &he) {
@@ -236,7 +236,7 @@ func (r Repo) ListTree(ctx context.Context, dir string, opts *ListTreeOptions) (
 				return nil, fmt.Errorf("%w: list tree: bad Link header: %v", ErrProtocol, err)
 			}
 			if !c.sameHost(parseURLOrEmpty(next)) {
-				return nil, fmt.Errorf("%w: list tree: next page on another host %q", ErrProtocol, next)
+				return nil, fmt.Errorf("%w: list tree: next page on another host %q", ErrProtocol, RedactURL(next))
 			}
 		}
 		u = next

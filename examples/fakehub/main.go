@@ -88,8 +88,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	}
 	srv := &http.Server{Handler: hub.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	endpoint := "http://" + ln.Addr().String()
-	fmt.Fprintf(stdout, "fake Hugging Face Hub serving on %s (user %q)\nuse: HF_ENDPOINT=%s HF_TOKEN=<the -token value>\n",
-		endpoint, *user, endpoint)
+	namespaces := *user + "/…"
+	if *orgs != "" {
+		namespaces += " or " + strings.Join(info.Orgs, "/…, ") + "/…"
+	}
+	fmt.Fprintf(stdout, "fake Hugging Face Hub serving on %s (user %q: the token writes to repos %s)\nuse: HF_ENDPOINT=%s HF_TOKEN=<the -token value>\n",
+		endpoint, *user, namespaces, endpoint)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

@@ -6,13 +6,18 @@
 //
 //	HF_TOKEN=hf_... go run ./examples/hub-push -repo owner/name [-private] [-message TEXT] DIR
 //
+// Flags may come before or after DIR ("hub-push DIR -repo owner/name" works
+// too); after "--" every argument is taken as the folder.
+//
 // Everything is checked before anything is uploaded: the repo id, the token
 // (HF_TOKEN, HUGGING_FACE_HUB_TOKEN or the token file, and then with the
 // Hub), and that DIR is a folder with files. The repo is created if it does
 // not exist. Files that are already on the Hub with the same content are not
 // uploaded again, so running it twice is harmless and an interrupted run is
 // resumed by running it again. HF_ENDPOINT points it at another Hub (for
-// example examples/fakehub).
+// example examples/fakehub); an HF_ENDPOINT carrying credentials
+// (user:password@ or ?token=...) is refused, and no URL it prints ever
+// shows a credential.
 package main
 
 import (
@@ -46,11 +51,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	revision := fs.String("revision", "main", "branch to commit to")
 	maxFiles := fs.Int("max-files-per-commit", hfhub.DefaultMaxFilesPerCommit, "split larger folders into several commits")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: hub-push -repo owner/name [-private] [-message TEXT] DIR")
+		fmt.Fprintln(stderr, "usage: hub-push -repo owner/name [-private] [-message TEXT] DIR   (flags may also follow DIR)")
 		fmt.Fprintln(stderr, "Uploads the folder DIR to the Hugging Face dataset repo owner/name. Token from HF_TOKEN.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	folders, err := parseInterleaved(fs, args)
+	if err != nil {
 		return 2
 	}
 	fail := func(code int, format string, a ...any) int {
@@ -64,10 +70,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fail(2, "%v", err)
 	}
-	if fs.NArg() != 1 {
-		return fail(2, "give exactly one folder to upload (got %d arguments); see -h", fs.NArg())
+	if len(folders) != 1 {
+		return fail(2, "give exactly one folder to upload (got %d arguments: %q); see -h", len(folders), folders)
 	}
-	dir := fs.Arg(0)
+	dir := folders[0]
 	if *maxFiles <= 0 {
 		return fail(2, "-max-files-per-commit must be positive")
 	}
@@ -105,7 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case errors.Is(err, hfhub.ErrUnauthorized):
 		return fail(1, "the Hub rejected the token: check HF_TOKEN (it is invalid or expired)")
 	case err != nil:
-		return fail(1, "cannot reach the Hub at %s: %v", client.Endpoint(), err)
+		return fail(1, "cannot reach the Hub at %s: %v", hfhub.RedactURL(client.Endpoint()), err)
 	case !user.CanWrite():
 		return fail(1, "the token of %s is read-only: create a token with the write role and set HF_TOKEN to it", user.Name)
 	}
@@ -117,7 +123,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return fail(1, "creating the repo %s: %v", id, err)
 	}
-	fmt.Fprintf(stderr, "hub-push: uploading %d files from %s to %s\n", len(files), dir, url)
+	fmt.Fprintf(stderr, "hub-push: uploading %d files from %s to %s\n", len(files), dir, hfhub.RedactURL(url))
 	info, err := hubRepo.UploadFolder(ctx, hfhub.LocalPath(dir), &hfhub.UploadFolderOptions{Summary: *message, MaxFilesPerCommit: *maxFiles})
 	if err != nil {
 		if errors.Is(err, hfhub.ErrForbidden) {
@@ -130,6 +136,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else {
 		fmt.Fprintf(stderr, "hub-push: %d files uploaded to LFS, %d unchanged\n", info.Uploaded, info.Skipped)
 	}
-	fmt.Fprintln(stdout, info.URL)
+	fmt.Fprintln(stdout, hfhub.RedactURL(info.URL))
 	return 0
+}
+
+// parseInterleaved parses args with fs, taking flags both before and after
+// the positional arguments, which it returns in order. After "--" every
+// argument is positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := args[:len(args)-len(rest)]; len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
 }

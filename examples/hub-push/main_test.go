@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,6 +68,9 @@ func TestRun(t *testing.T) {
 		noRequests bool
 	}{
 		{"missing -repo", []string{folder}, goodEnv, 2, "-repo is required", true},
+		{"missing -repo, flags after the folder", []string{folder, "-private"}, goodEnv, 2, "-repo is required", true},
+		{"two folders", []string{"-repo", "alice/flags", folder, "-private", folder}, goodEnv, 2, "exactly one folder to upload (got 2 arguments", true},
+		{"bad flag after the folder", []string{folder, "-nope"}, goodEnv, 2, "usage", true},
 		{"invalid repo id", []string{"-repo", "alice/bad name", folder}, goodEnv, 2, "invalid repo id", true},
 		{"repo without owner", []string{"-repo", "flags", folder}, goodEnv, 2, "owner/name", true},
 		{"no folder argument", []string{"-repo", "alice/flags"}, goodEnv, 2, "exactly one folder", true},
@@ -134,4 +138,85 @@ func TestRunUploadsInOneCommit(t *testing.T) {
 	code = run(context.Background(), []string{"-repo", "alice/other", "-max-files-per-commit", "4", folder2}, env, &stdout, &stderr)
 	require.Equal(t, 0, code, stderr.String())
 	assert.Len(t, srv.Commits("dataset", "alice/other"), 1+3) // 11 files in commits of 4
+}
+
+// TestFlagsAfterTheFolder (issue 11, small things): "hub-push DIR -repo x"
+// used to say "-repo is required"; flags may follow the folder, and after
+// "--" everything is the folder.
+func TestFlagsAfterTheFolder(t *testing.T) {
+	srv := newHub(t)
+	folder := datasetFolder(t, 3)
+	env := envOf(map[string]string{"HF_ENDPOINT": srv.URL(), "HF_TOKEN": token, "HF_TOKEN_PATH": filepath.Join(t.TempDir(), "none")})
+	tests := []struct {
+		name    string
+		args    []string
+		repo    string
+		private bool
+	}{
+		{"all flags after", []string{folder, "-repo", "alice/after"}, "alice/after", false},
+		{"flags on both sides", []string{"-private", folder, "-repo", "alice/both", "-message", "hello"}, "alice/both", true},
+		{"-- ends the flags", []string{"-repo", "alice/dashes", "--", folder}, "alice/dashes", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tt.args, env, &stdout, &stderr)
+			require.Equal(t, 0, code, stderr.String())
+			commits := srv.Commits("dataset", tt.repo)
+			require.Len(t, commits, 2, "the repo's initial commit and the upload")
+			assert.Equal(t, srv.URL()+"/datasets/"+tt.repo+"/commit/"+commits[1].OID+"\n", stdout.String())
+			// A private repo is invisible without a token.
+			resp, err := http.Get(srv.URL() + "/api/datasets/" + tt.repo)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, map[bool]int{false: http.StatusOK, true: http.StatusUnauthorized}[tt.private], resp.StatusCode)
+		})
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"-repo", "alice/x", "--", folder, "-private"}, env, &stdout, &stderr)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr.String(), `exactly one folder to upload (got 2 arguments: ["`+folder+`" "-private"])`, "after -- a flag is an argument")
+}
+
+// TestCredentialsInAnythingPrinted (issue 11): with credentials in
+// HF_ENDPOINT, hub-push printed the token in "cannot reach the Hub at ...".
+// Such an endpoint is refused before any request, with the fix, and the
+// token appears nowhere in the output, whether the Hub is up or not.
+func TestCredentialsInAnythingPrinted(t *testing.T) {
+	const secret = "SEKRET42"
+	srv := newHub(t)
+	folder := datasetFolder(t, 2)
+	host := strings.TrimPrefix(srv.URL(), "http://")
+	dead := "127.0.0.1:1" // nothing listens on port 1
+	tests := []struct {
+		name, endpoint, wantFix string
+	}{
+		{"user and token", "http://user:" + secret + "@" + host, "set HF_ENDPOINT to http://" + host + " "},
+		{"token as user", "http://" + secret + "@" + host, "set HF_ENDPOINT to http://" + host + " "},
+		{"token query", "http://" + host + "/?token=" + secret, "set HF_ENDPOINT to http://" + host + "/ "},
+		{"access_token query", "http://" + host + "?access_token=" + secret, "set HF_ENDPOINT to http://" + host + " "},
+		{"unreachable with userinfo", "http://user:" + secret + "@" + dead, "set HF_ENDPOINT to http://" + dead + " "},
+		{"unreachable with query", "http://" + dead + "?token=" + secret, "set HF_ENDPOINT to http://" + dead + " "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv.ResetRequests()
+			env := envOf(map[string]string{"HF_ENDPOINT": tt.endpoint, "HF_TOKEN": token, "HF_TOKEN_PATH": filepath.Join(t.TempDir(), "none")})
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"-repo", "alice/flags", folder}, env, &stdout, &stderr)
+			assert.Equal(t, 2, code)
+			assert.Contains(t, stderr.String(), "REDACTED")
+			assert.Contains(t, stderr.String(), tt.wantFix)
+			assert.NotContains(t, stderr.String()+stdout.String(), secret)
+			assert.NotContains(t, stderr.String()+stdout.String(), "SECRET")
+			assert.Empty(t, srv.Requests(), "refused before contacting the Hub")
+		})
+	}
+	// The unreachable message itself never carries credentials either.
+	env := envOf(map[string]string{"HF_ENDPOINT": "http://" + dead, "HF_TOKEN": token, "HF_TOKEN_PATH": filepath.Join(t.TempDir(), "none")})
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"-repo", "alice/flags", folder}, env, &stdout, &stderr)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr.String(), "cannot reach the Hub at http://"+dead)
+	assert.NotContains(t, stderr.String(), "SECRET")
 }

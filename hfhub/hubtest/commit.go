@@ -193,8 +193,8 @@ func handleCommit(c *call) *apiError {
 		s.mu.Unlock()
 	}()
 
-	if d, ok := c.ctx.Value(commitDelayKey).(time.Duration); ok && d > 0 {
-		if !sleepCtx(c.ctx, d) {
+	if h, ok := c.ctx.Value(commitDelayKey).(hold); ok {
+		if !h.wait(c.ctx) {
 			return errorf(http.StatusRequestTimeout, "request cancelled by the client")
 		}
 	}

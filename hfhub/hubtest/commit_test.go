@@ -2,6 +2,7 @@ package hubtest
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"net/http"
 	"strings"
@@ -72,7 +73,7 @@ func TestCommitParseErrors(t *testing.T) {
 			if ctype == "" {
 				ctype = "application/x-ndjson"
 			}
-			r := c.do(http.MethodPost, "/api/datasets/hubtest/d/commit/main", map[string]string{"Content-Type": ctype}, []byte(tt.body))
+			r := c.with(t).do(http.MethodPost, "/api/datasets/hubtest/d/commit/main", map[string]string{"Content-Type": ctype}, []byte(tt.body))
 			require.Equal(t, tt.status, r.status, string(r.body[:min(len(r.body), 300)]))
 			assert.Equal(t, tt.code, r.header.Get("X-Error-Code"))
 			if tt.msg != "" {
@@ -208,29 +209,31 @@ func TestCommitPullRequest(t *testing.T) {
 
 func TestConcurrentCommitGets409(t *testing.T) {
 	s, c := newDatasetHub(t)
-	// Only the commit marked ?slow=1 is delayed; PathContains also sees the query.
-	// It holds the commit slot long enough that probes collide with it even on
-	// a loaded machine under -race (300 ms once proved too short in CI).
-	s.InjectFault(Fault{Op: OpCommit, PathContains: "slow=1", Delay: 1500 * time.Millisecond, Times: 1})
+	// Only the commit marked ?slow=1 is held; PathContains also sees the
+	// query. Hold is a barrier: it says when the commit holds the repo's
+	// commit slot and keeps it there until the test lets go, so the probe
+	// collides with it every time, on any machine, with no timing guess.
+	holding, release := make(chan struct{}), make(chan struct{})
+	s.InjectFault(Fault{Op: OpCommit, PathContains: "slow=1", Times: 1, Hold: func(ctx context.Context) {
+		close(holding)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}})
 
-	var wg sync.WaitGroup
-	var slow resp
-	wg.Add(1)
+	slowc := make(chan resp, 1)
 	go func() {
-		defer wg.Done()
-		slow = c.commit("datasets/hubtest/d", "main?slow=1", ndjson(t, header("slow", nil), fileLine("a.txt", []byte("a"))))
+		slowc <- c.commit("datasets/hubtest/d", "main?slow=1", ndjson(t, header("slow", nil), fileLine("a.txt", []byte("a"))))
 	}()
-	// Wait until the slow commit holds the slot, then collide with it.
-	var fast resp
-	// The fast commit deletes a missing file: it never lands, it only probes the slot.
-	require.Eventually(t, func() bool {
-		fast = c.commit("datasets/hubtest/d", "main", ndjson(t, header("fast", nil),
-			map[string]any{"key": "deletedFile", "value": map[string]any{"path": "missing.txt"}}))
-		require.Contains(t, []int{http.StatusConflict, http.StatusNotFound}, fast.status)
-		return fast.status == http.StatusConflict
-	}, 10*time.Second, 5*time.Millisecond)
+	<-holding
+	// The probe deletes a missing file: were it not refused, it would fail with 404.
+	fast := c.commit("datasets/hubtest/d", "main", ndjson(t, header("fast", nil),
+		map[string]any{"key": "deletedFile", "value": map[string]any{"path": "missing.txt"}}))
+	require.Equal(t, http.StatusConflict, fast.status, string(fast.body))
 	assert.Equal(t, "Another commit operation is in progress for this repository. Please try again later.", fast.json(t)["error"])
-	wg.Wait()
+	close(release)
+	slow := <-slowc
 	require.Equal(t, 200, slow.status, string(slow.body))
 	assert.Len(t, s.Commits("dataset", "hubtest/d"), 2, "only the slow commit landed")
 	// Free again.
@@ -368,12 +371,6 @@ func TestFaults(t *testing.T) {
 	assert.Equal(t, MsgCreateConflict, r.json(t)["error"])
 	assert.NotContains(t, s.Repos(), "dataset:hubtest/e")
 	assert.Equal(t, 200, c.postJSON("/api/repos/create", map[string]any{"name": "e", "type": "dataset"}).status)
-
-	// Delay.
-	s.InjectFault(Fault{Op: OpWhoami, Delay: 100 * time.Millisecond, Times: 1})
-	start := time.Now()
-	assert.Equal(t, 200, c.do("GET", "/api/whoami-v2", nil, nil).status)
-	assert.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
 
 	// An invalid injected status does not crash the server.
 	s.InjectFault(Fault{Op: OpWhoami, Status: 42, Times: 1})

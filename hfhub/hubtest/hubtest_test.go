@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,9 +21,17 @@ type client struct {
 	hc    *http.Client
 }
 
+// with returns a copy of c that reports to t (a subtest's).
+func (c *client) with(t *testing.T) *client {
+	cp := *c
+	cp.t = t
+	return &cp
+}
+
 func newClient(t *testing.T, s *Server, token string) *client {
 	hc := &http.Client{
-		Timeout: 10 * time.Second,
+		// No Timeout: a hang is caught by the test binary's -timeout, and a
+		// slow machine (-race, 2 cores) must not fail a correct answer.
 		// Do not follow redirects: tests look at the 302 itself.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/advspace/advspace/internal/randid"
 )
 
 type repoKey struct{ typ, id string }
@@ -152,7 +154,7 @@ func (s *Server) lookupRepoForWrite(c *call, allowReadForPR bool) (*repo, *apiEr
 func (s *Server) createRepoLocked(key repoKey, private bool, sdk, author string) *repo {
 	now := s.opts.Now().UTC()
 	rp := &repo{
-		key: key, private: private, sdk: sdk, objectID: randomHex(12), createdAt: now,
+		key: key, private: private, sdk: sdk, objectID: randid.Hex(12), createdAt: now,
 		refs: map[string]string{}, commits: map[string]*commit{}, lfs: map[string][]byte{},
 	}
 	attrs := DefaultGitAttributes

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -158,7 +157,8 @@ type apiWindow struct {
 }
 
 // New returns a fake Hub that is not listening: serve Handler() yourself
-// (examples/fakehub does). URLs in answers are built from the request's Host.
+// (on your own listener, for a standalone fake Hub) or use Transport. URLs
+// in answers are built from the request's Host.
 func New(opts *Options) *Server {
 	var o Options
 	if opts != nil {
@@ -291,6 +291,13 @@ type Fault struct {
 	// Delay is waited before answering. For OpCommit it is waited while the
 	// commit holds the repo's commit slot, so concurrent commits get 409.
 	Delay time.Duration
+	// Hold, if set, is called where Delay is waited (after it), with the
+	// request's context; the request waits until Hold returns. For OpCommit
+	// it runs while the commit holds the repo's commit slot. Tests use it as
+	// a barrier instead of a guessed Delay: signal that the request got
+	// there, then wait for the test's go-ahead (or ctx.Done()). A Hold that
+	// never returns blocks that request, and Close, forever.
+	Hold func(ctx context.Context)
 	// ApplyThenFail serves the request normally (state changes happen) but
 	// answers Status (default 500) instead of the real answer: "500 but applied".
 	ApplyThenFail bool
@@ -547,10 +554,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			fault = &Fault{Status: http.StatusBadGateway, Message: "hubtest: connection drop not possible, answering 502"}
 		}
-		if fault.Delay > 0 {
+		if fault.Delay > 0 || fault.Hold != nil {
 			if rt.op == OpCommit && (fault.Status == 0 || fault.ApplyThenFail) {
-				ctx = context.WithValue(ctx, commitDelayKey, fault.Delay)
-			} else if !sleepCtx(ctx, fault.Delay) {
+				ctx = context.WithValue(ctx, commitDelayKey, holdOf(fault))
+			} else if !holdOf(fault).wait(ctx) {
 				writeError(rec, errorf(http.StatusRequestTimeout, "request cancelled by the client"))
 				return
 			}
@@ -595,15 +602,29 @@ func faultError(f *Fault) *apiError {
 	return &apiError{status: f.Status, msg: msg, header: f.Header}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
+// hold is how a fault holds a request: Delay, then Hold.
+type hold struct {
+	delay time.Duration
+	fn    func(ctx context.Context)
+}
+
+func holdOf(f *Fault) hold { return hold{delay: f.Delay, fn: f.Hold} }
+
+// wait holds the request; false means the client gave up meanwhile.
+func (h hold) wait(ctx context.Context) bool {
+	if h.delay > 0 {
+		t := time.NewTimer(h.delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return false
+		}
 	}
+	if h.fn != nil {
+		h.fn(ctx)
+	}
+	return ctx.Err() == nil
 }
 
 func baseURL(r *http.Request) string {
@@ -705,11 +726,3 @@ func (s *Server) sign(parts ...string) string {
 func (s *Server) checkSig(sig string, parts ...string) bool {
 	return hmac.Equal([]byte(sig), []byte(s.sign(parts...)))
 }
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-var errNoRepo = errors.New("hubtest: repository not found")

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/advspace/advspace/internal/randid"
 )
 
 // Size rules of the Hub.
@@ -247,7 +249,7 @@ func handleLFSBatch(c *call) *apiError {
 
 // newMultipart registers an upload and returns its action (s.mu held).
 func (s *Server) newMultipart(c *call, rp *repo, oid string, size int64, expires string) map[string]any {
-	id := randomHex(16)
+	id := randid.Hex(16)
 	parts := int((size + s.opts.ChunkSize - 1) / s.opts.ChunkSize)
 	s.uploads[id] = &multipartUpload{key: rp.key, oid: oid, size: size, chunk: s.opts.ChunkSize, parts: parts,
 		data: map[int][]byte{}, etags: map[int]string{}}
