@@ -66,7 +66,7 @@ func TestFlaggerConformance(t *testing.T) {
 	hub := hubtest.New(nil)
 	client, err := hfhub.NewClient(&hfhub.Options{
 		Endpoint: "http://hub.test", Token: hubtest.DefaultToken,
-		HTTPClient: &http.Client{Transport: &handlerTransport{h: hub.Handler()}},
+		HTTPClient: &http.Client{Transport: hub.Transport()},
 	})
 	require.NoError(t, err)
 
@@ -89,7 +89,7 @@ func TestFlaggerConformance(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			o, err := NewOutbox(filepath.Join(dir, "outbox"), d, GrayPNG(), nil)
+			o, err := NewOutbox(filepath.Join(dir, "outbox"), d, GrayPNG(), &OutboxOptions{Workers: 4})
 			if err != nil {
 				return nil, errors.Join(err, d.Close())
 			}

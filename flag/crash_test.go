@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/advspace/advspace/dadc"
+	"github.com/advspace/advspace/internal/randid"
 )
 
 // The crash tests re-execute the test binary as a child process that flags
@@ -99,7 +100,7 @@ func crashChild(mode, root string) error {
 		ack(id)
 	}
 	fmt.Fprintln(os.Stdout, "ready")
-	tag := randomHex(4)
+	tag := randid.Hex(4)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for g := range 4 {

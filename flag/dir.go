@@ -3,8 +3,6 @@ package flag
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/advspace/advspace/dadc"
+	"github.com/advspace/advspace/internal/randid"
 )
 
 // MetadataFile is the name of the metadata file in every shard folder.
@@ -216,11 +215,11 @@ func NewDir[In any](root string, codec Codec[In], opts *DirOptions) (*Dir[In], e
 	case d.daily && opts.Shard != "":
 		d.suffix = opts.Shard
 	case d.daily:
-		d.suffix = randomHex(4)
+		d.suffix = randid.Hex(4)
 	case opts.Shard != "":
 		d.fixed = opts.Shard
 	default:
-		d.fixed = d.now().UTC().Format("20060102") + "-" + randomHex(4)
+		d.fixed = d.now().UTC().Format("20060102") + "-" + randid.Hex(4)
 	}
 
 	dataDir := filepath.Join(root, DataDir)
@@ -728,12 +727,6 @@ func (d *Dir[In]) Close() error {
 
 // String names the handler in errors and logs (for instance in a PartialError).
 func (d *Dir[In]) String() string { return "flag.Dir(" + d.root + ")" }
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return hex.EncodeToString(b)
-}
 
 var (
 	_ dadc.Flagger[struct{}]      = (*Dir[struct{}])(nil)

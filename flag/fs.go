@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/advspace/advspace/internal/randid"
 )
 
 // fileSystem is the small slice of the operating system that the durable
@@ -116,7 +118,7 @@ func (osFS) CreateTemp(dir, pattern string) (file, error) {
 		prefix, suffix = pattern[:i], pattern[i+1:]
 	}
 	for range 100 {
-		name := filepath.Join(dir, prefix+randomHex(6)+suffix)
+		name := filepath.Join(dir, prefix+randid.Hex(6)+suffix)
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, filePerm)
 		if errors.Is(err, fs.ErrExist) {
 			continue

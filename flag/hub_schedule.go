@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/advspace/advspace/hfhub"
+	"github.com/advspace/advspace/internal/backoff"
 )
 
 // hubSchedule is the scheduler's own state, touched only by its goroutine
@@ -156,7 +157,7 @@ func (h *Hub[In]) attempt(ctx context.Context) (more bool, err error) {
 	}
 	if err != nil {
 		s.failures++
-		wait := hubBackoff(h.opts.MinBackoff, h.opts.MaxBackoff, s.failures)
+		wait := backoff.Policy{Min: h.opts.MinBackoff, Max: h.opts.MaxBackoff}.Cap(s.failures - 1)
 		if ra := hfhub.RetryAfterOf(err); ra > wait {
 			wait = ra
 		}
@@ -166,15 +167,6 @@ func (h *Hub[In]) attempt(ctx context.Context) (more bool, err error) {
 	}
 	s.failures, s.nextTry, s.lastErr = 0, time.Time{}, nil
 	return more, nil
-}
-
-// hubBackoff is min·2^(failures-1), capped at max.
-func hubBackoff(minD, maxD time.Duration, failures int) time.Duration {
-	d := minD
-	for i := 1; i < failures && d < maxD; i++ {
-		d *= 2
-	}
-	return min(d, maxD)
 }
 
 // resolvedConflict is a push failure the Hub resolved by checking again: the

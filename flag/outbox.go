@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/advspace/advspace/dadc"
+	"github.com/advspace/advspace/internal/backoff"
+	"github.com/advspace/advspace/internal/randid"
 )
 
 // OutboxOptions configures an Outbox. A nil *OutboxOptions and zero fields
@@ -280,7 +282,7 @@ func (o *Outbox[In]) moveToFailed(path string) error {
 	}
 	dst := filepath.Join(o.failedDir, filepath.Base(path))
 	if _, err := o.fs.Stat(dst); err == nil {
-		dst = filepath.Join(o.failedDir, strings.TrimSuffix(filepath.Base(path), recordExt)+"-"+randomHex(4)+recordExt)
+		dst = filepath.Join(o.failedDir, strings.TrimSuffix(filepath.Base(path), recordExt)+"-"+randid.Hex(4)+recordExt)
 	}
 	if err := o.fs.Rename(path, dst); err != nil {
 		return fmt.Errorf("moving %s to %s: %w", path, dst, err)
@@ -515,17 +517,11 @@ func (o *Outbox[In]) retry(ent *outboxEntry, err error) {
 	o.notifyLocked()
 }
 
-// backoff is MinBackoff·2^(n-1), capped at MaxBackoff, minus up to half of it at random.
+// backoff is the pause after n consecutive failures: MinBackoff·2^(n-1),
+// capped at MaxBackoff, minus up to half of it at random.
 func (o *Outbox[In]) backoff(n int) time.Duration {
-	d := o.minBackoff
-	for i := 1; i < n && d < o.maxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, o.maxBackoff)
-	if half := int64(d / 2); half > 0 {
-		d -= time.Duration(rand.Int64N(half + 1))
-	}
-	return d
+	p := backoff.Policy{Min: o.minBackoff, Max: o.maxBackoff, Jitter: 0.5}
+	return p.Delay(n-1, rand.Float64())
 }
 
 // finish forgets a delivered (or dead-lettered) entry.
