@@ -140,9 +140,8 @@ type Dir[In any] struct {
 	ids      map[string]string // sample ID → shard name
 	inflight map[string]chan struct{}
 	count    int
-	closed   bool
 	broken   error
-	active   sync.WaitGroup // Flag calls in progress, awaited by Close
+	gate     gate // Flag calls in progress; shut by Close
 	watchers map[int]func(shard string, row dirRow)
 	watchSeq int
 }
@@ -479,6 +478,11 @@ func (d *Dir[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 		return err
 	}
 
+	if err := d.gate.enter(); err != nil {
+		return err
+	}
+	defer d.gate.leave()
+
 	// Claim the ID, or find it already stored, or wait for whoever stores it.
 	var (
 		done chan struct{}
@@ -486,10 +490,6 @@ func (d *Dir[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 	)
 	for done == nil {
 		d.mu.Lock()
-		if d.closed {
-			d.mu.Unlock()
-			return ErrClosed
-		}
 		if d.broken != nil {
 			d.mu.Unlock()
 			return d.broken
@@ -514,7 +514,6 @@ func (d *Dir[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 		}
 		done = make(chan struct{})
 		d.inflight[s.ID] = done
-		d.active.Add(1)
 		d.mu.Unlock()
 	}
 	defer func() {
@@ -522,7 +521,6 @@ func (d *Dir[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 		delete(d.inflight, s.ID)
 		close(done)
 		d.mu.Unlock()
-		d.active.Done()
 	}()
 
 	fileName := s.ID + d.codec.Ext()
@@ -640,11 +638,10 @@ func (d *Dir[In]) Samples(ctx context.Context) ([]dadc.Sample[In], error) {
 		dir string
 	}
 	var rows []located
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if d.gate.isShut() {
 		return nil, ErrClosed
 	}
+	d.mu.Lock()
 	seen := make(map[string]bool, d.count)
 	for _, name := range d.order {
 		sh := d.shards[name]
@@ -700,14 +697,9 @@ func (d *Dir[In]) Samples(ctx context.Context) ([]dadc.Sample[In], error) {
 // Close waits for Flag calls in progress, closes the files and releases the
 // lock on the root. Later Flag calls return ErrClosed. Close is idempotent.
 func (d *Dir[In]) Close() error {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if !d.gate.shut() {
 		return nil
 	}
-	d.closed = true
-	d.mu.Unlock()
-	d.active.Wait()
 
 	d.mu.Lock()
 	defer d.mu.Unlock()

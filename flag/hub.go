@@ -98,9 +98,9 @@ type Hub[In any] struct {
 	flushReq chan flushRequest
 	done     chan struct{}
 
-	mu      sync.Mutex // guards the fields below and in-flight Flag calls
-	closed  bool
-	active  sync.WaitGroup
+	gate gate // Flag calls in progress; shut by Close
+
+	mu      sync.Mutex // guards the fields below
 	shards  map[string]*hubShard
 	order   []string // shard names, in the order they became known
 	fresh   int      // rows appended since the last push attempt
@@ -237,14 +237,10 @@ func (h *Hub[In]) pendingLocked() int {
 // Flag stores s in the local Dir; it returns once the sample is durable there
 // and never fails because of the Hub.
 func (h *Hub[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return ErrClosed
+	if err := h.gate.enter(); err != nil {
+		return err
 	}
-	h.active.Add(1)
-	h.mu.Unlock()
-	defer h.active.Done()
+	defer h.gate.leave()
 	return h.dir.Flag(ctx, s)
 }
 
@@ -294,14 +290,9 @@ func (h *Hub[In]) Flush(ctx context.Context) error {
 // them); a failure that leaves nothing unpushed is only logged. Close is
 // idempotent.
 func (h *Hub[In]) Close() error {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
+	if !h.gate.shut() {
 		return nil
 	}
-	h.closed = true
-	h.mu.Unlock()
-	h.active.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.CloseTimeout)
 	defer cancel()
 	err := h.Flush(ctx)

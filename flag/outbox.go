@@ -99,7 +99,7 @@ type Outbox[In any] struct {
 	ctx    context.Context // cancelled by Close; parent of delivery attempts
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // workers
-	active sync.WaitGroup // Flag calls in progress
+	gate   gate           // Flag calls in progress; shut by Close
 
 	mu        sync.Mutex
 	entries   map[string]*outboxEntry // every known pending ID (being written, queued or in flight)
@@ -109,7 +109,6 @@ type Outbox[In any] struct {
 	failures  int // consecutive failed attempts
 	retryAt   time.Time
 	lastErr   error
-	closed    bool
 	wake      chan struct{} // buffered(1): a worker should look at the queue
 	changed   chan struct{} // closed and replaced whenever backlog changes
 	delivered atomic.Int64
@@ -305,13 +304,13 @@ func (o *Outbox[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 	if err != nil {
 		return err
 	}
+	if err := o.gate.enter(); err != nil {
+		return err
+	}
+	defer o.gate.leave()
 	var ent *outboxEntry
 	for ent == nil {
 		o.mu.Lock()
-		if o.closed {
-			o.mu.Unlock()
-			return ErrClosed
-		}
 		if prev, ok := o.entries[s.ID]; ok {
 			o.mu.Unlock()
 			select {
@@ -335,10 +334,8 @@ func (o *Outbox[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 			written: make(chan struct{}),
 		}
 		o.entries[s.ID] = ent
-		o.active.Add(1)
 		o.mu.Unlock()
 	}
-	defer o.active.Done()
 
 	rec := outboxRecord{
 		Version: 1, Seq: ent.seq, EnqueuedAt: o.now().UTC(),
@@ -582,11 +579,10 @@ func (o *Outbox[In]) Stats() OutboxStats {
 // retrying (with backoff) until ctx is done and then returns an error that
 // wraps ctx.Err() and the last delivery error; the samples stay pending.
 func (o *Outbox[In]) Flush(ctx context.Context) error {
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
+	if o.gate.isShut() {
 		return ErrClosed
 	}
+	o.mu.Lock()
 	o.retryAt = time.Time{}
 	select {
 	case o.wake <- struct{}{}:
@@ -595,8 +591,9 @@ func (o *Outbox[In]) Flush(ctx context.Context) error {
 	o.mu.Unlock()
 	for {
 		o.mu.Lock()
-		n, changed, last, closed := o.backlog+o.writingLocked(), o.changed, o.lastErr, o.closed
+		n, changed, last := o.backlog+o.writingLocked(), o.changed, o.lastErr
 		o.mu.Unlock()
+		closed := o.gate.isShut()
 		if n == 0 {
 			break
 		}
@@ -641,17 +638,14 @@ func (o *Outbox[In]) writingLocked() int {
 // Close is idempotent (a second call returns nil); later Flag calls return
 // ErrClosed.
 func (o *Outbox[In]) Close() error {
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
+	if !o.gate.shut() {
 		return nil
 	}
-	o.closed = true
-	o.notifyLocked() // a running Flush returns
+	o.mu.Lock()
+	o.notifyLocked() // a running Flush sees the gate shut and returns
 	o.mu.Unlock()
 	o.cancel()
 	o.wg.Wait()
-	o.active.Wait()
 	if err := unlockFile(o.lock); err != nil {
 		return fmt.Errorf("flag: outbox close: %w", err)
 	}
