@@ -19,6 +19,11 @@
 // Inputs are turned into files by a Codec: GrayPNG() for grayscale images,
 // JSONCodec for anything JSON can represent, or your own.
 //
+// Every stored record is a dadc.SampleMeta in its JSON form plus what the
+// store needs: a metadata row adds file_name (MetadataRow), a log line adds
+// the input in base64 (LogColumns), an Outbox queue record wraps it with the
+// encoded input. Times are written in UTC.
+//
 // Every handler identifies samples by dadc.SampleMeta.ID, which must be 1 to 64
 // characters from [A-Za-z0-9_-] (it becomes a file name), and stores a given ID
 // at most once. That idempotence is what turns the Outbox's at-least-once
