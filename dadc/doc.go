@@ -27,7 +27,8 @@
 //		Logger:    logger,
 //	})
 //	if err != nil { ... }
-//	defer loop.Close(ctx)
+//	defer flagger.Close() // runs second: the flagger outlives the Loop
+//	defer loop.Close(ctx) // runs first: stops the Loop and flushes the flagger
 //
 //	res, err := loop.Flag(ctx, img, label, session) // predicts, stores if fooled, may start a retrain
 //	stats := loop.Stats()                           // counters and round history, JSON-ready
@@ -61,12 +62,29 @@
 //
 // A Model needs only Predict and Version; the Loop detects the optional
 // capabilities Trainer, Evaluator and BatchPredictor by type assertion
-// (Exporter is for applications that save or publish weights). A Flagger needs only Flag (FlaggerFunc adapts a function);
-// SampleSource lets a restarted Loop recover its counts and training data,
-// Flusher and io.Closer let Loop.Close push and release what it holds.
-// Package dadctest has test doubles and the conformance suites TestModel,
-// TestFlagger and TestModelStore to check an implementation against these contracts;
+// (Exporter is for applications that save or publish weights). A Flagger
+// needs only Flag (FlaggerFunc adapts a function); SampleSource lets a
+// restarted Loop recover its counts and training data, and Flusher lets
+// Loop.Close push what it buffers. A ModelStore keeps promoted models and,
+// as a HistoryStore, the round history. Package dadctest has test doubles and
+// the conformance suites TestModel, TestFlagger and TestModelStore to check
+// an implementation against these contracts;
 // examples/custom-model plugs a non-image model into the whole loop.
+//
+// # Closing
+//
+// One rule holds across the module: whoever constructs a value closes it,
+// after everything that uses it, so a program closes in the reverse order of
+// construction. Giving a value to a constructor lends it; it never transfers
+// ownership of something that has a Close method, with one exception stated
+// here: models. Loop.Close stops the Loop and flushes its Flagger (if it is a
+// Flusher) but does not close it; the caller that built the Flagger closes it
+// after Loop.Close. Close methods are idempotent: a second call returns nil.
+//
+// Models are handed over, because only the Loop knows when the last call on
+// a replaced model has returned: the Loop closes (if it is an io.Closer) the
+// model given to NewLoop and every model its Trainer returns, once no call
+// runs on it (see Loop).
 //
 // Unless a comment says otherwise, every exported method is safe for
 // concurrent use.

@@ -1051,9 +1051,10 @@ func (l *Loop[In]) Subscribe(buffer int) (events <-chan Event, cancel func()) {
 
 // Close stops the Loop: later Flag, Predict and Retrain calls return
 // ErrClosed. It cancels a running retrain and waits for it and for running
-// Flag and Predict calls, then flushes the flagger (if it implements Flusher)
-// and closes it (if it implements io.Closer), closes every subscription, and
-// releases the served model (closing it, if it implements io.Closer).
+// Flag and Predict calls, then flushes the flagger (if it implements Flusher),
+// closes every subscription, and releases the served model (closing it, if it
+// implements io.Closer). It does not close the flagger: whoever constructs it
+// closes it, after Close.
 //
 // If ctx ends before the running calls finish, Close returns ctx's error
 // without touching the flagger; call Close again to finish. Once Close has
@@ -1089,11 +1090,6 @@ func (l *Loop[In]) Close(ctx context.Context) error {
 	if f, ok := l.flagger.(Flusher); ok {
 		if err := f.Flush(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("dadc: close: flushing the flagger: %w", err))
-		}
-	}
-	if c, ok := l.flagger.(io.Closer); ok {
-		if err := c.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("dadc: close: closing the flagger: %w", err))
 		}
 	}
 	l.events.closeAll()

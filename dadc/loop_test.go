@@ -1012,7 +1012,7 @@ func TestClose(t *testing.T) {
 	assert.Contains(t, st.Rounds[0].Error, "cancelled because the loop is closing")
 	assert.False(t, st.Rounds[0].Promoted)
 	assert.Equal(t, 1, f.Flushes())
-	assert.True(t, f.Closed())
+	assert.False(t, f.Closed(), "whoever constructs the flagger closes it")
 	assert.True(t, m.Closed(), "the served model is released at Close")
 	assert.False(t, m.ClosedWhileInUse())
 
@@ -1057,14 +1057,14 @@ func TestClose_WaitsForInFlightFlag(t *testing.T) {
 	err = l.Close(short)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Contains(t, err.Error(), "call Close again")
-	assert.False(t, f.Closed(), "the flagger is not closed under an in-flight Flag")
+	assert.Zero(t, f.Flushes(), "the flagger is not flushed under an in-flight Flag")
 	_, err = l.Flag(t.Context(), 2, 1, "")
 	assert.ErrorIs(t, err, dadc.ErrClosed, "no new calls once Close began")
 
 	close(release)
 	require.NoError(t, <-flagDone, "the in-flight flag completes and is acknowledged")
 	require.NoError(t, l.Close(t.Context()))
-	assert.True(t, f.Closed())
+	assert.Equal(t, 1, f.Flushes(), "Close flushes once the in-flight flag is done")
 	assert.Equal(t, 1, f.Len())
 	assert.Equal(t, 1, l.Stats().FlaggedTotal)
 }
@@ -1075,7 +1075,7 @@ func TestClose_ReportsFlushError(t *testing.T) {
 	require.NoError(t, err)
 	err = l.Close(t.Context())
 	require.ErrorContains(t, err, "dadc: close: flushing the flagger: hub down")
-	assert.True(t, f.Closed(), "the flagger is closed even when Flush fails")
+	assert.False(t, f.Closed(), "whoever constructs the flagger closes it")
 }
 
 func TestSubscribe_SlowSubscriberMissesEvents(t *testing.T) {

@@ -2,7 +2,6 @@ package dadc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -78,20 +77,6 @@ type ValidationState struct {
 	// 0 means validation is off and every sample that is not retracted trains.
 	Required int `json:"required"`
 }
-
-// Errors of Validations; match them with errors.Is.
-var (
-	// ErrUnknownSample: no stored sample has this ID.
-	ErrUnknownSample = errors.New("dadc: no sample with this id")
-	// ErrOwnSample: a session tried to validate its own sample.
-	ErrOwnSample = errors.New("dadc: you cannot validate your own sample")
-	// ErrNotOwner: a session tried to retract a sample it did not write.
-	ErrNotOwner = errors.New("dadc: only the session that flagged a sample can retract it")
-	// ErrAlreadyValidated: a session gave a second verdict on the same sample.
-	ErrAlreadyValidated = errors.New("dadc: you already validated this sample")
-	// ErrInvalidRecord: the record is malformed (unknown kind or verdict, no session, label out of range).
-	ErrInvalidRecord = errors.New("dadc: invalid validation record")
-)
 
 // Validations folds validation records into each sample's state and answers
 // the questions a loop and a web app ask: may this sample train, what should

@@ -25,10 +25,11 @@ type Codec[In any] interface {
 	Decode(b []byte) (In, error)
 }
 
-// GrayPNG stores a grayscale image (such as a 28x28 MNIST input) as an 8-bit
-// grayscale PNG, the format the Hugging Face ImageFolder loader and dataset
-// viewer show as an image.
-var GrayPNG Codec[*image.Gray] = grayPNG{}
+// GrayPNG() returns the codec that stores a grayscale image (such as a 28x28
+// MNIST input) as an 8-bit grayscale PNG, the format the Hugging Face
+// ImageFolder loader and dataset viewer show as an image. Decode also accepts
+// RGB and paletted PNGs and converts them to gray.
+func GrayPNG() Codec[*image.Gray] { return grayPNG{} }
 
 type grayPNG struct{}
 
@@ -36,10 +37,10 @@ func (grayPNG) Ext() string { return ".png" }
 
 func (grayPNG) Encode(in *image.Gray) ([]byte, error) {
 	if in == nil {
-		return nil, errors.New("flag: GrayPNG cannot encode a nil image")
+		return nil, errors.New("flag: GrayPNG() cannot encode a nil image")
 	}
 	if in.Rect.Empty() {
-		return nil, fmt.Errorf("flag: GrayPNG cannot encode an empty image (bounds %v)", in.Rect)
+		return nil, fmt.Errorf("flag: GrayPNG() cannot encode an empty image (bounds %v)", in.Rect)
 	}
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, in); err != nil {

@@ -13,13 +13,13 @@ import (
 
 func TestGrayPNG(t *testing.T) {
 	in := testImage(3)
-	b, err := GrayPNG.Encode(in)
+	b, err := GrayPNG().Encode(in)
 	require.NoError(t, err)
-	assert.Equal(t, ".png", GrayPNG.Ext())
+	assert.Equal(t, ".png", GrayPNG().Ext())
 	cfg, err := png.DecodeConfig(bytes.NewReader(b))
 	require.NoError(t, err)
 	assert.Equal(t, color.GrayModel, cfg.ColorModel, "stored as an 8-bit grayscale PNG")
-	out, err := GrayPNG.Decode(b)
+	out, err := GrayPNG().Decode(b)
 	require.NoError(t, err)
 	assert.Equal(t, in.Pix, out.Pix)
 	assert.Equal(t, in.Rect, out.Rect)
@@ -30,13 +30,13 @@ func TestGrayPNG(t *testing.T) {
 	rgba.Set(1, 0, color.Black)
 	var buf bytes.Buffer
 	require.NoError(t, png.Encode(&buf, rgba))
-	g, err := GrayPNG.Decode(buf.Bytes())
+	g, err := GrayPNG().Decode(buf.Bytes())
 	require.NoError(t, err)
 	assert.Equal(t, []uint8{255, 0}, g.Pix)
 
-	_, err = GrayPNG.Decode([]byte("not a png"))
+	_, err = GrayPNG().Decode([]byte("not a png"))
 	assert.ErrorContains(t, err, "decoding PNG")
-	_, err = GrayPNG.Encode(nil)
+	_, err = GrayPNG().Encode(nil)
 	assert.ErrorContains(t, err, "nil image")
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/advspace/advspace/dadc"
+	"github.com/advspace/advspace/internal/randid"
 )
 
 // The crash tests re-execute the test binary as a child process that flags
@@ -51,13 +52,13 @@ func crashChild(mode, root string) error {
 	var flagger dadc.Flagger[*image.Gray]
 	switch mode {
 	case "dir":
-		d, err := NewDir(root, GrayPNG, nil)
+		d, err := NewDir(root, GrayPNG(), nil)
 		if err != nil {
 			return err
 		}
 		flagger = d
 	case "outbox":
-		d, err := NewDir(filepath.Join(root, "delivered"), GrayPNG, nil)
+		d, err := NewDir(filepath.Join(root, "delivered"), GrayPNG(), nil)
 		if err != nil {
 			return err
 		}
@@ -74,7 +75,7 @@ func crashChild(mode, root string) error {
 			}
 			return d.Flag(ctx, s)
 		})
-		o, err := NewOutbox(filepath.Join(root, "outbox"), flaky, GrayPNG,
+		o, err := NewOutbox(filepath.Join(root, "outbox"), flaky, GrayPNG(),
 			&OutboxOptions{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Workers: 2})
 		if err != nil {
 			return err
@@ -99,7 +100,7 @@ func crashChild(mode, root string) error {
 		ack(id)
 	}
 	fmt.Fprintln(os.Stdout, "ready")
-	tag := randomHex(4)
+	tag := randid.Hex(4)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for g := range 4 {
@@ -274,7 +275,7 @@ func TestCrashSafetyOutbox(t *testing.T) {
 	acked := runCrashRounds(t, "outbox", root, crashRounds())
 	// Restart: a new Outbox over the same queue delivers whatever is left.
 	d := openTestDir(t, filepath.Join(root, "delivered"), nil)
-	o, err := NewOutbox(filepath.Join(root, "outbox"), dadc.Flagger[*image.Gray](d), GrayPNG,
+	o, err := NewOutbox(filepath.Join(root, "outbox"), dadc.Flagger[*image.Gray](d), GrayPNG(),
 		&OutboxOptions{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
 	require.NoError(t, err)
 	t.Logf("backlog after the last crash: %d", o.Backlog())

@@ -1,9 +1,8 @@
 package flag
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/advspace/advspace/dadc"
+	"github.com/advspace/advspace/internal/randid"
 )
 
 // MetadataFile is the name of the metadata file in every shard folder.
@@ -140,17 +140,34 @@ type Dir[In any] struct {
 	ids      map[string]string // sample ID → shard name
 	inflight map[string]chan struct{}
 	count    int
-	closed   bool
 	broken   error
-	active   sync.WaitGroup // Flag calls in progress, awaited by Close
+	gate     gate // Flag calls in progress; shut by Close
+	watchers map[int]func(shard string, row dirRow)
+	watchSeq int
 }
 
 type shardState struct {
 	name    string
 	dir     string
-	meta    file  // metadata.jsonl opened for appending; nil until the first write
-	size    int64 // bytes of complete rows in metadata.jsonl
-	created bool  // the folder exists on disk
+	meta    file     // metadata.jsonl opened for appending; nil until the first write
+	size    int64    // bytes of complete rows in metadata.jsonl
+	rows    []dirRow // every row of metadata.jsonl, in file order
+	created bool     // the folder exists on disk
+}
+
+// dirRow is one durable row of a shard's metadata.jsonl, as a Dir watcher
+// sees it: the sample's ID, its input file (relative to the shard folder) and
+// the byte offset just after the row's newline.
+type dirRow struct {
+	ID   string
+	File string
+	End  int64
+}
+
+// dirShard is a shard as a Dir watcher sees it: its name and rows.
+type dirShard struct {
+	Name string
+	Rows []dirRow
 }
 
 var shardPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
@@ -162,7 +179,7 @@ func NewDir[In any](root string, codec Codec[In], opts *DirOptions) (*Dir[In], e
 		return nil, errors.New("flag: NewDir: root folder is empty; give the dataset folder to write to")
 	}
 	if codec == nil {
-		return nil, errors.New("flag: NewDir: codec is nil; use flag.GrayPNG for images or flag.JSONCodec")
+		return nil, errors.New("flag: NewDir: codec is nil; use flag.GrayPNG() for images or flag.JSONCodec")
 	}
 	if ext := codec.Ext(); !strings.HasPrefix(ext, ".") || len(ext) < 2 || strings.ContainsAny(ext, `/\`) || ext == ".jsonl" {
 		return nil, fmt.Errorf("flag: NewDir: codec extension %q must look like \".png\"", ext)
@@ -197,11 +214,11 @@ func NewDir[In any](root string, codec Codec[In], opts *DirOptions) (*Dir[In], e
 	case d.daily && opts.Shard != "":
 		d.suffix = opts.Shard
 	case d.daily:
-		d.suffix = randomHex(4)
+		d.suffix = randid.Hex(4)
 	case opts.Shard != "":
 		d.fixed = opts.Shard
 	default:
-		d.fixed = d.now().UTC().Format("20060102") + "-" + randomHex(4)
+		d.fixed = d.now().UTC().Format("20060102") + "-" + randid.Hex(4)
 	}
 
 	dataDir := filepath.Join(root, DataDir)
@@ -257,7 +274,13 @@ func (d *Dir[In]) open(card string) error {
 func (d *Dir[In]) recoverShard(name string) error {
 	dir := filepath.Join(d.root, DataDir, name)
 	sh := &shardState{name: name, dir: dir, created: true}
-	rows, size, _, err := readRepaired(d.fs, d.log, filepath.Join(dir, MetadataFile), parseMetadata)
+	rows, size, _, err := readRepaired(d.fs, d.log, filepath.Join(dir, MetadataFile), func(data []byte) ([]MetadataRow, int, error) {
+		rows, good, err := parseMetadata(data)
+		if err == nil {
+			sh.rows = indexRows(data[:good], rows)
+		}
+		return rows, good, err
+	})
 	if err != nil {
 		return fmt.Errorf("flag: NewDir: %w", err)
 	}
@@ -361,6 +384,49 @@ func parseMetadata(data []byte) (rows []MetadataRow, good int, err error) {
 	return parseLines(data, parseRow)
 }
 
+// indexRows pairs the parsed rows of metadata content with the offsets just
+// after their lines (blank lines hold no row).
+func indexRows(data []byte, rows []MetadataRow) []dirRow {
+	out := make([]dirRow, 0, len(rows))
+	off := 0
+	for _, r := range rows {
+		for {
+			nl := bytes.IndexByte(data[off:], '\n')
+			blank := len(bytes.TrimSpace(data[off:off+nl])) == 0
+			off += nl + 1
+			if !blank {
+				break
+			}
+		}
+		out = append(out, dirRow{ID: r.ID, File: r.FileName, End: int64(off)})
+	}
+	return out
+}
+
+// watch registers fn to be told of every row appended durably from now on
+// and returns the rows already there, shard by shard in the order of Shards,
+// atomically: no row is missed or seen twice. fn runs with the Dir's lock
+// held, once per append, in append order: it must not block or call the Dir.
+// stop unregisters fn.
+func (d *Dir[In]) watch(fn func(shard string, row dirRow)) (shards []dirShard, stop func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, name := range d.order {
+		shards = append(shards, dirShard{Name: name, Rows: slices.Clone(d.shards[name].rows)})
+	}
+	if d.watchers == nil {
+		d.watchers = make(map[int]func(string, dirRow))
+	}
+	d.watchSeq++
+	key := d.watchSeq
+	d.watchers[key] = fn
+	return shards, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		delete(d.watchers, key)
+	}
+}
+
 // Root returns the dataset folder.
 func (d *Dir[In]) Root() string { return d.root }
 
@@ -412,6 +478,11 @@ func (d *Dir[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 		return err
 	}
 
+	if err := d.gate.enter(); err != nil {
+		return err
+	}
+	defer d.gate.leave()
+
 	// Claim the ID, or find it already stored, or wait for whoever stores it.
 	var (
 		done chan struct{}
@@ -419,10 +490,6 @@ func (d *Dir[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 	)
 	for done == nil {
 		d.mu.Lock()
-		if d.closed {
-			d.mu.Unlock()
-			return ErrClosed
-		}
 		if d.broken != nil {
 			d.mu.Unlock()
 			return d.broken
@@ -447,7 +514,6 @@ func (d *Dir[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 		}
 		done = make(chan struct{})
 		d.inflight[s.ID] = done
-		d.active.Add(1)
 		d.mu.Unlock()
 	}
 	defer func() {
@@ -455,7 +521,6 @@ func (d *Dir[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 		delete(d.inflight, s.ID)
 		close(done)
 		d.mu.Unlock()
-		d.active.Done()
 	}()
 
 	fileName := s.ID + d.codec.Ext()
@@ -487,6 +552,11 @@ func (d *Dir[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 	}
 	d.ids[s.ID] = sh.name
 	d.count++
+	row := dirRow{ID: s.ID, File: fileName, End: sh.size}
+	sh.rows = append(sh.rows, row)
+	for _, fn := range d.watchers {
+		fn(sh.name, row)
+	}
 	return nil
 }
 
@@ -523,7 +593,7 @@ func (d *Dir[In]) openMetaLocked(sh *shardState) error {
 		return nil
 	}
 	path := filepath.Join(sh.dir, MetadataFile)
-	f, err := d.fs.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := d.fs.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, filePerm)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", path, err)
 	}
@@ -568,11 +638,10 @@ func (d *Dir[In]) Samples(ctx context.Context) ([]dadc.Sample[In], error) {
 		dir string
 	}
 	var rows []located
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if d.gate.isShut() {
 		return nil, ErrClosed
 	}
+	d.mu.Lock()
 	seen := make(map[string]bool, d.count)
 	for _, name := range d.order {
 		sh := d.shards[name]
@@ -628,14 +697,9 @@ func (d *Dir[In]) Samples(ctx context.Context) ([]dadc.Sample[In], error) {
 // Close waits for Flag calls in progress, closes the files and releases the
 // lock on the root. Later Flag calls return ErrClosed. Close is idempotent.
 func (d *Dir[In]) Close() error {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if !d.gate.shut() {
 		return nil
 	}
-	d.closed = true
-	d.mu.Unlock()
-	d.active.Wait()
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -655,12 +719,6 @@ func (d *Dir[In]) Close() error {
 
 // String names the handler in errors and logs (for instance in a PartialError).
 func (d *Dir[In]) String() string { return "flag.Dir(" + d.root + ")" }
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return hex.EncodeToString(b)
-}
 
 var (
 	_ dadc.Flagger[struct{}]      = (*Dir[struct{}])(nil)

@@ -234,7 +234,7 @@ func TestDirRefusesDamageBeforeGoodRows(t *testing.T) {
 	require.NoError(t, err)
 	damaged := append([]byte("not json\n"), good...)
 	require.NoError(t, os.WriteFile(meta, damaged, 0o644))
-	_, err = NewDir(root, GrayPNG, nil)
+	_, err = NewDir(root, GrayPNG(), nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "line 1")
 	after, err := os.ReadFile(meta)
@@ -355,14 +355,14 @@ func TestDirDailyShards(t *testing.T) {
 
 func TestDirLockAndClose(t *testing.T) {
 	root := t.TempDir()
-	d, err := NewDir(root, GrayPNG, nil)
+	d, err := NewDir(root, GrayPNG(), nil)
 	require.NoError(t, err)
-	_, err = NewDir(root, GrayPNG, nil)
+	_, err = NewDir(root, GrayPNG(), nil)
 	require.ErrorIs(t, err, ErrLocked)
 	require.NoError(t, d.Close())
 	require.NoError(t, d.Close(), "Close is idempotent")
 	require.ErrorIs(t, d.Flag(context.Background(), testSample(1)), ErrClosed)
-	d2, err := NewDir(root, GrayPNG, nil)
+	d2, err := NewDir(root, GrayPNG(), nil)
 	require.NoError(t, err)
 	require.NoError(t, d2.Close())
 }
@@ -375,10 +375,10 @@ func TestNewDirRejectsBadOptions(t *testing.T) {
 		opts  *DirOptions
 		want  string
 	}{
-		{"empty root", "", GrayPNG, nil, "root"},
+		{"empty root", "", GrayPNG(), nil, "root"},
 		{"nil codec", t.TempDir(), nil, nil, "codec"},
-		{"hidden shard", t.TempDir(), GrayPNG, &DirOptions{Shard: ".x"}, "shard name"},
-		{"shard with slash", t.TempDir(), GrayPNG, &DirOptions{Shard: "a/b"}, "shard name"},
+		{"hidden shard", t.TempDir(), GrayPNG(), &DirOptions{Shard: ".x"}, "shard name"},
+		{"shard with slash", t.TempDir(), GrayPNG(), &DirOptions{Shard: "a/b"}, "shard name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -445,11 +445,12 @@ func TestDirRecoveryRemovesEmptyShards(t *testing.T) {
 func TestDirCloseDuringFlags(t *testing.T) {
 	root := t.TempDir()
 	ctx := context.Background()
-	d, err := NewDir(root, GrayPNG, &DirOptions{Shard: "x"})
+	d, err := NewDir(root, GrayPNG(), &DirOptions{Shard: "x"})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var acked []string
+	someAcked := make(chan struct{}) // closed at the 20th acknowledgement
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 50 {
@@ -461,11 +462,14 @@ func TestDirCloseDuringFlags(t *testing.T) {
 				}
 				mu.Lock()
 				acked = append(acked, s.ID)
+				if len(acked) == 20 {
+					close(someAcked)
+				}
 				mu.Unlock()
 			}
 		})
 	}
-	time.Sleep(20 * time.Millisecond)
+	<-someAcked // Close while flags are in full swing
 	require.NoError(t, d.Close())
 	wg.Wait()
 	d2 := openTestDir(t, root, &DirOptions{Shard: "x"})
@@ -510,7 +514,7 @@ func TestDirSamplesIgnoresEscapingFileNames(t *testing.T) {
 
 // BenchmarkDirFlag measures durable flags (three fsyncs each) from parallel callers.
 func BenchmarkDirFlag(b *testing.B) {
-	d, err := NewDir(b.TempDir(), GrayPNG, &DirOptions{Shard: "bench"})
+	d, err := NewDir(b.TempDir(), GrayPNG(), &DirOptions{Shard: "bench"})
 	require.NoError(b, err)
 	defer d.Close()
 	var n atomic.Int64

@@ -12,16 +12,33 @@
 //     (a webhook, the Hub): Flag returns once the sample is on local disk, and a
 //     background worker delivers it with exponential backoff, across restarts.
 //   - FanOut sends every sample to several handlers at once.
-//   - Func adapts a function; Hub (in hub.go) pushes a Dir to a Hub dataset in
-//     batched commits.
+//   - Hub pushes what a Dir stores to a Hugging Face Hub dataset in batched
+//     commits.
+//   - Func adapts a function.
 //
-// Inputs are turned into files by a Codec: GrayPNG for grayscale images,
+// Inputs are turned into files by a Codec: GrayPNG() for grayscale images,
 // JSONCodec for anything JSON can represent, or your own.
 //
-// Every handler identifies samples by dadc.Sample.ID, which must be 1 to 64
+// Every stored record is a dadc.SampleMeta in its JSON form plus what the
+// store needs: a metadata row adds file_name (MetadataRow), a log line adds
+// the input in base64 (LogColumns), an Outbox queue record wraps it with the
+// encoded input. Times are written in UTC.
+//
+// Every handler identifies samples by dadc.SampleMeta.ID, which must be 1 to 64
 // characters from [A-Za-z0-9_-] (it becomes a file name), and stores a given ID
 // at most once. That idempotence is what turns the Outbox's at-least-once
 // delivery into exactly-once storage.
+//
+// # Closing
+//
+// Whoever constructs a handler closes it, after its last use: no handler
+// closes what it was given. A FanOut does not close its handlers, an Outbox
+// does not close the handler it delivers to, and a Hub does not close its
+// Dir. A program therefore closes in the reverse order of construction, for
+// instance Loop, then Hub, then Dir. Every Close is idempotent; Flag after
+// Close returns ErrClosed. Close of an Outbox or a Hub returns a
+// *PendingError when acknowledged samples were not sent yet (they wait on
+// local disk), and nil otherwise.
 //
 // CheckImageFolder verifies a dataset folder (local, or downloaded from the Hub)
 // against the rules of the Hugging Face ImageFolder loader.

@@ -6,10 +6,13 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/advspace/advspace/dadc"
 	"github.com/advspace/advspace/flag"
+	"github.com/advspace/advspace/hfhub"
+	"github.com/advspace/advspace/hfhub/hubtest"
 )
 
 func digit(level uint8) *image.Gray {
@@ -34,7 +37,7 @@ func ExampleNewDir() {
 	defer os.RemoveAll(root)
 	ctx := context.Background()
 
-	d, err := flag.NewDir(root, flag.GrayPNG, &flag.DirOptions{Shard: "server-1"})
+	d, err := flag.NewDir(root, flag.GrayPNG(), &flag.DirOptions{Shard: "server-1"})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -72,7 +75,7 @@ func ExampleNewOutbox() {
 		fmt.Println("delivered", s.ID)
 		return nil
 	})
-	o, err := flag.NewOutbox(dir, unreliable, flag.GrayPNG, &flag.OutboxOptions{MinBackoff: time.Millisecond})
+	o, err := flag.NewOutbox(dir, unreliable, flag.GrayPNG(), &flag.OutboxOptions{MinBackoff: time.Millisecond})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -94,7 +97,7 @@ func ExampleNewLog() {
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "flags.csv")
 
-	l, err := flag.NewLog(path, flag.CSV, flag.GrayPNG, nil)
+	l, err := flag.NewLog(path, flag.CSV, flag.GrayPNG(), nil)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -118,4 +121,48 @@ func ExampleNewFanOut() {
 	fmt.Println(err)
 	// Output:
 	// flag: fan-out flag: 1 of 2 handlers failed; [1] dadc.FlaggerFunc[*image.Gray]: connection refused
+}
+
+// A Hub in front of a local Dir: flags are acknowledged once on local disk,
+// and pushed to a Hub dataset in batched commits (here forced by Flush).
+// Parts are closed in the reverse order of construction.
+func ExampleNewHub() {
+	srv := hubtest.NewServer(nil) // stands in for https://huggingface.co
+	defer srv.Close()
+	root, _ := os.MkdirTemp("", "example-hub-")
+	defer os.RemoveAll(root)
+
+	client, err := hfhub.NewClient(&hfhub.Options{Endpoint: srv.URL(), Token: hubtest.DefaultToken})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	dir, err := flag.NewDir(root, flag.GrayPNG(), &flag.DirOptions{Shard: "server-1"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer dir.Close()
+	repo := hfhub.RepoID{Namespace: hubtest.DefaultUser, Name: "mnist-adversarial"}
+	hub, err := flag.NewHub(client, repo, dir, &flag.HubOptions{MaxBatch: 100})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer hub.Close()
+	ctx := context.Background()
+	for _, id := range []string{"h1", "h2", "h3"} {
+		if err := hub.Flag(ctx, sample(id, 7, 1)); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	if err := hub.Flush(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	meta, _ := srv.File("dataset", repo.String(), "main", "data/server-1/metadata.jsonl")
+	fmt.Println("pending:", hub.Pending(), "commits:", hub.Commits(), "rows on the Hub:", strings.Count(string(meta), "\n"))
+	// Output:
+	// pending: 0 commits: 1 rows on the Hub: 3
 }

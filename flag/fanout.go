@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 
@@ -23,15 +22,16 @@ import (
 // put it behind an Outbox: the Outbox acknowledges once the sample is on
 // local disk and delivers later.
 //
-// FanOut is a dadc.SampleSource through its first handler that is one, a
-// dadc.Flusher (flushing all handlers that are) and an io.Closer (closing all
-// handlers that are, in reverse order).
+// FanOut is a dadc.SampleSource through its first handler that is one and a
+// dadc.Flusher (flushing all handlers that are). It has no Close: it holds
+// nothing of its own, and the handlers are closed by whoever constructed
+// them, after the FanOut's last use.
 type FanOut[In any] struct {
 	handlers []dadc.Flagger[In]
 }
 
 // NewFanOut returns a FanOut over the given handlers; nil handlers are
-// skipped. It does not take ownership beyond what Close documents.
+// skipped. The handlers stay the caller's.
 func NewFanOut[In any](flaggers ...dadc.Flagger[In]) *FanOut[In] {
 	f := &FanOut[In]{}
 	for _, h := range flaggers {
@@ -55,7 +55,7 @@ type HandlerError struct {
 // PartialError reports which handlers of a FanOut failed. The others
 // succeeded.
 type PartialError struct {
-	// Op is the operation: "flag", "flush" or "close".
+	// Op is the operation: "flag" or "flush".
 	Op string
 	// Total is the number of handlers called.
 	Total int
@@ -147,31 +147,9 @@ func (f *FanOut[In]) Flush(ctx context.Context) error {
 	return f.each("flush", targets, func(i int) error { return f.handlers[i].(dadc.Flusher).Flush(ctx) })
 }
 
-// Close closes every handler that is an io.Closer, last one first (so an
-// Outbox is closed before the Dir it may deliver to), and returns a
-// *PartialError if some fail.
-func (f *FanOut[In]) Close() error {
-	pe := &PartialError{Op: "close"}
-	for i := len(f.handlers) - 1; i >= 0; i-- {
-		c, ok := f.handlers[i].(io.Closer)
-		if !ok {
-			continue
-		}
-		pe.Total++
-		if err := c.Close(); err != nil {
-			pe.Failed = append([]HandlerError{{Index: i, Name: handlerName(c), Err: err}}, pe.Failed...)
-		}
-	}
-	if len(pe.Failed) > 0 {
-		return pe
-	}
-	return nil
-}
-
 var (
 	_ dadc.Flagger[struct{}]      = (*FanOut[struct{}])(nil)
 	_ dadc.SampleSource[struct{}] = (*FanOut[struct{}])(nil)
 	_ dadc.Flusher                = (*FanOut[struct{}])(nil)
-	_ io.Closer                   = (*FanOut[struct{}])(nil)
 	_ error                       = (*PartialError)(nil)
 )

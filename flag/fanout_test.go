@@ -4,48 +4,16 @@ import (
 	"context"
 	"errors"
 	"image"
+	"io"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/advspace/advspace/dadc"
+	"github.com/advspace/advspace/dadc/dadctest"
 )
-
-type countingHandler struct {
-	name    string
-	err     error
-	delay   time.Duration
-	flags   atomic.Int32
-	flushed atomic.Int32
-	closed  atomic.Int32
-	order   *[]string
-	mu      *sync.Mutex
-}
-
-func (h *countingHandler) Flag(ctx context.Context, _ dadc.Sample[*image.Gray]) error {
-	h.flags.Add(1)
-	select {
-	case <-time.After(h.delay):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return h.err
-}
-func (h *countingHandler) Flush(context.Context) error { h.flushed.Add(1); return h.err }
-func (h *countingHandler) Close() error {
-	h.closed.Add(1)
-	if h.order != nil {
-		h.mu.Lock()
-		*h.order = append(*h.order, h.name)
-		h.mu.Unlock()
-	}
-	return h.err
-}
-func (h *countingHandler) String() string { return h.name }
 
 func TestFanOutFlag(t *testing.T) {
 	errA := errors.New("disk full")
@@ -62,19 +30,24 @@ func TestFanOutFlag(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Every handler waits until all have started: the Flag can only
+			// finish if FanOut calls them concurrently.
+			var started sync.WaitGroup
+			started.Add(len(tt.errs))
 			var hs []dadc.Flagger[*image.Gray]
-			var raw []*countingHandler
-			for i, err := range tt.errs {
-				h := &countingHandler{name: string(rune('a' + i)), err: err, delay: 30 * time.Millisecond}
+			var raw []*dadctest.ScriptedFlagger[*image.Gray]
+			for _, err := range tt.errs {
+				h := dadctest.NewFlagger(&dadctest.FlaggerScript[*image.Gray]{Hook: func(context.Context, int, dadc.Sample[*image.Gray]) error {
+					started.Done()
+					started.Wait()
+					return err
+				}})
 				raw = append(raw, h)
 				hs = append(hs, h)
 			}
-			f := NewFanOut(hs...)
-			start := time.Now()
-			err := f.Flag(context.Background(), testSample(1))
-			assert.Less(t, time.Since(start), 85*time.Millisecond, "handlers run concurrently")
+			err := NewFanOut(hs...).Flag(t.Context(), testSample(1))
 			for _, h := range raw {
-				assert.Equal(t, int32(1), h.flags.Load(), "every handler is called, even after a failure")
+				assert.Equal(t, 1, h.Calls(), "every handler is called, even after a failure")
 			}
 			if tt.wantFailed == nil {
 				require.NoError(t, err)
@@ -87,7 +60,7 @@ func TestFanOutFlag(t *testing.T) {
 			var got []int
 			for _, f := range pe.Failed {
 				got = append(got, f.Index)
-				assert.Equal(t, raw[f.Index].name, f.Name)
+				assert.Equal(t, "*dadctest.ScriptedFlagger[*image.Gray]", f.Name)
 				assert.Equal(t, tt.errs[f.Index], f.Err)
 				assert.ErrorIs(t, err, tt.errs[f.Index])
 			}
@@ -97,12 +70,10 @@ func TestFanOutFlag(t *testing.T) {
 	}
 }
 
-func TestFanOutFlushCloseSamples(t *testing.T) {
-	ctx := context.Background()
-	var mu sync.Mutex
-	var order []string
-	a := &countingHandler{name: "a", order: &order, mu: &mu}
-	b := &countingHandler{name: "b", err: errors.New("boom"), order: &order, mu: &mu}
+func TestFanOutFlushSamplesAndOwnership(t *testing.T) {
+	ctx := t.Context()
+	a := dadctest.NewFlagger[*image.Gray](nil)
+	b := dadctest.NewFlagger(&dadctest.FlaggerScript[*image.Gray]{FlushErr: errors.New("boom")})
 	d := openTestDir(t, t.TempDir(), nil)
 	plain := Func[*image.Gray](func(context.Context, dadc.Sample[*image.Gray]) error { return nil })
 	f := NewFanOut[*image.Gray](plain, d, nil, a, b)
@@ -118,13 +89,13 @@ func TestFanOutFlushCloseSamples(t *testing.T) {
 	assert.Equal(t, 2, pe.Total, "only Flushers are flushed")
 	require.Len(t, pe.Failed, 1)
 	assert.Equal(t, 3, pe.Failed[0].Index)
-	assert.Equal(t, int32(1), a.flushed.Load())
+	assert.Equal(t, 1, a.Flushes())
 
-	err = f.Close()
-	require.ErrorAs(t, err, &pe)
-	assert.Equal(t, "close", pe.Op)
-	assert.Equal(t, []string{"b", "a"}, order, "closed last first")
-	require.ErrorIs(t, d.Flag(ctx, testSample(4)), ErrClosed, "the Dir was closed too")
+	_, isCloser := any(f).(io.Closer)
+	assert.False(t, isCloser, "a FanOut holds nothing to close; whoever built the handlers closes them")
+	assert.False(t, a.Closed())
+	assert.False(t, b.Closed())
+	require.NoError(t, d.Flag(ctx, testSample(4)), "the Dir stays open")
 }
 
 func TestFanOutWithoutHandlers(t *testing.T) {

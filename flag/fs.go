@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/advspace/advspace/internal/randid"
 )
 
 // fileSystem is the small slice of the operating system that the durable
@@ -30,6 +33,7 @@ type fileSystem interface {
 // file is the part of *os.File the handlers need.
 type file interface {
 	Write(p []byte) (int, error)
+	ReadAt(p []byte, off int64) (int, error)
 	Sync() error
 	Close() error
 	Name() string
@@ -104,12 +108,27 @@ func truncateSync(fsys fileSystem, path string, size int64) error {
 type osFS struct{}
 
 func (osFS) MkdirAll(path string, perm fs.FileMode) error { return os.MkdirAll(path, perm) }
+
+// CreateTemp is os.CreateTemp with the permission of every other file the
+// package writes (filePerm, less the umask) instead of os.CreateTemp's 0600,
+// because the temporary file becomes a stored input, card or record.
 func (osFS) CreateTemp(dir, pattern string) (file, error) {
-	f, err := os.CreateTemp(dir, pattern)
-	if err != nil {
-		return nil, err
+	prefix, suffix := pattern, ""
+	if i := strings.LastIndex(pattern, "*"); i >= 0 {
+		prefix, suffix = pattern[:i], pattern[i+1:]
 	}
-	return f, nil
+	for range 100 {
+		name := filepath.Join(dir, prefix+randid.Hex(6)+suffix)
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, filePerm)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
+	}
+	return nil, fmt.Errorf("creating a temporary file in %s: too many name collisions", dir)
 }
 func (osFS) OpenFile(name string, flag int, perm fs.FileMode) (file, error) {
 	f, err := os.OpenFile(name, flag, perm)
@@ -170,6 +189,10 @@ func writeFileAtomic(fsys fileSystem, path string, data []byte) (err error) {
 	}
 	return fsys.SyncDir(dir)
 }
+
+// filePerm is the permission of every file the package creates (before the
+// umask): readable by all, like files made by cp or the datasets library.
+const filePerm fs.FileMode = 0o644
 
 // tempPrefix starts the name of every temporary file the package creates. The
 // leading dot also hides such files from the Hugging Face datasets loader,

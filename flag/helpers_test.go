@@ -155,10 +155,37 @@ func (f *faultFile) Truncate(size int64) error {
 
 func openTestDir(t *testing.T, root string, opts *DirOptions) *Dir[*image.Gray] {
 	t.Helper()
-	d, err := NewDir(root, GrayPNG, opts)
+	d, err := NewDir(root, GrayPNG(), opts)
 	if err != nil {
 		t.Fatalf("NewDir: %v", err)
 	}
 	t.Cleanup(func() { _ = d.Close() })
 	return d
 }
+
+// noSyncFS is the real file system without fsync, for tests about something
+// else than durability (the Hub's scheduling) that write many files: syncs
+// dominate their run time on a busy machine. Durability has its own tests.
+type noSyncFS struct{ osFS }
+
+func (noSyncFS) SyncDir(string) error { return nil }
+
+func (n noSyncFS) CreateTemp(dir, pattern string) (file, error) {
+	f, err := n.osFS.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return noSyncFile{f}, nil
+}
+
+func (n noSyncFS) OpenFile(name string, flag int, perm fs.FileMode) (file, error) {
+	f, err := n.osFS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return noSyncFile{f}, nil
+}
+
+type noSyncFile struct{ file }
+
+func (noSyncFile) Sync() error { return nil }

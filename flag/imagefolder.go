@@ -12,9 +12,6 @@ import (
 	"strings"
 )
 
-// ErrNotImageFolder is wrapped by the error of CheckImageFolder.
-var ErrNotImageFolder = errors.New("flag: not a valid ImageFolder dataset")
-
 // FolderSummary describes a dataset folder that CheckImageFolder accepted.
 type FolderSummary struct {
 	// Shards is the number of shard folders under data/.

@@ -96,7 +96,7 @@ func TestDirLayoutPassesImageFolderCheck(t *testing.T) {
 	root := t.TempDir()
 	ctx := context.Background()
 	for shard := range 3 {
-		d, err := NewDir(root, GrayPNG, nil) // a new shard per Dir, as per process
+		d, err := NewDir(root, GrayPNG(), nil) // a new shard per Dir, as per process
 		require.NoError(t, err)
 		for i := range 5 {
 			s := testSample(shard*10 + i)

@@ -100,7 +100,7 @@ func NewLog[In any](path string, format LogFormat, codec Codec[In], opts *LogOpt
 		return nil, fmt.Errorf("flag: NewLog: unknown format %v; use flag.JSONL or flag.CSV", format)
 	}
 	if codec == nil {
-		return nil, errors.New("flag: NewLog: codec is nil; use flag.GrayPNG for images or flag.JSONCodec")
+		return nil, errors.New("flag: NewLog: codec is nil; use flag.GrayPNG() for images or flag.JSONCodec")
 	}
 	if opts == nil {
 		opts = &LogOptions{}
@@ -139,7 +139,7 @@ func (l *Log[In]) open() error {
 	for _, r := range rows {
 		l.ids[r.ID] = true
 	}
-	f, err := l.fs.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := l.fs.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, filePerm)
 	if err != nil {
 		return fmt.Errorf("flag: NewLog: opening %s: %w", l.path, err)
 	}

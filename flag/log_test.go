@@ -24,7 +24,7 @@ var logFormats = []struct {
 
 func openTestLog(t *testing.T, path string, format LogFormat, opts *LogOptions) *Log[*image.Gray] {
 	t.Helper()
-	l, err := NewLog(path, format, GrayPNG, opts)
+	l, err := NewLog(path, format, GrayPNG(), opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 	return l
@@ -123,7 +123,7 @@ func TestLogRecoversTornTail(t *testing.T) {
 			// Every strict prefix of the last row is a possible torn write.
 			for _, cut := range []int{1, len(row2) / 3, len(row2) / 2, len(row2) - 1} {
 				require.NoError(t, os.WriteFile(path, append(bytes.Clone(before), row2[:cut]...), 0o644))
-				l2, err := NewLog(path, lf.format, GrayPNG, nil)
+				l2, err := NewLog(path, lf.format, GrayPNG(), nil)
 				require.NoError(t, err, "cut at %d", cut)
 				assert.Equal(t, 1, l2.Count(), "cut at %d", cut)
 				after, err := os.ReadFile(path)
@@ -149,7 +149,7 @@ func TestLogRefusesDamageBeforeGoodRows(t *testing.T) {
 			lines := strings.SplitAfter(string(data), "\n")
 			damaged := strings.Join(lines[:len(lines)-2], "") + "garbage,row\n" + lines[len(lines)-2]
 			require.NoError(t, os.WriteFile(path, []byte(damaged), 0o644))
-			_, err = NewLog(path, lf.format, GrayPNG, nil)
+			_, err = NewLog(path, lf.format, GrayPNG(), nil)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), "later")
 			after, err := os.ReadFile(path)
@@ -171,7 +171,7 @@ func TestLogCSVHeader(t *testing.T) {
 
 	foreign := filepath.Join(dir, "foreign.csv")
 	require.NoError(t, os.WriteFile(foreign, []byte("name,age\nbob,3\n"), 0o644))
-	_, err = NewLog(foreign, CSV, GrayPNG, nil)
+	_, err = NewLog(foreign, CSV, GrayPNG(), nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "header")
 }
@@ -229,14 +229,14 @@ func TestLogBrokenAfterFailedRollback(t *testing.T) {
 
 func TestNewLogRejectsBadArguments(t *testing.T) {
 	dir := t.TempDir()
-	_, err := NewLog("", JSONL, GrayPNG, nil)
+	_, err := NewLog("", JSONL, GrayPNG(), nil)
 	assert.ErrorContains(t, err, "path")
-	_, err = NewLog(filepath.Join(dir, "x"), LogFormat(7), GrayPNG, nil)
+	_, err = NewLog(filepath.Join(dir, "x"), LogFormat(7), GrayPNG(), nil)
 	assert.ErrorContains(t, err, "format")
 	_, err = NewLog[*image.Gray](filepath.Join(dir, "x"), CSV, nil, nil)
 	assert.ErrorContains(t, err, "codec")
 	l := openTestLog(t, filepath.Join(dir, "y.jsonl"), JSONL, nil)
-	_, err = NewLog(filepath.Join(dir, "y.jsonl"), JSONL, GrayPNG, nil)
+	_, err = NewLog(filepath.Join(dir, "y.jsonl"), JSONL, GrayPNG(), nil)
 	assert.ErrorIs(t, err, ErrLocked)
 	s := testSample(1)
 	s.ID = "bad id"

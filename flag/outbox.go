@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/advspace/advspace/dadc"
+	"github.com/advspace/advspace/internal/backoff"
+	"github.com/advspace/advspace/internal/randid"
 )
 
 // OutboxOptions configures an Outbox. A nil *OutboxOptions and zero fields
@@ -48,9 +50,6 @@ type OutboxOptions struct {
 	// failed/ folder (kept on disk, never dropped) and logged. Default: errors
 	// wrapping ErrInvalidSample or dadc.ErrInvalidLabel.
 	IsPermanent func(err error) bool
-	// CloseNext makes Close also close the next handler if it is an io.Closer.
-	// By default the caller owns the next handler.
-	CloseNext bool
 
 	// fs replaces the operating system in tests (fault injection).
 	fs fileSystem
@@ -95,13 +94,12 @@ type Outbox[In any] struct {
 	attemptTO  time.Duration
 	onDeliver  func(string)
 	permanent  func(error) bool
-	closeNext  bool
 	lock       *os.File
 
 	ctx    context.Context // cancelled by Close; parent of delivery attempts
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // workers
-	active sync.WaitGroup // Flag calls in progress
+	gate   gate           // Flag calls in progress; shut by Close
 
 	mu        sync.Mutex
 	entries   map[string]*outboxEntry // every known pending ID (being written, queued or in flight)
@@ -111,7 +109,6 @@ type Outbox[In any] struct {
 	failures  int // consecutive failed attempts
 	retryAt   time.Time
 	lastErr   error
-	closed    bool
 	wake      chan struct{} // buffered(1): a worker should look at the queue
 	changed   chan struct{} // closed and replaced whenever backlog changes
 	delivered atomic.Int64
@@ -153,7 +150,7 @@ func NewOutbox[In any](dir string, next dadc.Flagger[In], codec Codec[In], opts 
 		return nil, errors.New("flag: NewOutbox: next handler is nil; give the Flagger to deliver to")
 	}
 	if codec == nil {
-		return nil, errors.New("flag: NewOutbox: codec is nil; use flag.GrayPNG for images or flag.JSONCodec")
+		return nil, errors.New("flag: NewOutbox: codec is nil; use flag.GrayPNG() for images or flag.JSONCodec")
 	}
 	if opts == nil {
 		opts = &OutboxOptions{}
@@ -175,7 +172,6 @@ func NewOutbox[In any](dir string, next dadc.Flagger[In], codec Codec[In], opts 
 		attemptTO:  cmp.Or(opts.AttemptTimeout, time.Minute),
 		onDeliver:  opts.OnDeliver,
 		permanent:  opts.IsPermanent,
-		closeNext:  opts.CloseNext,
 		entries:    make(map[string]*outboxEntry),
 		wake:       make(chan struct{}, 1),
 		changed:    make(chan struct{}),
@@ -285,7 +281,7 @@ func (o *Outbox[In]) moveToFailed(path string) error {
 	}
 	dst := filepath.Join(o.failedDir, filepath.Base(path))
 	if _, err := o.fs.Stat(dst); err == nil {
-		dst = filepath.Join(o.failedDir, strings.TrimSuffix(filepath.Base(path), recordExt)+"-"+randomHex(4)+recordExt)
+		dst = filepath.Join(o.failedDir, strings.TrimSuffix(filepath.Base(path), recordExt)+"-"+randid.Hex(4)+recordExt)
 	}
 	if err := o.fs.Rename(path, dst); err != nil {
 		return fmt.Errorf("moving %s to %s: %w", path, dst, err)
@@ -308,13 +304,13 @@ func (o *Outbox[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 	if err != nil {
 		return err
 	}
+	if err := o.gate.enter(); err != nil {
+		return err
+	}
+	defer o.gate.leave()
 	var ent *outboxEntry
 	for ent == nil {
 		o.mu.Lock()
-		if o.closed {
-			o.mu.Unlock()
-			return ErrClosed
-		}
 		if prev, ok := o.entries[s.ID]; ok {
 			o.mu.Unlock()
 			select {
@@ -338,10 +334,8 @@ func (o *Outbox[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 			written: make(chan struct{}),
 		}
 		o.entries[s.ID] = ent
-		o.active.Add(1)
 		o.mu.Unlock()
 	}
-	defer o.active.Done()
 
 	rec := outboxRecord{
 		Version: 1, Seq: ent.seq, EnqueuedAt: o.now().UTC(),
@@ -520,17 +514,11 @@ func (o *Outbox[In]) retry(ent *outboxEntry, err error) {
 	o.notifyLocked()
 }
 
-// backoff is MinBackoff·2^(n-1), capped at MaxBackoff, minus up to half of it at random.
+// backoff is the pause after n consecutive failures: MinBackoff·2^(n-1),
+// capped at MaxBackoff, minus up to half of it at random.
 func (o *Outbox[In]) backoff(n int) time.Duration {
-	d := o.minBackoff
-	for i := 1; i < n && d < o.maxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, o.maxBackoff)
-	if half := int64(d / 2); half > 0 {
-		d -= time.Duration(rand.Int64N(half + 1))
-	}
-	return d
+	p := backoff.Policy{Min: o.minBackoff, Max: o.maxBackoff, Jitter: 0.5}
+	return p.Delay(n-1, rand.Float64())
 }
 
 // finish forgets a delivered (or dead-lettered) entry.
@@ -591,11 +579,10 @@ func (o *Outbox[In]) Stats() OutboxStats {
 // retrying (with backoff) until ctx is done and then returns an error that
 // wraps ctx.Err() and the last delivery error; the samples stay pending.
 func (o *Outbox[In]) Flush(ctx context.Context) error {
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
+	if o.gate.isShut() {
 		return ErrClosed
 	}
+	o.mu.Lock()
 	o.retryAt = time.Time{}
 	select {
 	case o.wake <- struct{}{}:
@@ -604,8 +591,9 @@ func (o *Outbox[In]) Flush(ctx context.Context) error {
 	o.mu.Unlock()
 	for {
 		o.mu.Lock()
-		n, changed, last, closed := o.backlog+o.writingLocked(), o.changed, o.lastErr, o.closed
+		n, changed, last := o.backlog+o.writingLocked(), o.changed, o.lastErr
 		o.mu.Unlock()
+		closed := o.gate.isShut()
 		if n == 0 {
 			break
 		}
@@ -642,34 +630,31 @@ func (o *Outbox[In]) writingLocked() int {
 }
 
 // Close stops the workers (cancelling a delivery in progress, which stays
-// pending), waits for Flag calls in progress and releases the folder lock.
+// pending), waits for Flag calls in progress and releases the folder lock. It
+// does not close the next handler, which belongs to whoever constructed it.
 // Pending samples stay on disk and are delivered by the next Outbox opened on
-// the same folder; call Flush first to deliver them now. With
-// OutboxOptions.CloseNext the next handler is closed too. Close is
-// idempotent; later Flag calls return ErrClosed.
+// the same folder; call Flush first to deliver them now. When some do stay,
+// Close returns a *PendingError that says how many and where they wait.
+// Close is idempotent (a second call returns nil); later Flag calls return
+// ErrClosed.
 func (o *Outbox[In]) Close() error {
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
+	if !o.gate.shut() {
 		return nil
 	}
-	o.closed = true
-	o.notifyLocked() // a running Flush returns
+	o.mu.Lock()
+	o.notifyLocked() // a running Flush sees the gate shut and returns
 	o.mu.Unlock()
 	o.cancel()
 	o.wg.Wait()
-	o.active.Wait()
-	var errs []error
 	if err := unlockFile(o.lock); err != nil {
-		errs = append(errs, err)
-	}
-	if c, ok := o.next.(io.Closer); ok && o.closeNext {
-		if err := c.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("closing next handler: %w", err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("flag: outbox close: %w", err)
+	}
+	o.mu.Lock()
+	n, last := o.backlog, o.lastErr
+	o.mu.Unlock()
+	if n > 0 {
+		return &PendingError{Handler: "outbox", Samples: n, Where: o.pendingDir, Err: last,
+			Next: "are delivered when an Outbox is opened on " + o.dir + " again"}
 	}
 	return nil
 }

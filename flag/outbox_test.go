@@ -5,83 +5,44 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/advspace/advspace/dadc"
+	"github.com/advspace/advspace/dadc/dadctest"
 )
-
-// flakyHandler is an idempotent next handler that fails a seeded fraction of
-// calls, and every call while down.
-type flakyHandler struct {
-	mu        sync.Mutex
-	rng       *rand.Rand
-	failRate  float64
-	down      atomic.Bool
-	calls     int
-	stored    map[string]dadc.Sample[*image.Gray]
-	order     []string
-	successes map[string]int
-	flushes   int
-	closed    bool
-}
 
 var errUnavailable = errors.New("503 service unavailable")
 
-func newFlaky(seed uint64, failRate float64) *flakyHandler {
-	return &flakyHandler{
-		rng:       rand.New(rand.NewPCG(seed, seed)),
-		failRate:  failRate,
-		stored:    make(map[string]dadc.Sample[*image.Gray]),
-		successes: make(map[string]int),
-	}
+// webhook is the next handler of most Outbox tests: dadctest's scripted
+// flagger, down (failing with errUnavailable) while down is set, and failing
+// a seeded fraction of calls.
+func webhook(seed uint64, failRate float64, down *atomic.Bool) *dadctest.ScriptedFlagger[*image.Gray] {
+	return dadctest.NewFlagger(&dadctest.FlaggerScript[*image.Gray]{
+		FailProbability: failRate, Seed: seed,
+		Hook: func(context.Context, int, dadc.Sample[*image.Gray]) error {
+			if down != nil && down.Load() {
+				return fmt.Errorf("webhook: %w", errUnavailable)
+			}
+			return nil
+		},
+	})
 }
 
-func (f *flakyHandler) Flag(ctx context.Context, s dadc.Sample[*image.Gray]) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	if f.down.Load() || f.rng.Float64() < f.failRate {
-		return fmt.Errorf("webhook: %w", errUnavailable)
+func storedIDs(f *dadctest.ScriptedFlagger[*image.Gray]) []string {
+	var out []string
+	for _, s := range f.Stored() {
+		out = append(out, s.ID)
 	}
-	if _, ok := f.stored[s.ID]; !ok {
-		f.stored[s.ID] = s
-		f.order = append(f.order, s.ID)
-	}
-	f.successes[s.ID]++
-	return nil
-}
-
-func (f *flakyHandler) Flush(context.Context) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.flushes++
-	return nil
-}
-
-func (f *flakyHandler) Close() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.closed = true
-	return nil
-}
-
-func (f *flakyHandler) snapshot() (order []string, successes map[string]int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	successes = make(map[string]int, len(f.successes))
-	for k, v := range f.successes {
-		successes[k] = v
-	}
-	return append([]string(nil), f.order...), successes
+	return out
 }
 
 func fastOutbox(t *testing.T, dir string, next dadc.Flagger[*image.Gray], opts *OutboxOptions) *Outbox[*image.Gray] {
@@ -95,7 +56,7 @@ func fastOutbox(t *testing.T, dir string, next dadc.Flagger[*image.Gray], opts *
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = 20 * time.Millisecond
 	}
-	o, err := NewOutbox(dir, next, GrayPNG, opts)
+	o, err := NewOutbox(dir, next, GrayPNG(), opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = o.Close() })
 	return o
@@ -116,62 +77,100 @@ func TestOutboxDeliversExactlyOnceThroughFailures(t *testing.T) {
 	const goroutines, perGoroutine = 10, 20
 	for _, workers := range []int{1, 4} {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
-			dir := t.TempDir()
-			next := newFlaky(42, 0.3)
-			next.down.Store(true) // down for a while at the start
-			var delivered sync.Map
-			o := fastOutbox(t, dir, next, &OutboxOptions{
-				Workers:   workers,
-				OnDeliver: func(id string) { delivered.Store(id, true) },
-			})
-			ctx := context.Background()
-			var wg sync.WaitGroup
-			for g := range goroutines {
-				wg.Go(func() {
-					for i := range perGoroutine {
-						assert.NoError(t, o.Flag(ctx, testSample(g*perGoroutine+i)))
-					}
+			synctest.Test(t, func(t *testing.T) {
+				dir := t.TempDir()
+				var down atomic.Bool
+				down.Store(true) // down for a while at the start
+				next := webhook(42, 0.3, &down)
+				var delivered sync.Map
+				o := fastOutbox(t, dir, next, &OutboxOptions{
+					Workers:   workers,
+					OnDeliver: func(id string) { delivered.Store(id, true) },
 				})
-			}
-			wg.Wait()
-			assert.Positive(t, o.Backlog(), "nothing can be delivered while the handler is down")
-			time.AfterFunc(100*time.Millisecond, func() { next.down.Store(false) })
+				ctx := t.Context()
+				var wg sync.WaitGroup
+				for g := range goroutines {
+					wg.Go(func() {
+						for i := range perGoroutine {
+							assert.NoError(t, o.Flag(ctx, testSample(g*perGoroutine+i)))
+						}
+					})
+				}
+				wg.Wait()
+				assert.Positive(t, o.Backlog(), "nothing can be delivered while the handler is down")
+				time.AfterFunc(100*time.Millisecond, func() { down.Store(false) })
 
-			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			require.NoError(t, o.Flush(fctx))
-			total := goroutines * perGoroutine
-			assert.Equal(t, 0, o.Backlog())
-			assert.Empty(t, pendingFiles(t, dir))
-			order, successes := next.snapshot()
-			assert.Len(t, order, total)
-			for id, n := range successes {
-				assert.Equal(t, 1, n, "sample %s delivered %d times", id, n)
-			}
-			st := o.Stats()
-			assert.Equal(t, int64(total), st.Delivered)
-			assert.Positive(t, st.Failed)
-			assert.Contains(t, st.LastError, "503")
-			n := 0
-			delivered.Range(func(any, any) bool { n++; return true })
-			assert.Equal(t, total, n, "OnDeliver once per sample")
-			assert.Equal(t, 1, next.flushes, "Flush flushes the next handler")
-			// Content survives the trip through the pending file.
-			got := next.stored["s00123"]
-			want := testSample(123)
-			assert.Equal(t, want.Input.Pix, got.Input.Pix)
-			assert.True(t, want.CreatedAt.Equal(got.CreatedAt))
-			assert.Equal(t, want.ModelProbabilities, got.ModelProbabilities)
-			assert.Equal(t, want.Session, got.Session)
+				require.NoError(t, o.Flush(ctx))
+				total := goroutines * perGoroutine
+				assert.Equal(t, 0, o.Backlog())
+				assert.Empty(t, pendingFiles(t, dir))
+				assert.Equal(t, total, next.Len())
+				assert.Zero(t, next.Duplicates(), "each sample delivered once")
+				st := o.Stats()
+				assert.Equal(t, int64(total), st.Delivered)
+				assert.Positive(t, st.Failed)
+				assert.NotEmpty(t, st.LastError)
+				n := 0
+				delivered.Range(func(any, any) bool { n++; return true })
+				assert.Equal(t, total, n, "OnDeliver once per sample")
+				assert.Equal(t, 1, next.Flushes(), "Flush flushes the next handler")
+				// Content survives the trip through the pending file.
+				var got dadc.Sample[*image.Gray]
+				for _, s := range next.Stored() {
+					if s.ID == "s00123" {
+						got = s
+					}
+				}
+				want := testSample(123)
+				assert.Equal(t, want.Input.Pix, got.Input.Pix)
+				assert.Equal(t, want.SampleMeta, got.SampleMeta)
+				require.NoError(t, o.Close())
+			})
 		})
 	}
+}
+
+// The backoff after consecutive failures doubles from MinBackoff up to
+// MaxBackoff, less up to half of it as jitter; it is measured on the bubble's
+// fake clock, so the bounds are exact.
+func TestOutboxBackoffBetweenAttempts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var at []time.Time
+		next := dadctest.NewFlagger(&dadctest.FlaggerScript[*image.Gray]{
+			Hook: func(context.Context, int, dadc.Sample[*image.Gray]) error {
+				mu.Lock()
+				defer mu.Unlock()
+				at = append(at, time.Now())
+				if len(at) <= 6 {
+					return errUnavailable
+				}
+				return nil
+			},
+		})
+		o := fastOutbox(t, t.TempDir(), next, &OutboxOptions{MinBackoff: time.Second, MaxBackoff: 8 * time.Second})
+		require.NoError(t, o.Flag(t.Context(), testSample(1)))
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		assert.Equal(t, 0, o.Backlog(), "delivered once the handler recovered")
+		mu.Lock()
+		defer mu.Unlock()
+		require.Len(t, at, 7)
+		for i, full := range []time.Duration{1, 2, 4, 8, 8, 8} {
+			gap := at[i+1].Sub(at[i])
+			assert.GreaterOrEqual(t, gap, full*time.Second/2, "pause %d", i+1)
+			assert.LessOrEqual(t, gap, full*time.Second, "pause %d", i+1)
+		}
+		require.NoError(t, o.Close())
+	})
 }
 
 func TestOutboxCloseAndReopenKeepsPendingInOrder(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	down := newFlaky(1, 0)
-	down.down.Store(true)
+	var isDown atomic.Bool
+	isDown.Store(true)
+	down := webhook(1, 0, &isDown)
 	o := fastOutbox(t, dir, down, nil)
 	var want []string
 	for i := range 12 {
@@ -179,25 +178,30 @@ func TestOutboxCloseAndReopenKeepsPendingInOrder(t *testing.T) {
 		want = append(want, s.ID)
 		require.NoError(t, o.Flag(ctx, s))
 	}
-	require.NoError(t, o.Close())
+	var pe *PendingError
+	require.ErrorAs(t, o.Close(), &pe, "Close says what stays undelivered")
+	assert.Equal(t, 12, pe.Samples)
+	assert.Equal(t, filepath.Join(dir, pendingDirName), pe.Where)
+	require.ErrorIs(t, pe, errUnavailable)
+	require.NoError(t, o.Close(), "a second Close is a no-op")
 	require.ErrorIs(t, o.Flag(ctx, testSample(1)), ErrClosed)
 	require.ErrorIs(t, o.Flush(ctx), ErrClosed)
 	assert.Len(t, pendingFiles(t, dir), 12, "pending samples stay on disk")
 
-	up := newFlaky(2, 0)
+	up := webhook(2, 0, nil)
 	o2 := fastOutbox(t, dir, up, nil)
 	assert.Equal(t, 12, o2.Backlog())
 	require.NoError(t, o2.Flush(ctx))
-	order, _ := up.snapshot()
-	assert.Equal(t, want, order, "delivered in enqueue order after a restart")
+	assert.Equal(t, want, storedIDs(up), "delivered in enqueue order after a restart")
 	assert.Empty(t, pendingFiles(t, dir))
 }
 
 func TestOutboxIdempotentEnqueue(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	next := newFlaky(1, 0)
-	next.down.Store(true)
+	var down atomic.Bool
+	down.Store(true)
+	next := webhook(1, 0, &down)
 	o := fastOutbox(t, dir, next, nil)
 	var wg sync.WaitGroup
 	for range 8 {
@@ -206,15 +210,15 @@ func TestOutboxIdempotentEnqueue(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, 1, o.Backlog())
 	assert.Equal(t, []string{"s00007.json"}, pendingFiles(t, dir))
-	next.down.Store(false)
+	down.Store(false)
 	require.NoError(t, o.Flush(ctx))
-	_, successes := next.snapshot()
-	assert.Equal(t, map[string]int{"s00007": 1}, successes)
+	assert.Equal(t, []string{"s00007"}, storedIDs(next))
+	assert.Zero(t, next.Duplicates())
 }
 
 func TestOutboxRejectsBadSample(t *testing.T) {
 	dir := t.TempDir()
-	o := fastOutbox(t, dir, newFlaky(1, 0), nil)
+	o := fastOutbox(t, dir, webhook(1, 0, nil), nil)
 	s := testSample(1)
 	s.ID = "../../etc/passwd"
 	require.ErrorIs(t, o.Flag(context.Background(), s), ErrInvalidSample)
@@ -255,7 +259,7 @@ func TestOutboxRecoversDamagedQueueFolder(t *testing.T) {
 	require.NoError(t, os.MkdirAll(pend, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(pend, ".tmp-s00001.json-99"), []byte(`{"vers`), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(pend, "s00002.json"), []byte("garbage"), 0o644))
-	next := newFlaky(1, 0)
+	next := webhook(1, 0, nil)
 	o := fastOutbox(t, dir, next, nil)
 	assert.Equal(t, 0, o.Backlog())
 	assert.Empty(t, pendingFiles(t, dir))
@@ -263,19 +267,22 @@ func TestOutboxRecoversDamagedQueueFolder(t *testing.T) {
 }
 
 func TestOutboxFlushGivesUpWhenContextEnds(t *testing.T) {
-	dir := t.TempDir()
-	next := newFlaky(1, 0)
-	next.down.Store(true)
-	o := fastOutbox(t, dir, next, nil)
-	require.NoError(t, o.Flag(context.Background(), testSample(1)))
-	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Millisecond)
-	defer cancel()
-	err := o.Flush(ctx)
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.ErrorIs(t, err, errUnavailable, "the last delivery error is part of the answer")
-	assert.Contains(t, err.Error(), "1 samples still pending")
-	assert.Equal(t, 1, o.Backlog())
-	assert.Positive(t, o.Failed())
+	synctest.Test(t, func(t *testing.T) {
+		var down atomic.Bool
+		down.Store(true)
+		o := fastOutbox(t, t.TempDir(), webhook(1, 0, &down), nil)
+		require.NoError(t, o.Flag(t.Context(), testSample(1)))
+		ctx, cancel := context.WithTimeout(t.Context(), 80*time.Millisecond)
+		defer cancel()
+		err := o.Flush(ctx)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorIs(t, err, errUnavailable, "the last delivery error is part of the answer")
+		assert.Contains(t, err.Error(), "1 samples still pending")
+		assert.Equal(t, 1, o.Backlog())
+		assert.Positive(t, o.Failed())
+		var pe *PendingError
+		require.ErrorAs(t, o.Close(), &pe)
+	})
 }
 
 func TestOutboxEnqueueFaults(t *testing.T) {
@@ -293,7 +300,7 @@ func TestOutboxEnqueueFaults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			ffs := &faultFS{}
-			next := newFlaky(1, 0)
+			next := webhook(1, 0, nil)
 			o := fastOutbox(t, dir, next, &OutboxOptions{fs: ffs})
 			ffs.add(tt.rule)
 			err := o.Flag(context.Background(), testSample(1))
@@ -303,35 +310,31 @@ func TestOutboxEnqueueFaults(t *testing.T) {
 			ffs.clear()
 			require.NoError(t, o.Flag(context.Background(), testSample(1)))
 			require.NoError(t, o.Flush(context.Background()))
-			_, successes := next.snapshot()
-			assert.Equal(t, map[string]int{"s00001": 1}, successes)
+			assert.Equal(t, []string{"s00001"}, storedIDs(next))
+			assert.Zero(t, next.Duplicates())
 		})
 	}
 }
 
-func TestOutboxCloseNext(t *testing.T) {
-	next := newFlaky(1, 0)
-	o, err := NewOutbox(t.TempDir(), next, GrayPNG, &OutboxOptions{CloseNext: true})
+// Whoever constructs it closes it: Close leaves the next handler open.
+func TestOutboxCloseLeavesNextOpen(t *testing.T) {
+	next := webhook(1, 0, nil)
+	o, err := NewOutbox(t.TempDir(), next, GrayPNG(), nil)
 	require.NoError(t, err)
 	require.NoError(t, o.Close())
-	assert.True(t, next.closed)
-
-	next2 := newFlaky(1, 0)
-	o2, err := NewOutbox(t.TempDir(), next2, GrayPNG, nil)
-	require.NoError(t, err)
-	require.NoError(t, o2.Close())
-	assert.False(t, next2.closed, "the caller owns next by default")
+	require.NoError(t, o.Close(), "Close is idempotent")
+	assert.False(t, next.Closed(), "the caller owns next")
 }
 
 func TestOutboxLocked(t *testing.T) {
 	dir := t.TempDir()
-	fastOutbox(t, dir, newFlaky(1, 0), nil)
-	_, err := NewOutbox(dir, newFlaky(1, 0), GrayPNG, nil)
+	fastOutbox(t, dir, webhook(1, 0, nil), nil)
+	_, err := NewOutbox(dir, webhook(1, 0, nil), GrayPNG(), nil)
 	require.ErrorIs(t, err, ErrLocked)
 }
 
 func TestNewOutboxRejectsBadArguments(t *testing.T) {
-	next := newFlaky(1, 0)
+	next := webhook(1, 0, nil)
 	tests := []struct {
 		name  string
 		dir   string
@@ -340,11 +343,11 @@ func TestNewOutboxRejectsBadArguments(t *testing.T) {
 		opts  *OutboxOptions
 		want  string
 	}{
-		{"empty dir", "", next, GrayPNG, nil, "folder"},
-		{"nil next", t.TempDir(), nil, GrayPNG, nil, "next"},
+		{"empty dir", "", next, GrayPNG(), nil, "folder"},
+		{"nil next", t.TempDir(), nil, GrayPNG(), nil, "next"},
 		{"nil codec", t.TempDir(), next, nil, nil, "codec"},
-		{"negative backoff", t.TempDir(), next, GrayPNG, &OutboxOptions{MinBackoff: -1}, "negative"},
-		{"max below min", t.TempDir(), next, GrayPNG, &OutboxOptions{MinBackoff: time.Minute, MaxBackoff: time.Second}, "MaxBackoff"},
+		{"negative backoff", t.TempDir(), next, GrayPNG(), &OutboxOptions{MinBackoff: -1}, "negative"},
+		{"max below min", t.TempDir(), next, GrayPNG(), &OutboxOptions{MinBackoff: time.Minute, MaxBackoff: time.Second}, "MaxBackoff"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -372,20 +375,27 @@ func TestOutboxBackoff(t *testing.T) {
 	}
 }
 
+// Flush versus Close: a Flush waiting on a handler that is down returns
+// ErrClosed as soon as Close runs, and Close reports the sample that stays.
 func TestOutboxCloseEndsARunningFlush(t *testing.T) {
-	next := newFlaky(1, 0)
-	next.down.Store(true)
-	o := fastOutbox(t, t.TempDir(), next, nil)
-	require.NoError(t, o.Flag(context.Background(), testSample(1)))
-	done := make(chan error, 1)
-	go func() { done <- o.Flush(context.Background()) }()
-	time.Sleep(30 * time.Millisecond)
-	require.NoError(t, o.Close())
-	select {
-	case err := <-done:
+	synctest.Test(t, func(t *testing.T) {
+		var down atomic.Bool
+		down.Store(true)
+		o := fastOutbox(t, t.TempDir(), webhook(1, 0, &down), nil)
+		require.NoError(t, o.Flag(t.Context(), testSample(1)))
+		done := make(chan error, 1)
+		go func() { done <- o.Flush(context.Background()) }()
+		synctest.Wait() // Flush waits; the worker sits in its backoff pause
+		select {
+		case err := <-done:
+			t.Fatalf("Flush returned before Close: %v", err)
+		default:
+		}
+		var pe *PendingError
+		require.ErrorAs(t, o.Close(), &pe)
+		assert.Equal(t, 1, pe.Samples)
+		err := <-done
 		require.ErrorIs(t, err, ErrClosed)
 		assert.Contains(t, err.Error(), "stay on disk")
-	case <-time.After(5 * time.Second):
-		t.Fatal("Flush did not return after Close")
-	}
+	})
 }

@@ -202,6 +202,20 @@ func (l lossy) Samples(ctx context.Context) ([]dadc.Sample[int], error) {
 	return all, err
 }
 
+// closesOnce fails a second Close, breaking the closing rule's idempotence.
+type closesOnce struct {
+	*dadctest.ScriptedFlagger[int]
+	closed bool
+}
+
+func (c *closesOnce) Close() error {
+	if c.closed {
+		return errors.New("already closed")
+	}
+	c.closed = true
+	return c.ScriptedFlagger.Close()
+}
+
 func TestVerifyFlagger_FindsViolations(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -221,6 +235,9 @@ func TestVerifyFlagger_FindsViolations(t *testing.T) {
 		{"forgets on reopen", func(string) (dadc.Flagger[int], error) {
 			return dadctest.NewFlagger[int](nil), nil
 		}, true, "after reopening"},
+		{"second Close fails", func(string) (dadc.Flagger[int], error) {
+			return &closesOnce{ScriptedFlagger: dadctest.NewFlagger[int](nil)}, nil
+		}, false, "Close must be idempotent"},
 		{"fails", func(string) (dadc.Flagger[int], error) {
 			return dadctest.NewFlagger(&dadctest.FlaggerScript[int]{FailCalls: []int{2}}), nil
 		}, false, "injected"},

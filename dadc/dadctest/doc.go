@@ -19,5 +19,9 @@
 // implementation, as subtests; VerifyModel and VerifyFlagger return the
 // violations as an error instead, for use outside a test.
 //
+// Closing follows the module's rule: whoever constructs a value closes it.
+// The suites close (after a Flush) every flagger their New func returns, and
+// nothing else; a double never closes what it was given.
+//
 // Everything here is meant for tests: the doubles keep everything in memory.
 package dadctest

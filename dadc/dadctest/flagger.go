@@ -12,12 +12,6 @@ import (
 	"github.com/advspace/advspace/dadc"
 )
 
-// ErrInjected is the error of a fault injected by ScriptedFlagger.
-var ErrInjected = errors.New("dadctest: injected fault")
-
-// ErrFlaggerClosed is returned by ScriptedFlagger.Flag after Close.
-var ErrFlaggerClosed = errors.New("dadctest: flagger closed")
-
 // FlaggerScript scripts a ScriptedFlagger's faults. The zero value injects none.
 type FlaggerScript[In any] struct {
 	// FailCalls lists Flag calls (1-based, in the order they start) that fail with ErrInjected.

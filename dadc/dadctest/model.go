@@ -12,12 +12,6 @@ import (
 	"github.com/advspace/advspace/dadc"
 )
 
-// ErrModelClosed is returned by FakeModel.Predict after Close.
-var ErrModelClosed = errors.New("dadctest: model used after Close")
-
-// ErrNoTrainFunc is returned by FakeModel.Train when TrainFunc is nil.
-var ErrNoTrainFunc = errors.New("dadctest: FakeModel.TrainFunc is nil; set it to script training")
-
 // FakeModel is a configurable dadc.Model for any input type. It also
 // implements dadc.Trainer, dadc.Evaluator and io.Closer; wrap it with
 // PredictOnly or WithBatch to hide those.

@@ -80,8 +80,8 @@ func TestFlagger[In any](t *testing.T, newFlagger func(t *testing.T, dir string)
 //   - 8 goroutines flagging 160 samples, and re-flagging 5 shared ones
 //     concurrently, all succeed and are stored exactly once (run with -race);
 //   - Flag with a cancelled context returns an error wrapping context.Canceled;
-//   - Flush (if Flusher) succeeds; Close (if io.Closer) succeeds and later
-//     Flag calls fail;
+//   - Flush (if Flusher) succeeds; Close (if io.Closer) succeeds, later
+//     Flag calls fail, and a second Close returns nil;
 //   - with Persistent, a new instance on the same directory lists the samples.
 func (fs *FlaggerSuite[In]) Run(t *testing.T) {
 	t.Helper()
@@ -368,7 +368,9 @@ func checkFlushClose[In any](ctx context.Context, fs *FlaggerSuite[In], dir stri
 		if err := f.Flag(ctx, fs.sample(1)); err == nil {
 			return errors.New("Flag after Close returned nil; a closed flagger must refuse samples it cannot store")
 		}
-		_ = closer.Close() // a second Close must not panic
+		if err := closer.Close(); err != nil {
+			return fmt.Errorf("a second Close returned %v; Close must be idempotent", err)
+		}
 	}
 	return nil
 }

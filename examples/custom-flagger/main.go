@@ -8,7 +8,8 @@
 // background with backoff, also after a restart) and fans out to a local
 // flag.Dir as well. The dadc Loop drives the flow with a trivial model.
 //
-// The program starts its own webhook server on 127.0.0.1:0, which refuses
+// The program starts its own webhook server on 127.0.0.1 (a free port, which
+// it prints), which refuses
 // the first -fail-first requests with 503 to show the Outbox retrying, submits
 // a few inputs, closes the Loop (which flushes the Outbox) and prints what the
 // webhook received. It exits 0 when every stored flag reached the webhook
@@ -65,7 +66,7 @@ type WebhookFlagger struct {
 
 // Flag sends s and returns nil only on a 2xx answer.
 func (w *WebhookFlagger) Flag(ctx context.Context, s dadc.Sample[*image.Gray]) error {
-	png, err := advflag.GrayPNG.Encode(s.Input)
+	png, err := advflag.GrayPNG().Encode(s.Input)
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
@@ -207,21 +208,27 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	url := "http://" + ln.Addr().String() + "/flags"
-	fmt.Fprintln(stdout, "webhook listening on 127.0.0.1")
+	fmt.Fprintln(stdout, "webhook listening on", url)
 
 	// The handlers: a local ImageFolder dataset, and the webhook behind a
 	// durable outbox. FanOut acknowledges a flag once both accepted it, and
 	// the outbox accepts as soon as the sample is on local disk.
-	dir, err := advflag.NewDir(filepath.Join(*data, "dataset"), advflag.GrayPNG, nil)
+	//
+	// Whoever constructs a part closes it: each Close is deferred right after
+	// its constructor, so the parts close in the reverse order of
+	// construction (Loop, Outbox, Dir) on every path. Close is idempotent, so
+	// the explicit Loop.Close below makes the deferred one a no-op.
+	dir, err := advflag.NewDir(filepath.Join(*data, "dataset"), advflag.GrayPNG(), nil)
 	if err != nil {
 		return err
 	}
-	outbox, err := advflag.NewOutbox(filepath.Join(*data, "outbox"), dadc.Flagger[*image.Gray](&WebhookFlagger{URL: url}), advflag.GrayPNG,
+	defer func() { err = errors.Join(err, dir.Close()) }()
+	outbox, err := advflag.NewOutbox(filepath.Join(*data, "outbox"), dadc.Flagger[*image.Gray](&WebhookFlagger{URL: url}), advflag.GrayPNG(),
 		&advflag.OutboxOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	if err != nil {
-		_ = dir.Close()
 		return err
 	}
+	defer func() { err = errors.Join(err, outbox.Close()) }() // reports samples that stay queued
 	handlers := advflag.NewFanOut[*image.Gray](dir, outbox)
 
 	n := 0
@@ -230,15 +237,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		NewID:   func() string { n++; return fmt.Sprintf("flag-%04d", n) }, // deterministic output
 	})
 	if err != nil {
-		_ = handlers.Close()
 		return err
 	}
-	closed := false
-	defer func() {
-		if !closed {
-			_ = loop.Close(context.Background())
-		}
-	}()
+	defer func() { err = errors.Join(err, loop.Close(context.Background())) }()
 
 	submissions := []struct {
 		level uint8
@@ -260,7 +261,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	// Close flushes the outbox: it waits until the webhook took everything.
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	closed = true
 	if err := loop.Close(cctx); err != nil {
 		return err
 	}

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"image"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,8 +16,7 @@ import (
 	advflag "github.com/advspace/advspace/flag"
 )
 
-const wantOutput = `webhook listening on 127.0.0.1
-brightness  10, person says 0, model says 0: not fooled, nothing stored
+const wantOutput = `brightness  10, person says 0, model says 0: not fooled, nothing stored
 brightness  40, person says 7, model says 1: fooled, stored as flag-0001
 brightness 100, person says 3, model says 3: not fooled, nothing stored
 brightness 130, person says 5, model says 5: not fooled, nothing stored
@@ -33,10 +34,12 @@ func TestRun(t *testing.T) {
 	data := t.TempDir()
 	var out strings.Builder
 	require.NoError(t, run(context.Background(), []string{"-data", data}, &out))
-	assert.Equal(t, wantOutput, out.String())
+	first, rest, _ := strings.Cut(out.String(), "\n")
+	assert.Regexp(t, `^webhook listening on http://127\.0\.0\.1:[0-9]+/flags$`, first)
+	assert.Equal(t, wantOutput, rest)
 
 	// The local dataset holds the same three flags, and the outbox is empty.
-	dir, err := advflag.NewDir(filepath.Join(data, "dataset"), advflag.GrayPNG, nil)
+	dir, err := advflag.NewDir(filepath.Join(data, "dataset"), advflag.GrayPNG(), nil)
 	require.NoError(t, err)
 	defer dir.Close()
 	samples, err := dir.Samples(context.Background())
@@ -55,6 +58,22 @@ func TestRunWebhookAlwaysUp(t *testing.T) {
 	require.NoError(t, run(context.Background(), []string{"-fail-first", "0"}, &out))
 	assert.Contains(t, out.String(), "webhook answered 3 requests, refused 0")
 	assert.Contains(t, out.String(), "webhook received 3 flags")
+}
+
+// A new user trips over an address they cannot use: the printed webhook
+// address is the one that listens, port included.
+func TestNewUserTrip_WebhookAddressIncludesPort(t *testing.T) {
+	var out strings.Builder
+	require.NoError(t, run(context.Background(), []string{"-fail-first", "0"}, &out))
+	first, _, _ := strings.Cut(out.String(), "\n")
+	addr, ok := strings.CutPrefix(first, "webhook listening on ")
+	require.True(t, ok, "first line %q", first)
+	u, err := url.Parse(addr)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1", u.Hostname())
+	port, err := strconv.Atoi(u.Port())
+	require.NoError(t, err, "the address %q has no port", addr)
+	assert.Positive(t, port)
 }
 
 func TestRunRejectsBadFlags(t *testing.T) {

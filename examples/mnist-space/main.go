@@ -191,7 +191,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fail("building the model: %v", err)
 	}
 
-	dir, err := flag.NewDir(*data, flag.GrayPNG, &flag.DirOptions{Logger: log})
+	dir, err := flag.NewDir(*data, flag.GrayPNG(), &flag.DirOptions{Logger: log})
 	if err != nil {
 		_ = closeAll()
 		return fail("opening the dataset folder %s: %v", *data, err)
@@ -222,7 +222,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		hub     *flag.Hub[*image.Gray]
 	)
 	if hubClient != nil {
-		hub, err = flag.NewHub(hubClient, dir, &flag.HubOptions{Repo: *hubDataset, Private: *hubPrivate, Logger: log})
+		id, _ := hfhub.ParseRepoID(*hubDataset) // validated above
+		hub, err = flag.NewHub(hubClient, id, dir, &flag.HubOptions{Private: *hubPrivate, Logger: log})
 		if err != nil {
 			_ = closeAll()
 			return fail("-hub-dataset %s: %v", *hubDataset, err)

@@ -31,7 +31,7 @@ func Example() {
 		return
 	}
 	defer os.RemoveAll(root)
-	store, err := flag.NewDir(root, flag.GrayPNG, nil)
+	store, err := flag.NewDir(root, flag.GrayPNG(), nil)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -99,7 +99,7 @@ func newFixture(t *testing.T, o *fixtureOptions) *fixture {
 		o.policy = dadc.Manual()
 	}
 	root := t.TempDir()
-	dir, err := flag.NewDir(root, flag.GrayPNG, nil)
+	dir, err := flag.NewDir(root, flag.GrayPNG(), nil)
 	require.NoError(t, err)
 	// The fixture's models cannot generalise to held-out samples, so the
 	// default gate (which demands a significant held-out gain) would reject

@@ -64,7 +64,7 @@ func TestLoad(t *testing.T) {
 	model, err := mnist.NewModel(w, &mnist.ModelOptions{Replay: train})
 	require.NoError(t, err)
 	root := t.TempDir()
-	dir, err := flag.NewDir(root, flag.GrayPNG, nil)
+	dir, err := flag.NewDir(root, flag.GrayPNG(), nil)
 	require.NoError(t, err)
 	loop, err := dadc.NewLoop(model, dadc.Flagger[*image.Gray](dir), dadc.Manual(), &dadc.Options[*image.Gray]{Classes: 10, CleanTest: test.Examples()})
 	require.NoError(t, err)
