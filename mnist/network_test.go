@@ -121,3 +121,44 @@ func TestNetworkShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestFusedGradientsMatchGorgonia checks that the training graph with the
+// fused convolution ops gives the same loss and the same gradients for every
+// parameter as the graph of gorgonia's own Conv2d, BroadcastAdd, MaxPool2D
+// and Rectify (relative 1e-4), with dropout off and with the same dropout
+// masks.
+func TestFusedGradientsMatchGorgonia(t *testing.T) {
+	for _, dropout := range []bool{false, true} {
+		rng := rand.New(rand.NewSource(5))
+		const batch = 6
+		imgs, labels := randomBatch(rng, batch)
+		var losses [2]float64
+		var grads [2][][]float32
+		for k, builtin := range []bool{false, true} {
+			s, err := newTrainSessionWith(InitWeights(3), batch, rand.New(rand.NewSource(8)), builtin)
+			require.NoError(t, err)
+			require.NoError(t, s.load(imgs, labels, false))
+			s.noDropout = !dropout
+			s.fillMasks()
+			losses[k], err = s.forwardBackward()
+			require.NoError(t, err)
+			gs, err := s.grads()
+			require.NoError(t, err)
+			for _, g := range gs {
+				grads[k] = append(grads[k], append([]float32(nil), g...))
+			}
+			s.close()
+		}
+		assert.InDelta(t, losses[1], losses[0], 1e-5*math.Abs(losses[1]), "loss, dropout %t", dropout)
+		for pi, spec := range Layout {
+			var scale float64
+			for _, v := range grads[1][pi] {
+				scale = max(scale, math.Abs(float64(v)))
+			}
+			require.Greater(t, scale, 0.0, "%s has a zero gradient", spec.Name)
+			for j := range grads[1][pi] {
+				assert.InDelta(t, float64(grads[1][pi][j]), float64(grads[0][pi][j]), 1e-4*scale, "%s[%d], dropout %t", spec.Name, j, dropout)
+			}
+		}
+	}
+}
