@@ -3,8 +3,10 @@ package mnist
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
-	"github.com/advspace/advspace/mnist/internal/kernels"
+	"github.com/advspace/advspace/internal/kernels"
 )
 
 // The inference path: a direct float32 implementation of the network's
@@ -107,6 +109,28 @@ func (f *forwardNet) logProbs(pixels *[InputSize]uint8) [Classes]float64 {
 		z[o] = f.fc2B[o] + dot(h3[:], f.fc2W[o*hidden:(o+1)*hidden])
 	}
 	return logSoftmax(&z)
+}
+
+// logProbsMany computes out[i] = f.logProbs(in[i]) for every i, splitting
+// the inputs over GOMAXPROCS goroutines. Every in[i] must hold InputSize
+// bytes (it panics otherwise).
+func (f *forwardNet) logProbsMany(out [][Classes]float64, in [][]uint8) {
+	workers := min(runtime.GOMAXPROCS(0), len(in))
+	run := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			out[i] = f.logProbs((*[InputSize]uint8)(in[i]))
+		}
+	}
+	if workers <= 1 {
+		run(0, len(in))
+		return
+	}
+	var wg sync.WaitGroup
+	for k := 1; k < workers; k++ {
+		wg.Go(func() { run(k*len(in)/workers, (k+1)*len(in)/workers) })
+	}
+	run(0, len(in)/workers)
+	wg.Wait()
 }
 
 // convPoolReLU computes relu(maxpool2x2(conv5x5(in, w) + b)) for all output
