@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/advspace/advspace/internal/kernels"
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -43,6 +44,7 @@ type convPoolOp struct {
 
 	dx, dw, db *tensor.Dense // gradients, owned and reused
 	dwPart     [][]float32   // per-worker partial weight gradients
+	patch      [][]float32   // per-worker scratch: one input patch or its gradient (inC*25)
 	workers    int
 }
 
@@ -55,8 +57,10 @@ func newConvPoolOp(batch, inC, outC, inSide int, flat, needDX bool) *convPoolOp 
 	op.dw = tensor.New(tensor.WithShape(outC, inC, kernel, kernel), tensor.Of(tensor.Float32))
 	op.db = tensor.New(tensor.WithShape(outC), tensor.Of(tensor.Float32))
 	op.dwPart = make([][]float32, op.workers)
+	op.patch = make([][]float32, op.workers)
 	for i := range op.dwPart {
 		op.dwPart[i] = make([]float32, outC*inC*kernelArea)
+		op.patch[i] = make([]float32, inC*kernelArea)
 	}
 	return op
 }
@@ -238,33 +242,66 @@ func (op *convPoolDiffOp) Do(vals ...G.Value) (G.Value, error) {
 	return op.result(), nil
 }
 
+// The backward passes visit, per image, each pooled position p and each of
+// the four convolution positions a of its window; the output channels whose
+// maximum was at a (recorded by the forward pass) share the input patch
+// under a, the inC*5*5 values that the kernel met there. So the patch is
+// gathered (gradW) or scattered (gradX) once per position, and the work per
+// channel is one contiguous multiply-add of inC*25 values (kernels.Axpy).
+
+// windowPos returns the convolution-plane position of slot k (0 top-left,
+// 1 top-right, 2 bottom-left, 3 bottom-right) of pooled position p.
+func (op *convPoolOp) windowPos(p, k int) int32 {
+	ps, cs := op.poolSide(), 2*op.poolSide()
+	return int32((2*(p/ps)+k/2)*cs + 2*(p%ps) + k%2)
+}
+
+// patchBase returns the offset in an image's input of the top-left value of
+// the window under convolution position a.
+func (op *convPoolOp) patchBase(a int32) int {
+	cs := 2 * op.poolSide()
+	return int(a)/cs*op.inSide + int(a)%cs
+}
+
 // gradX writes dL/dx: each unclipped output's gradient flows back through
 // its maximum's 5x5 window, weighted by the kernel.
 func (op *convPoolOp) gradX(dx, w, g []float32) {
 	in, os, pp := op.inSize(), op.outSize(), op.poolSide()*op.poolSide()
-	convSide := 2 * op.poolSide()
 	wSize := op.inC * kernelArea
 	plane := op.inSide * op.inSide
-	op.parallel(op.batch, func(_, lo, hi int) {
+	op.parallel(op.batch, func(worker, lo, hi int) {
+		patch := op.patch[worker]
 		clear(dx[lo*in : hi*in])
 		for i := lo; i < hi; i++ {
-			dxi := dx[i*in : (i+1)*in]
-			for j, a := range op.arg[i*os : (i+1)*os] {
-				if a < 0 {
-					continue
-				}
-				gv := g[i*os+j]
-				wo := w[(j/pp)*wSize : (j/pp+1)*wSize]
-				base := int(a)/convSide*op.inSide + int(a)%convSide
-				for c := 0; c < op.inC; c++ {
-					for ky := 0; ky < kernel; ky++ {
-						d := (*[kernel]float32)(dxi[c*plane+base+ky*op.inSide:])
-						k := (*[kernel]float32)(wo[c*kernelArea+ky*kernel:])
-						d[0] += gv * k[0]
-						d[1] += gv * k[1]
-						d[2] += gv * k[2]
-						d[3] += gv * k[3]
-						d[4] += gv * k[4]
+			dxi, argi, gi := dx[i*in:(i+1)*in], op.arg[i*os:(i+1)*os], g[i*os:(i+1)*os]
+			for p := range pp {
+				for k := range 4 {
+					a := op.windowPos(p, k)
+					hit := false
+					for o := range op.outC {
+						if argi[o*pp+p] != a {
+							continue
+						}
+						if !hit {
+							clear(patch)
+							hit = true
+						}
+						kernels.Axpy(patch, w[o*wSize:(o+1)*wSize], gi[o*pp+p])
+					}
+					if !hit {
+						continue
+					}
+					base := op.patchBase(a)
+					for c := range op.inC {
+						for ky := range kernel {
+							d := (*[kernel]float32)(dxi[c*plane+base+ky*op.inSide:])
+							s := (*[kernel]float32)(patch[c*kernelArea+ky*kernel:])
+							d[0] += s[0]
+							d[1] += s[1]
+							d[2] += s[2]
+							d[3] += s[3]
+							d[4] += s[4]
+						}
 					}
 				}
 			}
@@ -277,30 +314,31 @@ func (op *convPoolOp) gradX(dx, w, g []float32) {
 // not depend on scheduling).
 func (op *convPoolOp) gradW(dw, x, g []float32) {
 	in, os, pp := op.inSize(), op.outSize(), op.poolSide()*op.poolSide()
-	convSide := 2 * op.poolSide()
 	wSize := op.inC * kernelArea
 	plane := op.inSide * op.inSide
 	op.parallel(op.batch, func(worker, lo, hi int) {
-		part := op.dwPart[worker]
+		part, patch := op.dwPart[worker], op.patch[worker]
 		clear(part)
 		for i := lo; i < hi; i++ {
-			xi := x[i*in : (i+1)*in]
-			for j, a := range op.arg[i*os : (i+1)*os] {
-				if a < 0 {
-					continue
-				}
-				gv := g[i*os+j]
-				po := part[(j/pp)*wSize : (j/pp+1)*wSize]
-				base := int(a)/convSide*op.inSide + int(a)%convSide
-				for c := 0; c < op.inC; c++ {
-					for ky := 0; ky < kernel; ky++ {
-						d := (*[kernel]float32)(po[c*kernelArea+ky*kernel:])
-						r := (*[kernel]float32)(xi[c*plane+base+ky*op.inSide:])
-						d[0] += gv * r[0]
-						d[1] += gv * r[1]
-						d[2] += gv * r[2]
-						d[3] += gv * r[3]
-						d[4] += gv * r[4]
+			xi, argi, gi := x[i*in:(i+1)*in], op.arg[i*os:(i+1)*os], g[i*os:(i+1)*os]
+			for p := range pp {
+				for k := range 4 {
+					a := op.windowPos(p, k)
+					hit := false
+					for o := range op.outC {
+						if argi[o*pp+p] != a {
+							continue
+						}
+						if !hit {
+							base := op.patchBase(a)
+							for c := range op.inC {
+								for ky := range kernel {
+									*(*[kernel]float32)(patch[c*kernelArea+ky*kernel:]) = *(*[kernel]float32)(xi[c*plane+base+ky*op.inSide:])
+								}
+							}
+							hit = true
+						}
+						kernels.Axpy(part[o*wSize:(o+1)*wSize], patch, gi[o*pp+p])
 					}
 				}
 			}
@@ -318,10 +356,15 @@ func (op *convPoolOp) gradW(dw, x, g []float32) {
 func (op *convPoolOp) gradB(db, g []float32) {
 	clear(db)
 	pp := op.poolSide() * op.poolSide()
-	for j, a := range op.arg {
-		if a >= 0 {
-			db[(j%op.outSize())/pp] += g[j]
+	for i := 0; i < len(op.arg); i += pp {
+		o := (i % op.outSize()) / pp
+		var s float32
+		for j, a := range op.arg[i : i+pp] {
+			if a >= 0 {
+				s += g[i+j]
+			}
 		}
+		db[o] += s
 	}
 }
 

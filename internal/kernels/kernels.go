@@ -99,3 +99,16 @@ func dotGeneric(a, b []float32) float32 {
 	}
 	return (s0 + s1) + (s2 + s3)
 }
+
+// Axpy adds a*src[i] to dst[i] for every i < len(dst); it panics if src is
+// shorter than dst.
+func Axpy(dst, src []float32, a float32) {
+	axpy(dst, src[:len(dst)], a)
+}
+
+func axpyGeneric(dst, src []float32, a float32) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] += a * v
+	}
+}

@@ -24,6 +24,19 @@ func dot(a, b []float32) float32 {
 	return dotGeneric(a, b)
 }
 
+func axpy(dst, src []float32, a float32) {
+	if useAVX2 && len(dst) >= 8 {
+		axpyAVX2(&dst[0], &src[0], len(dst), a)
+		return
+	}
+	axpyGeneric(dst, src, a)
+}
+
+// axpyAVX2 is Axpy for n >= 8 in AVX2+FMA assembly.
+//
+//go:noescape
+func axpyAVX2(dst, src *float32, n int, a float32)
+
 // conv2x8AVX2 is Conv2x8 in AVX2+FMA assembly; in points at the block's
 // top-left input value. Bounds are checked by the caller.
 //

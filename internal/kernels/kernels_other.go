@@ -10,3 +10,5 @@ func conv2x8(dst *[2 * BlockCols]float32, in []float32, side, plane, inChans int
 }
 
 func dot(a, b []float32) float32 { return dotGeneric(a, b) }
+
+func axpy(dst, src []float32, a float32) { axpyGeneric(dst, src, a) }

@@ -88,6 +88,25 @@ func TestDot(t *testing.T) {
 	require.Panics(t, func() { Dot(make([]float32, 4), make([]float32, 3)) })
 }
 
+func TestAxpy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 7, 8, 9, 25, 31, 32, 33, 250, 257} {
+		dst, src := randSlice(rng, n), randSlice(rng, n+2)
+		want := make([]float64, n)
+		for i := range want {
+			want[i] = float64(dst[i]) + 0.37*float64(src[i])
+		}
+		gen := append([]float32(nil), dst...)
+		Axpy(dst, src, 0.37)
+		axpyGeneric(gen, src, 0.37)
+		for i := range want {
+			assert.InDelta(t, want[i], float64(dst[i]), 1e-6, "n=%d i=%d", n, i)
+			assert.InDelta(t, want[i], float64(gen[i]), 1e-6, "generic n=%d i=%d", n, i)
+		}
+	}
+	require.Panics(t, func() { Axpy(make([]float32, 4), make([]float32, 3), 1) })
+}
+
 func TestFeatures(t *testing.T) {
 	f := Features()
 	assert.Contains(t, []string{"avx2+fma", "generic"}, f)
