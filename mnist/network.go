@@ -232,6 +232,14 @@ func buildNetworkWith(batch int, p params, training, builtin bool) (n *network, 
 			mask2: G.NewMatrix(g, tensor.Float32, G.WithShape(batch, flatSize), G.WithName("mask2")),
 			mask1: G.NewMatrix(g, tensor.Float32, G.WithShape(batch, hidden), G.WithName("mask1")),
 		}
+	}
+	if !builtin {
+		if err := n.fusedHead(h, tp); err != nil {
+			return nil, err
+		}
+		return n, nil
+	}
+	if training {
 		if h, err = G.HadamardProd(h, tp.mask2); err != nil {
 			return nil, fmt.Errorf("mnist: dropout2d: %w", err)
 		}
@@ -300,6 +308,46 @@ func (n *network) newVM() (vm G.VM, err error) {
 		return G.NewTapeMachine(n.g, G.BindDualValues(n.learn...)), nil
 	}
 	return G.NewTapeMachine(n.g, G.EvalMode()), nil
+}
+
+// fusedHead builds the layers after the convolutions from the custom ops
+// of fusedhead.go: dropout masks, fc1 + ReLU, fc2, log-softmax and, when
+// tp is not nil, the loss and its gradients.
+func (n *network) fusedHead(h *G.Node, tp *trainPart) (err error) {
+	w3, b3, w4, b4 := n.learn[4], n.learn[5], n.learn[6], n.learn[7]
+	if tp != nil {
+		if h, err = G.ApplyOp(newMaskOp("Dropout2d", n.batch, flatSize), h, tp.mask2); err != nil {
+			return fmt.Errorf("mnist: dropout2d: %w", err)
+		}
+	}
+	if h, err = G.ApplyOp(newFCOp("FC1ReLU", n.batch, flatSize, hidden, true), h, w3, b3); err != nil {
+		return fmt.Errorf("mnist: fc1: %w", err)
+	}
+	if tp != nil {
+		if h, err = G.ApplyOp(newMaskOp("Dropout", n.batch, hidden), h, tp.mask1); err != nil {
+			return fmt.Errorf("mnist: dropout: %w", err)
+		}
+	}
+	z, err := G.ApplyOp(newFCOp("FC2", n.batch, hidden, Classes, false), h, w4, b4)
+	if err != nil {
+		return fmt.Errorf("mnist: fc2: %w", err)
+	}
+	lsm := &logSoftmaxOp{opBase: opBase{"LogSoftmax"}, rows: n.batch, cols: Classes,
+		out: tensor.New(tensor.WithShape(n.batch, Classes), tensor.Of(tensor.Float32))}
+	if n.logp, err = G.ApplyOp(lsm, z); err != nil {
+		return fmt.Errorf("mnist: log-softmax: %w", err)
+	}
+	if tp == nil {
+		return nil
+	}
+	if tp.cost, err = G.ApplyOp(newLossOp(n.batch, Classes), z, tp.y); err != nil {
+		return fmt.Errorf("mnist: loss: %w", err)
+	}
+	if _, err = G.Grad(tp.cost, n.learn...); err != nil {
+		return fmt.Errorf("mnist: gradients: %w", err)
+	}
+	n.train = tp
+	return nil
 }
 
 // builtinConvLayers builds the two convolution layers from gorgonia's own
