@@ -45,37 +45,84 @@ func Conv2x8(dst *[2 * BlockCols]float32, in []float32, side, plane, inChans int
 	conv2x8(dst, in, side, plane, inChans, w, off)
 }
 
-// conv2x8Generic is the portable Conv2x8.
+// conv2x8Generic is the portable Conv2x8: one output row at a time.
 func conv2x8Generic(dst *[2 * BlockCols]float32, in []float32, side, plane, inChans int, w []float32, off int) {
-	var top, bot [BlockCols]float32
-	for c := 0; c < inChans; c++ {
-		wc := w[c*KernelArea : (c+1)*KernelArea]
-		for ky := 0; ky < Kernel; ky++ {
-			k := (*[Kernel]float32)(wc[ky*Kernel:])
-			o := off + c*plane + ky*side
-			rowAcc(&top, (*[blockIn]float32)(in[o:o+blockIn]), k)
-			rowAcc(&bot, (*[blockIn]float32)(in[o+side:o+side+blockIn]), k)
-		}
-	}
-	copy(dst[:BlockCols], top[:])
-	copy(dst[BlockCols:], bot[:])
+	*(*[BlockCols]float32)(dst[:BlockCols]) = convRow8(in, side, plane, inChans, w, off)
+	*(*[BlockCols]float32)(dst[BlockCols:]) = convRow8(in, side, plane, inChans, w, off+side)
 }
 
-// rowAcc adds to a the eight outputs of one kernel row k over the input row
-// segment r.
-func rowAcc(a *[BlockCols]float32, r *[blockIn]float32, k *[Kernel]float32) {
-	a0, a1, a2, a3, a4, a5, a6, a7 := a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
-	for kx, wv := range k {
-		a0 += wv * r[kx]
-		a1 += wv * r[kx+1]
-		a2 += wv * r[kx+2]
-		a3 += wv * r[kx+3]
-		a4 += wv * r[kx+4]
-		a5 += wv * r[kx+5]
-		a6 += wv * r[kx+6]
-		a7 += wv * r[kx+7]
+// convRow8 returns eight adjacent outputs of the valid 5x5 convolution, the
+// first at offset off of a plane, without bias.
+//
+// Each input value is loaded once and added, weighted, to every output it
+// reaches; the eight sums stay in registers, and the fixed-size array views
+// let the compiler drop the bounds checks from the inner statements.
+func convRow8(in []float32, side, plane, inChans int, w []float32, off int) [BlockCols]float32 {
+	var a0, a1, a2, a3, a4, a5, a6, a7 float32
+	for c := 0; c < inChans; c++ {
+		for ky := 0; ky < Kernel; ky++ {
+			o := off + c*plane + ky*side
+			r := (*[blockIn]float32)(in[o : o+blockIn])
+			k := (*[Kernel]float32)(w[(c*Kernel+ky)*Kernel:])
+			// Each input value is loaded once and added, weighted, to every
+			// output it reaches. The eight sums stay in registers; the
+			// weights are read from L1 as needed (hoisting them into locals
+			// too measured slower: the register allocator spills).
+			v := r[0]
+			a0 += k[0] * v
+			v = r[1]
+			a0 += k[1] * v
+			a1 += k[0] * v
+			v = r[2]
+			a0 += k[2] * v
+			a1 += k[1] * v
+			a2 += k[0] * v
+			v = r[3]
+			a0 += k[3] * v
+			a1 += k[2] * v
+			a2 += k[1] * v
+			a3 += k[0] * v
+			v = r[4]
+			a0 += k[4] * v
+			a1 += k[3] * v
+			a2 += k[2] * v
+			a3 += k[1] * v
+			a4 += k[0] * v
+			v = r[5]
+			a1 += k[4] * v
+			a2 += k[3] * v
+			a3 += k[2] * v
+			a4 += k[1] * v
+			a5 += k[0] * v
+			v = r[6]
+			a2 += k[4] * v
+			a3 += k[3] * v
+			a4 += k[2] * v
+			a5 += k[1] * v
+			a6 += k[0] * v
+			v = r[7]
+			a3 += k[4] * v
+			a4 += k[3] * v
+			a5 += k[2] * v
+			a6 += k[1] * v
+			a7 += k[0] * v
+			v = r[8]
+			a4 += k[4] * v
+			a5 += k[3] * v
+			a6 += k[2] * v
+			a7 += k[1] * v
+			v = r[9]
+			a5 += k[4] * v
+			a6 += k[3] * v
+			a7 += k[2] * v
+			v = r[10]
+			a6 += k[4] * v
+			a7 += k[3] * v
+			v = r[11]
+			a7 += k[4] * v
+		}
 	}
-	*a = [BlockCols]float32{a0, a1, a2, a3, a4, a5, a6, a7}
+	return [BlockCols]float32{a0, a1, a2, a3, a4, a5, a6, a7}
 }
 
 // Dot returns the dot product of a and b[:len(a)]; it panics if b is
