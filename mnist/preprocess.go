@@ -187,9 +187,11 @@ func luminance(img image.Image, bg uint8) (*image.Gray, bool) {
 			for x := range w {
 				p := row[4*x : 4*x+4 : 4*x+4]
 				a := uint32(p[3])
-				if a != 0xff {
-					translucent = true
+				if a == 0xff { // opaque: no compositing
+					out.Pix[y*out.Stride+x] = gray8(uint32(p[0]), uint32(p[1]), uint32(p[2]))
+					continue
 				}
+				translucent = true
 				// Non-premultiplied: c*a + bg*(1-a).
 				mix := func(c uint8) uint32 { return (uint32(c)*a + bgc*(0xff-a) + 0x7f) / 0xff }
 				out.Pix[y*out.Stride+x] = gray8(mix(p[0]), mix(p[1]), mix(p[2]))
@@ -397,17 +399,35 @@ func median(px []uint8) uint8 {
 // leave the rest of the digit dim; brighter pixels are clipped. It reports
 // false if g is black.
 func stretch16(g *image.Gray16) bool {
-	vals := make([]uint16, 0, len(g.Pix)/2)
+	// The 90th percentile, found by a histogram of the high bytes and a
+	// sort of the one bucket that holds it (the same value as sorting all).
+	var hist [256]int
+	n := 0
 	for i := 0; i < len(g.Pix); i += 2 {
-		if v := uint16(g.Pix[i])<<8 | uint16(g.Pix[i+1]); v > 0 {
-			vals = append(vals, v)
+		if g.Pix[i]|g.Pix[i+1] != 0 {
+			hist[g.Pix[i]]++
+			n++
 		}
 	}
-	if len(vals) == 0 {
+	if n == 0 {
 		return false
 	}
-	slices.Sort(vals)
-	ref := uint32(vals[len(vals)*9/10])
+	rank, seen, hiByte := n*9/10, 0, 0
+	for b, c := range hist {
+		if seen+c > rank {
+			hiByte = b
+			break
+		}
+		seen += c
+	}
+	bucket := make([]uint16, 0, hist[hiByte])
+	for i := 0; i < len(g.Pix); i += 2 {
+		if int(g.Pix[i]) == hiByte && g.Pix[i]|g.Pix[i+1] != 0 {
+			bucket = append(bucket, uint16(g.Pix[i])<<8|uint16(g.Pix[i+1]))
+		}
+	}
+	slices.Sort(bucket)
+	ref := uint32(bucket[rank-seen])
 	for i := 0; i < len(g.Pix); i += 2 {
 		v := min(0xffff, (uint32(g.Pix[i])<<8|uint32(g.Pix[i+1]))*0xffff/ref)
 		g.Pix[i], g.Pix[i+1] = uint8(v>>8), uint8(v)
