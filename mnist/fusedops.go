@@ -333,7 +333,9 @@ func (op *convPoolOp) gradW(dw, x, g []float32) {
 							base := op.patchBase(a)
 							for c := range op.inC {
 								for ky := range kernel {
-									*(*[kernel]float32)(patch[c*kernelArea+ky*kernel:]) = *(*[kernel]float32)(xi[c*plane+base+ky*op.inSide:])
+									d := (*[kernel]float32)(patch[c*kernelArea+ky*kernel:])
+									r := (*[kernel]float32)(xi[c*plane+base+ky*op.inSide:])
+									d[0], d[1], d[2], d[3], d[4] = r[0], r[1], r[2], r[3], r[4]
 								}
 							}
 							hit = true
