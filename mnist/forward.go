@@ -161,15 +161,13 @@ func convPoolReLU(out []float32, arg []int32, in []float32, inSide, inChans int,
 		po := out[o*outPlane : (o+1)*outPlane]
 		for py := 0; py < poolSide; py++ {
 			for x0 := 0; x0 < convSide; x0 += rowBlock {
-				kernels.Conv2x8(&blk, in, inSide, inPlane, inChans, wo, 2*py*inSide+x0)
 				base := py*poolSide + x0/2
 				dst := (*[pooledBlock]float32)(po[base:])
 				if arg == nil {
-					for i := range dst {
-						dst[i] = max(0, max(blk[2*i], blk[2*i+1], blk[rowBlock+2*i], blk[rowBlock+2*i+1])+bias)
-					}
+					kernels.ConvPool2x8(dst, in, inSide, inPlane, inChans, wo, 2*py*inSide+x0, bias)
 					continue
 				}
+				kernels.Conv2x8(&blk, in, inSide, inPlane, inChans, wo, 2*py*inSide+x0)
 				ao := (*[pooledBlock]int32)(arg[o*outPlane+base:])
 				for i := range dst {
 					m, at := blk[2*i], int32(0)

@@ -45,6 +45,29 @@ func Conv2x8(dst *[2 * BlockCols]float32, in []float32, side, plane, inChans int
 	conv2x8(dst, in, side, plane, inChans, w, off)
 }
 
+// ConvPool2x8 writes into dst relu(max-pool 2x2(the Conv2x8 block) + bias):
+// dst[i] = max(0, max(block[2i], block[2i+1], block[8+2i], block[8+2i+1]) +
+// bias), the four pooled outputs of the block. Bounds and panics are those
+// of Conv2x8.
+func ConvPool2x8(dst *[BlockCols / 2]float32, in []float32, side, plane, inChans int, w []float32, off int, bias float32) {
+	if inChans <= 0 {
+		*dst = [BlockCols / 2]float32{max(0, bias), max(0, bias), max(0, bias), max(0, bias)}
+		return
+	}
+	_ = in[off]
+	_ = in[(inChans-1)*plane+off+Kernel*side+blockIn-1]
+	_ = w[inChans*KernelArea-1]
+	convPool2x8(dst, in, side, plane, inChans, w, off, bias)
+}
+
+func convPool2x8Generic(dst *[BlockCols / 2]float32, in []float32, side, plane, inChans int, w []float32, off int, bias float32) {
+	var blk [2 * BlockCols]float32
+	conv2x8Generic(&blk, in, side, plane, inChans, w, off)
+	for i := range dst {
+		dst[i] = max(0, max(blk[2*i], blk[2*i+1], blk[BlockCols+2*i], blk[BlockCols+2*i+1])+bias)
+	}
+}
+
 // conv2x8Generic is the portable Conv2x8: one output row at a time.
 func conv2x8Generic(dst *[2 * BlockCols]float32, in []float32, side, plane, inChans int, w []float32, off int) {
 	*(*[BlockCols]float32)(dst[:BlockCols]) = convRow8(in, side, plane, inChans, w, off)

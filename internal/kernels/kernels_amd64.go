@@ -37,6 +37,19 @@ func axpy(dst, src []float32, a float32) {
 //go:noescape
 func axpyAVX2(dst, src *float32, n int, a float32)
 
+func convPool2x8(dst *[BlockCols / 2]float32, in []float32, side, plane, inChans int, w []float32, off int, bias float32) {
+	if useAVX2 {
+		convPool2x8AVX2(dst, &in[off], side, plane, inChans, &w[0], bias)
+		return
+	}
+	convPool2x8Generic(dst, in, side, plane, inChans, w, off, bias)
+}
+
+// convPool2x8AVX2 is ConvPool2x8 in AVX2+FMA assembly.
+//
+//go:noescape
+func convPool2x8AVX2(dst *[BlockCols / 2]float32, in *float32, side, plane, inChans int, w *float32, bias float32)
+
 // conv2x8AVX2 is Conv2x8 in AVX2+FMA assembly; in points at the block's
 // top-left input value. Bounds are checked by the caller.
 //

@@ -70,6 +70,84 @@ row:
 	VZEROUPPER
 	RET
 
+// func convPool2x8AVX2(dst *[4]float32, in *float32, side, plane, inChans int, w *float32, bias float32)
+//
+// conv2x8AVX2 followed by relu(max-pool 2x2 + bias) of the 2x8 block.
+//
+// Y0-Y9 accumulate: Y(2*kx) the top output row's taps kx, Y(2*kx+1) the
+// bottom row's, so that ten independent chains of fused multiply-adds hide
+// the FMA latency. Y10-Y14 hold the broadcast weights of one kernel row.
+TEXT ·convPool2x8AVX2(SB), NOSPLIT, $0-52
+	MOVQ dst+0(FP), DI
+	MOVQ in+8(FP), SI
+	MOVQ side+16(FP), BX
+	SHLQ $2, BX
+	MOVQ plane+24(FP), R8
+	SHLQ $2, R8
+	MOVQ inChans+32(FP), CX
+	MOVQ w+40(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+
+pchan:
+	MOVQ SI, R9
+	MOVQ $5, R10
+
+prow:
+	LEAQ (R9)(BX*1), R11
+	VBROADCASTSS 0(DX), Y10
+	VBROADCASTSS 4(DX), Y11
+	VBROADCASTSS 8(DX), Y12
+	VBROADCASTSS 12(DX), Y13
+	VBROADCASTSS 16(DX), Y14
+	VFMADD231PS 0(R9), Y10, Y0
+	VFMADD231PS 0(R11), Y10, Y1
+	VFMADD231PS 4(R9), Y11, Y2
+	VFMADD231PS 4(R11), Y11, Y3
+	VFMADD231PS 8(R9), Y12, Y4
+	VFMADD231PS 8(R11), Y12, Y5
+	VFMADD231PS 12(R9), Y13, Y6
+	VFMADD231PS 12(R11), Y13, Y7
+	VFMADD231PS 16(R9), Y14, Y8
+	VFMADD231PS 16(R11), Y14, Y9
+	ADDQ $20, DX
+	MOVQ R11, R9
+	DECQ R10
+	JNZ  prow
+
+	ADDQ R8, SI
+	DECQ CX
+	JNZ  pchan
+
+	VADDPS Y2, Y0, Y0
+	VADDPS Y3, Y1, Y1
+	VADDPS Y6, Y4, Y4
+	VADDPS Y7, Y5, Y5
+	VADDPS Y4, Y0, Y0
+	VADDPS Y5, Y1, Y1
+	VADDPS Y8, Y0, Y0
+	VADDPS Y9, Y1, Y1
+	VMAXPS  Y1, Y0, Y0           // max of the two rows
+	VPERMILPS $0xB1, Y0, Y1      // swap adjacent columns
+	VMAXPS  Y1, Y0, Y0           // even lanes: max of each 2x2 window
+	VBROADCASTSS bias+48(FP), Y2
+	VADDPS  Y2, Y0, Y0
+	VXORPS  Y3, Y3, Y3
+	VMAXPS  Y3, Y0, Y0           // ReLU
+	VEXTRACTF128 $1, Y0, X1
+	VSHUFPS $0x88, X1, X0, X0    // lanes 0, 2 of each half
+	VMOVUPS X0, 0(DI)
+	VZEROUPPER
+	RET
+
 // func dotAVX2(a, b *float32, n int) float32  (n >= 16)
 TEXT ·dotAVX2(SB), NOSPLIT, $0-28
 	MOVQ a+0(FP), SI

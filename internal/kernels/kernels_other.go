@@ -12,3 +12,7 @@ func conv2x8(dst *[2 * BlockCols]float32, in []float32, side, plane, inChans int
 func dot(a, b []float32) float32 { return dotGeneric(a, b) }
 
 func axpy(dst, src []float32, a float32) { axpyGeneric(dst, src, a) }
+
+func convPool2x8(dst *[BlockCols / 2]float32, in []float32, side, plane, inChans int, w []float32, off int, bias float32) {
+	convPool2x8Generic(dst, in, side, plane, inChans, w, off, bias)
+}

@@ -64,6 +64,28 @@ func TestConv2x8(t *testing.T) {
 	}
 }
 
+func TestConvPool2x8(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, tc := range []struct{ side, chans, y, x0 int }{{28, 1, 0, 0}, {28, 1, 22, 16}, {12, 10, 6, 0}, {12, 10, 0, 0}} {
+		plane := tc.side * tc.side
+		in := randSlice(rng, tc.chans*plane)
+		w := randSlice(rng, tc.chans*KernelArea)
+		off := tc.y*tc.side + tc.x0
+		for _, bias := range []float32{-0.5, 0, 0.7, -100} {
+			var blk [2 * BlockCols]float32
+			Conv2x8(&blk, in, tc.side, plane, tc.chans, w, off)
+			var got, gen [BlockCols / 2]float32
+			ConvPool2x8(&got, in, tc.side, plane, tc.chans, w, off, bias)
+			convPool2x8Generic(&gen, in, tc.side, plane, tc.chans, w, off, bias)
+			for i := range got {
+				want := max(0, max(blk[2*i], blk[2*i+1], blk[BlockCols+2*i], blk[BlockCols+2*i+1])+bias)
+				assert.Equal(t, want, got[i], "same sums, same pooling: exact (%+v bias %v, output %d)", tc, bias, i)
+				assert.InDelta(t, float64(gen[i]), float64(got[i]), 1e-5*math.Sqrt(float64(tc.chans*KernelArea)), "vs generic")
+			}
+		}
+	}
+}
+
 func TestConv2x8OutOfBoundsPanics(t *testing.T) {
 	in := make([]float32, 12*12)
 	w := make([]float32, KernelArea)
