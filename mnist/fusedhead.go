@@ -75,7 +75,7 @@ func (op *maskOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := op.out.Data().([]float32)
+	out := op.out.Float32s()
 	for i, v := range x {
 		out[i] = v * m[i]
 	}
@@ -125,7 +125,7 @@ func (op *maskDiffOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	dx := op.fwd.dx.Data().([]float32)
+	dx := op.fwd.dx.Float32s()
 	for i, v := range g {
 		dx[i] = v * m[i]
 	}
@@ -188,7 +188,7 @@ func (op *fcOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := op.out.Data().([]float32)
+	out := op.out.Float32s()
 	for i := range op.batch {
 		oi := out[i*op.outN : (i+1)*op.outN]
 		copy(oi, b)
@@ -267,7 +267,7 @@ func (op *fcDiffOp) Do(vals ...G.Value) (G.Value, error) {
 	gr := f.gr
 	copy(gr, g)
 	if f.relu {
-		for j, v := range f.out.Data().([]float32) {
+		for j, v := range f.out.Float32s() {
 			if v <= 0 {
 				gr[j] = 0
 			}
@@ -275,7 +275,7 @@ func (op *fcDiffOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	switch op.wrt {
 	case 0: // dx = gr · Wᵀ
-		dx := f.dx.Data().([]float32)
+		dx := f.dx.Float32s()
 		for i := range f.batch {
 			gi := gr[i*f.outN : (i+1)*f.outN]
 			for k := range f.in {
@@ -283,7 +283,7 @@ func (op *fcDiffOp) Do(vals ...G.Value) (G.Value, error) {
 			}
 		}
 	case 1: // dW = xᵀ · gr
-		dw := f.dw.Data().([]float32)
+		dw := f.dw.Float32s()
 		clear(dw)
 		for i := range f.batch {
 			gi := gr[i*f.outN : (i+1)*f.outN]
@@ -294,7 +294,7 @@ func (op *fcDiffOp) Do(vals ...G.Value) (G.Value, error) {
 			}
 		}
 	default: // db = column sums of gr
-		db := f.db.Data().([]float32)
+		db := f.db.Float32s()
 		clear(db)
 		for i := range f.batch {
 			for j, v := range gr[i*f.outN : (i+1)*f.outN] {
@@ -353,7 +353,7 @@ func (op *logSoftmaxOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	logSoftmaxRows(op.out.Data().([]float32), z, op.cols)
+	logSoftmaxRows(op.out.Float32s(), z, op.cols)
 	return op.out, nil
 }
 
@@ -459,7 +459,7 @@ func (op *lossDiffOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("mnist: %v: loss gradient is %T", op, vals[1])
 	}
 	scale := g / float32(f.rows)
-	dz := f.dz.Data().([]float32)
+	dz := f.dz.Float32s()
 	for i := 0; i < len(y); i += f.cols {
 		var ysum float32
 		for _, t := range y[i : i+f.cols] {

@@ -93,15 +93,23 @@ func (op *convPoolOp) parallel(n int, f func(worker, lo, hi int)) {
 	wg.Wait()
 }
 
-// float32s returns the float32 backing of v and checks its length.
+// float32s returns the float32 backing of v and checks its length. (A
+// *tensor.Dense's Float32s does not box the slice, unlike Data.)
 func float32s(v G.Value, want int, what string) ([]float32, error) {
-	t, ok := v.(tensor.Tensor)
-	if !ok {
+	var d []float32
+	switch t := v.(type) {
+	case *tensor.Dense:
+		if t.Dtype() != tensor.Float32 {
+			return nil, fmt.Errorf("mnist: %s holds %v, want float32", what, t.Dtype())
+		}
+		d = t.Float32s()
+	case tensor.Tensor:
+		var ok bool
+		if d, ok = t.Data().([]float32); !ok {
+			return nil, fmt.Errorf("mnist: %s holds %T, want []float32", what, t.Data())
+		}
+	default:
 		return nil, fmt.Errorf("mnist: %s is %T, want a tensor", what, v)
-	}
-	d, ok := t.Data().([]float32)
-	if !ok {
-		return nil, fmt.Errorf("mnist: %s holds %T, want []float32", what, t.Data())
 	}
 	if len(d) != want {
 		return nil, fmt.Errorf("mnist: %s has %d values, want %d", what, len(d), want)
@@ -138,7 +146,7 @@ func (op *convPoolOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := op.out.Data().([]float32)
+	out := op.out.Float32s()
 	in, os, ps := op.inSize(), op.outSize(), op.poolSide()
 	op.parallel(op.batch, func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -233,11 +241,11 @@ func (op *convPoolDiffOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	switch op.wrt {
 	case 0:
-		f.gradX(f.dx.Data().([]float32), w, g)
+		f.gradX(f.dx.Float32s(), w, g)
 	case 1:
-		f.gradW(f.dw.Data().([]float32), x, g)
+		f.gradW(f.dw.Float32s(), x, g)
 	default:
-		f.gradB(f.db.Data().([]float32), g)
+		f.gradB(f.db.Float32s(), g)
 	}
 	return op.result(), nil
 }
