@@ -162,3 +162,59 @@ func TestFusedGradientsMatchGorgonia(t *testing.T) {
 		}
 	}
 }
+
+// TestFusedGradientsFiniteDifferences checks the training graph's gradients
+// (the fused ops, dropout off) against central finite differences of the
+// loss computed in float64 by referenceLogProbs, to a relative 1e-4 of each
+// tensor's largest gradient. The difference quotient divides by the actual
+// float32 step, so the weights' float32 storage adds no error.
+func TestFusedGradientsFiniteDifferences(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	const batch = 4
+	w := InitWeights(13)
+	s, err := newTrainSession(w, batch, rng)
+	require.NoError(t, err)
+	defer s.close()
+	imgs, labels := randomBatch(rng, batch)
+	require.NoError(t, s.load(imgs, labels, false))
+	s.noDropout = true
+	s.fillMasks()
+	_, err = s.forwardBackward()
+	require.NoError(t, err)
+	gs, err := s.grads()
+	require.NoError(t, err)
+
+	loss := func(w *Weights) float64 {
+		var sum float64
+		for k, img := range imgs {
+			sum -= referenceLogProbs(w, img)[labels[k]]
+		}
+		return sum / batch
+	}
+	for pi, spec := range Layout {
+		var scale float64
+		for _, v := range gs[pi] {
+			scale = max(scale, math.Abs(float64(v)))
+		}
+		require.Greater(t, scale, 0.0, spec.Name)
+		vals := w.Tensors[spec.Name]
+		for trial := 0; trial < 8; trial++ {
+			j := rng.Intn(len(vals))
+			// Gorgonia keeps fc weights as [in, out]; Layout (PyTorch) as [out, in].
+			gj := j
+			if len(spec.Shape) == 2 {
+				out, in := spec.Shape[0], spec.Shape[1]
+				gj = (j%in)*out + j/in
+			}
+			orig := vals[j]
+			const h = 1e-5 // small: max-pool and ReLU kinks lie closer than 1e-3
+			vals[j] = orig + h
+			up, upW := loss(w), vals[j]
+			vals[j] = orig - h
+			down, downW := loss(w), vals[j]
+			vals[j] = orig
+			numeric := (up - down) / float64(upW-downW)
+			assert.InDelta(t, numeric, float64(gs[pi][gj]), 1e-4*scale, "%s[%d]", spec.Name, j)
+		}
+	}
+}
