@@ -29,6 +29,11 @@ import (
 // state makes the ops, like the graph they are in, usable by one goroutine
 // at a time; inside a call they split the batch over GOMAXPROCS goroutines.
 
+// gradShards is the fixed number of parts of the batch whose weight
+// gradients are summed separately (and in parallel): 2, the cores of the
+// machines this was tuned on.
+const gradShards = 2
+
 // convPoolOp is the fused conv5x5 + bias + maxpool2x2 + ReLU of one layer
 // for a fixed batch. Inputs: x (batch, inC, inSide, inSide), w (outC, inC,
 // 5, 5), b (outC). Output: (batch, outC, P, P) with P = (inSide-4)/2, or
@@ -43,7 +48,7 @@ type convPoolOp struct {
 	arg []int32       // per output value: convolution-plane position of its maximum, -1 if clipped
 
 	dx, dw, db *tensor.Dense // gradients, owned and reused
-	dwPart     [][]float32   // per-worker partial weight gradients
+	dwPart     [][]float32   // partial weight gradients, one per gradShards part of the batch
 	patch      [][]float32   // per-worker scratch: one input patch or its gradient (inC*25)
 	workers    int
 }
@@ -56,10 +61,12 @@ func newConvPoolOp(batch, inC, outC, inSide int, flat, needDX bool) *convPoolOp 
 	op.dx = tensor.New(tensor.WithShape(batch, inC, inSide, inSide), tensor.Of(tensor.Float32))
 	op.dw = tensor.New(tensor.WithShape(outC, inC, kernel, kernel), tensor.Of(tensor.Float32))
 	op.db = tensor.New(tensor.WithShape(outC), tensor.Of(tensor.Float32))
-	op.dwPart = make([][]float32, op.workers)
-	op.patch = make([][]float32, op.workers)
+	op.dwPart = make([][]float32, gradShards)
 	for i := range op.dwPart {
 		op.dwPart[i] = make([]float32, outC*inC*kernelArea)
+	}
+	op.patch = make([][]float32, op.workers)
+	for i := range op.patch {
 		op.patch[i] = make([]float32, inC*kernelArea)
 	}
 	return op
@@ -317,45 +324,49 @@ func (op *convPoolOp) gradX(dx, w, g []float32) {
 	})
 }
 
-// gradW writes dL/dw, summed over the batch (each worker sums its share of
-// the images, then the shares are added in worker order, so the result does
-// not depend on scheduling).
+// gradW writes dL/dw, summed over the batch: the batch is split into
+// gradShards fixed parts, each summed on its own (in parallel when there
+// are cores for it), then the parts are added in order, so the result does
+// not depend on scheduling or on GOMAXPROCS.
 func (op *convPoolOp) gradW(dw, x, g []float32) {
 	in, os, pp := op.inSize(), op.outSize(), op.poolSide()*op.poolSide()
 	wSize := op.inC * kernelArea
 	plane := op.inSide * op.inSide
-	op.parallel(op.batch, func(worker, lo, hi int) {
-		part, patch := op.dwPart[worker], op.patch[worker]
-		clear(part)
-		for i := lo; i < hi; i++ {
-			xi, argi, gi := x[i*in:(i+1)*in], op.arg[i*os:(i+1)*os], g[i*os:(i+1)*os]
-			for p := range pp {
-				for k := range 4 {
-					a := op.windowPos(p, k)
-					hit := false
-					for o := range op.outC {
-						if argi[o*pp+p] != a {
-							continue
-						}
-						if !hit {
-							base := op.patchBase(a)
-							for c := range op.inC {
-								for ky := range kernel {
-									d := (*[kernel]float32)(patch[c*kernelArea+ky*kernel:])
-									r := (*[kernel]float32)(xi[c*plane+base+ky*op.inSide:])
-									d[0], d[1], d[2], d[3], d[4] = r[0], r[1], r[2], r[3], r[4]
-								}
+	op.parallel(gradShards, func(worker, sLo, sHi int) {
+		patch := op.patch[worker]
+		for shard := sLo; shard < sHi; shard++ {
+			part := op.dwPart[shard]
+			clear(part)
+			for i := shard * op.batch / gradShards; i < (shard+1)*op.batch/gradShards; i++ {
+				xi, argi, gi := x[i*in:(i+1)*in], op.arg[i*os:(i+1)*os], g[i*os:(i+1)*os]
+				for p := range pp {
+					for k := range 4 {
+						a := op.windowPos(p, k)
+						hit := false
+						for o := range op.outC {
+							if argi[o*pp+p] != a {
+								continue
 							}
-							hit = true
+							if !hit {
+								base := op.patchBase(a)
+								for c := range op.inC {
+									for ky := range kernel {
+										d := (*[kernel]float32)(patch[c*kernelArea+ky*kernel:])
+										r := (*[kernel]float32)(xi[c*plane+base+ky*op.inSide:])
+										d[0], d[1], d[2], d[3], d[4] = r[0], r[1], r[2], r[3], r[4]
+									}
+								}
+								hit = true
+							}
+							kernels.Axpy(part[o*wSize:(o+1)*wSize], patch, gi[o*pp+p])
 						}
-						kernels.Axpy(part[o*wSize:(o+1)*wSize], patch, gi[o*pp+p])
 					}
 				}
 			}
 		}
 	})
 	copy(dw, op.dwPart[0])
-	for _, part := range op.dwPart[1:min(op.workers, op.batch)] {
+	for _, part := range op.dwPart[1:] {
 		for k, v := range part {
 			dw[k] += v
 		}
