@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// Run with: go test ./mnist -run '^$' -bench . -benchtime 3s
-// (compare with /work/shared/bench/torch_baseline.py on the same machine).
+// Run with: go test ./mnist -run '^$' -bench . -benchtime 3s. For the ratio
+// table against PyTorch in the same run: go run ./examples/mnist-bench.
 
 // BenchmarkTrainStep times one training step (batch 64: forward, backward,
 // Adam update, dropout masks) and reports samples/s.

@@ -3,6 +3,10 @@ package mnist
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
+
+	"github.com/advspace/advspace/internal/kernels"
 )
 
 // The inference path: a direct float32 implementation of the network's
@@ -26,8 +30,7 @@ const (
 	pool1Side   = (Side - kernel + 1) / 2 // 12: side of conv1's pooled planes
 	pool1Plane  = pool1Side * pool1Side
 	pool2Side   = (pool1Side - kernel + 1) / 2 // 4: side of conv2's pooled planes
-	rowBlock    = 8                            // conv outputs computed together by convRow8
-	rowBlockIn  = rowBlock + kernel - 1        // input values those outputs read per kernel row
+	rowBlock    = kernels.BlockCols            // conv output columns computed together by kernels.Conv2x8
 	pooledBlock = rowBlock / 2                 // pooled outputs per row block
 )
 
@@ -87,12 +90,12 @@ func (f *forwardNet) logProbs(pixels *[InputSize]uint8) [Classes]float64 {
 
 	// conv1 -> maxpool 2 -> relu: (1, 28, 28) -> (10, 12, 12).
 	var h1 [conv1Chans * pool1Plane]float32
-	convPoolReLU(h1[:], x[:], Side, 1, f.conv1W[:], f.conv1B[:], pool1Side)
+	convPoolReLU(h1[:], nil, x[:], Side, 1, f.conv1W[:], f.conv1B[:], pool1Side)
 
 	// conv2 -> maxpool 2 -> relu: (10, 12, 12) -> (20, 4, 4), which is
 	// already the flattened NCHW order of PyTorch's view(-1, 320).
 	var h2 [flatSize]float32
-	convPoolReLU(h2[:], h1[:], pool1Side, conv1Chans, f.conv2W[:], f.conv2B[:], pool2Side)
+	convPoolReLU(h2[:], nil, h1[:], pool1Side, conv1Chans, f.conv2W[:], f.conv2B[:], pool2Side)
 
 	// fc1 -> relu.
 	var h3 [hidden]float32
@@ -108,128 +111,91 @@ func (f *forwardNet) logProbs(pixels *[InputSize]uint8) [Classes]float64 {
 	return logSoftmax(&z)
 }
 
+// logProbsMany computes out[i] = f.logProbs(in[i]) for every i, splitting
+// the inputs over GOMAXPROCS goroutines. Every in[i] must hold InputSize
+// bytes (it panics otherwise).
+func (f *forwardNet) logProbsMany(out [][Classes]float64, in [][]uint8) {
+	workers := min(runtime.GOMAXPROCS(0), len(in))
+	run := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			out[i] = f.logProbs((*[InputSize]uint8)(in[i]))
+		}
+	}
+	if workers <= 1 {
+		run(0, len(in))
+		return
+	}
+	var wg sync.WaitGroup
+	for k := 1; k < workers; k++ {
+		wg.Go(func() { run(k*len(in)/workers, (k+1)*len(in)/workers) })
+	}
+	run(0, len(in)/workers)
+	wg.Wait()
+}
+
 // convPoolReLU computes relu(maxpool2x2(conv5x5(in, w) + b)) for all output
-// channels. in holds inChans planes of inSide x inSide values, w is [out,
-// inChans, 5, 5] and b is [out]; out receives len(b) planes of poolSide x
-// poolSide values (poolSide = (inSide-4)/2), channel-major as in NCHW.
+// channels of one image. in holds inChans planes of inSide x inSide values,
+// w is [out, inChans, 5, 5] and b is [out]; out receives len(b) planes of
+// poolSide x poolSide values (poolSide = (inSide-4)/2), channel-major as in
+// NCHW.
+//
+// When arg is not nil (training) it receives, for every output value, the
+// position y*(inSide-4)+x in its channel's convolution plane of the
+// maximum that the value came from, or -1 when the ReLU clipped it to zero
+// (its gradient is then zero). Ties in the pool go to the first of
+// top-left, top-right, bottom-left, bottom-right, as in PyTorch.
 //
 // The bias is added after the pooling: max(a+b, c+b) = max(a, c)+b, exactly
 // so in floating point because rounding is monotonic, and it saves three
-// quarters of the additions.
-func convPoolReLU(out, in []float32, inSide, inChans int, w, b []float32, poolSide int) {
+// quarters of the additions. The convolution sums come from
+// kernels.Conv2x8 (SIMD where the CPU has it), two output rows by eight
+// columns at a time, which is exactly one row of eight pooled inputs.
+func convPoolReLU(out []float32, arg []int32, in []float32, inSide, inChans int, w, b []float32, poolSide int) {
 	inPlane := inSide * inSide
+	convSide := 2 * poolSide
 	wSize := inChans * kernelArea
 	outPlane := poolSide * poolSide
+	var blk [2 * rowBlock]float32
 	for o, bias := range b {
 		wo := w[o*wSize : (o+1)*wSize]
 		po := out[o*outPlane : (o+1)*outPlane]
 		for py := 0; py < poolSide; py++ {
-			for x0 := 0; x0 < 2*poolSide; x0 += rowBlock {
-				top := convRow8(in, inSide, inPlane, inChans, wo, 2*py, x0)
-				bot := convRow8(in, inSide, inPlane, inChans, wo, 2*py+1, x0)
-				dst := (*[pooledBlock]float32)(po[py*poolSide+x0/2:])
+			for x0 := 0; x0 < convSide; x0 += rowBlock {
+				base := py*poolSide + x0/2
+				dst := (*[pooledBlock]float32)(po[base:])
+				if arg == nil {
+					kernels.ConvPool2x8(dst, in, inSide, inPlane, inChans, wo, 2*py*inSide+x0, bias)
+					continue
+				}
+				kernels.Conv2x8(&blk, in, inSide, inPlane, inChans, wo, 2*py*inSide+x0)
+				ao := (*[pooledBlock]int32)(arg[o*outPlane+base:])
 				for i := range dst {
-					dst[i] = max(0, max(top[2*i], top[2*i+1], bot[2*i], bot[2*i+1])+bias)
+					m, at := blk[2*i], int32(0)
+					if v := blk[2*i+1]; v > m {
+						m, at = v, 1
+					}
+					if v := blk[rowBlock+2*i]; v > m {
+						m, at = v, int32(convSide)
+					}
+					if v := blk[rowBlock+2*i+1]; v > m {
+						m, at = v, int32(convSide)+1
+					}
+					v := m + bias
+					if v > 0 {
+						dst[i] = v
+						ao[i] = int32(2*py*convSide+x0+2*i) + at
+					} else {
+						dst[i] = 0
+						ao[i] = -1
+					}
 				}
 			}
 		}
 	}
 }
 
-// convRow8 returns eight adjacent outputs, (y, x0) to (y, x0+7), of the valid
-// 5x5 convolution of the inChans planes of in (side x side each, plane apart)
-// with the kernels w ([inChans, 5, 5]), without bias.
-//
-// Computing eight outputs together reads each input row segment once per
-// eight outputs, and the fixed-size array views let the compiler drop all
-// bounds checks from the inner statements. This loop is about 85% of the
-// forward pass.
-func convRow8(in []float32, side, plane, inChans int, w []float32, y, x0 int) [rowBlock]float32 {
-	var a0, a1, a2, a3, a4, a5, a6, a7 float32
-	for c := 0; c < inChans; c++ {
-		for ky := 0; ky < kernel; ky++ {
-			off := c*plane + (y+ky)*side + x0
-			r := (*[rowBlockIn]float32)(in[off : off+rowBlockIn])
-			k := (*[kernel]float32)(w[(c*kernel+ky)*kernel:])
-			// Each input value is loaded once and added, weighted, to every
-			// output it reaches. The eight sums stay in registers; the
-			// weights are read from L1 as needed (hoisting them into locals
-			// too measured slower: the register allocator spills).
-			v := r[0]
-			a0 += k[0] * v
-			v = r[1]
-			a0 += k[1] * v
-			a1 += k[0] * v
-			v = r[2]
-			a0 += k[2] * v
-			a1 += k[1] * v
-			a2 += k[0] * v
-			v = r[3]
-			a0 += k[3] * v
-			a1 += k[2] * v
-			a2 += k[1] * v
-			a3 += k[0] * v
-			v = r[4]
-			a0 += k[4] * v
-			a1 += k[3] * v
-			a2 += k[2] * v
-			a3 += k[1] * v
-			a4 += k[0] * v
-			v = r[5]
-			a1 += k[4] * v
-			a2 += k[3] * v
-			a3 += k[2] * v
-			a4 += k[1] * v
-			a5 += k[0] * v
-			v = r[6]
-			a2 += k[4] * v
-			a3 += k[3] * v
-			a4 += k[2] * v
-			a5 += k[1] * v
-			a6 += k[0] * v
-			v = r[7]
-			a3 += k[4] * v
-			a4 += k[3] * v
-			a5 += k[2] * v
-			a6 += k[1] * v
-			a7 += k[0] * v
-			v = r[8]
-			a4 += k[4] * v
-			a5 += k[3] * v
-			a6 += k[2] * v
-			a7 += k[1] * v
-			v = r[9]
-			a5 += k[4] * v
-			a6 += k[3] * v
-			a7 += k[2] * v
-			v = r[10]
-			a6 += k[4] * v
-			a7 += k[3] * v
-			v = r[11]
-			a7 += k[4] * v
-		}
-	}
-	return [rowBlock]float32{a0, a1, a2, a3, a4, a5, a6, a7}
-}
-
-// dot returns the dot product of a and b[:len(a)], with four partial sums
-// so that the additions do not wait on each other.
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	for len(a) >= 4 {
-		x, y := (*[4]float32)(a), (*[4]float32)(b)
-		s0 += x[0] * y[0]
-		s1 += x[1] * y[1]
-		s2 += x[2] * y[2]
-		s3 += x[3] * y[3]
-		a, b = a[4:], b[4:]
-	}
-	for i, v := range a {
-		s0 += v * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
+// dot returns the dot product of a and b[:len(a)] (SIMD where the CPU has it).
+func dot(a, b []float32) float32 { return kernels.Dot(a, b) }
 
 // logSoftmax returns log(softmax(z)), computed in float64 after subtracting
 // the largest logit, so that exp cannot overflow and the probabilities

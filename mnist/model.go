@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"runtime"
 
 	"github.com/advspace/advspace/dadc"
 )
@@ -161,8 +162,7 @@ func grayPixels(g *image.Gray) ([]uint8, error) {
 	return px, nil
 }
 
-// PredictBatch classifies many 28x28 images, one after the other on the
-// caller's goroutine. The answer has one Prediction per input.
+// PredictBatch classifies many 28x28 images, on GOMAXPROCS goroutines. The answer has one Prediction per input.
 func (m *Model) PredictBatch(ctx context.Context, ins []*image.Gray) ([]dadc.Prediction, error) {
 	pixels := make([][]uint8, len(ins))
 	for i, in := range ins {
@@ -183,21 +183,29 @@ func (m *Model) PredictBatch(ctx context.Context, ins []*image.Gray) ([]dadc.Pre
 }
 
 // forEach runs the network over n inputs (pixels(i) gives input i) and calls
-// visit with each input's log-probabilities (valid only during the call). It
-// checks ctx every ctxCheckEvery inputs.
+// visit with each input's log-probabilities (valid only during the call), in
+// order, on the caller's goroutine. The forward passes run on GOMAXPROCS
+// goroutines, ctxCheckEvery images each between checks of ctx.
 func (m *Model) forEach(ctx context.Context, n int, pixels func(i int) []uint8, visit func(i int, logp *[Classes]float64)) error {
-	for i := 0; i < n; i++ {
-		if i%ctxCheckEvery == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
+	chunk := min(n, ctxCheckEvery*runtime.GOMAXPROCS(0))
+	in := make([][]uint8, chunk)
+	out := make([][Classes]float64, chunk)
+	for start := 0; start < n; start += chunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k := min(chunk, n-start)
+		for j := range k {
+			px := pixels(start + j)
+			if len(px) != InputSize {
+				return fmt.Errorf("%w: input %d has %d pixels, want %d", ErrBadInput, start+j, len(px), InputSize)
 			}
+			in[j] = px
 		}
-		px := pixels(i)
-		if len(px) != InputSize {
-			return fmt.Errorf("%w: input %d has %d pixels, want %d", ErrBadInput, i, len(px), InputSize)
+		m.fwd.logProbsMany(out[:k], in[:k])
+		for j := range k {
+			visit(start+j, &out[j])
 		}
-		logp := m.fwd.logProbs((*[InputSize]uint8)(px))
-		visit(i, &logp)
 	}
 	return nil
 }

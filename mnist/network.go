@@ -154,6 +154,8 @@ type network struct {
 	logp   *G.Node    // (batch, 10) log-probabilities
 	values params     // the tensors bound to learn (owned by this network)
 	train  *trainPart // nil for inference graphs
+
+	conv1, conv2 *convPoolOp // the fused convolution layers (nil in builtin graphs)
 }
 
 // trainPart holds what only a training graph has: labels, the dropout masks
@@ -178,6 +180,14 @@ type trainPart struct {
 // each mask value m is 0 or 1/(1-p) >= 0, and maxpool(m·x) = m·maxpool(x),
 // relu(m·x) = m·relu(x) for m >= 0; it is cheaper on the smaller tensor.
 func buildNetwork(batch int, p params, training bool) (n *network, err error) {
+	return buildNetworkWith(batch, p, training, false)
+}
+
+// buildNetworkWith is buildNetwork with a choice of convolution layers:
+// builtin selects gorgonia's own Conv2d, BroadcastAdd, MaxPool2D and
+// Rectify (the reference the fused ops are tested against) instead of the
+// fused convPoolOps.
+func buildNetworkWith(batch int, p params, training, builtin bool) (n *network, err error) {
 	defer func() {
 		// gorgonia panics on some construction errors (e.g. NewTapeMachine,
 		// MaxPool2D); turn them into errors so library callers never panic.
@@ -194,35 +204,22 @@ func buildNetwork(batch int, p params, training bool) (n *network, err error) {
 	}
 	w1, b1, w2, b2, w3, b3, w4, b4 := n.learn[0], n.learn[1], n.learn[2], n.learn[3], n.learn[4], n.learn[5], n.learn[6], n.learn[7]
 
-	// conv1 -> +bias -> maxpool 2 -> relu
-	h, err := G.Conv2d(n.x, w1, tensor.Shape{5, 5}, []int{0, 0}, []int{1, 1}, []int{1, 1})
-	if err != nil {
-		return nil, fmt.Errorf("mnist: conv1: %w", err)
-	}
-	if h, err = G.BroadcastAdd(h, b1, nil, []byte{0, 2, 3}); err != nil {
-		return nil, fmt.Errorf("mnist: conv1 bias: %w", err)
-	}
-	if h, err = G.MaxPool2D(h, tensor.Shape{2, 2}, []int{0, 0}, []int{2, 2}); err != nil {
-		return nil, fmt.Errorf("mnist: pool1: %w", err)
-	}
-	if h, err = G.Rectify(h); err != nil {
-		return nil, fmt.Errorf("mnist: relu1: %w", err)
-	}
-	// conv2 -> +bias -> maxpool 2 -> relu -> flatten (NCHW order, as PyTorch's view)
-	if h, err = G.Conv2d(h, w2, tensor.Shape{5, 5}, []int{0, 0}, []int{1, 1}, []int{1, 1}); err != nil {
-		return nil, fmt.Errorf("mnist: conv2: %w", err)
-	}
-	if h, err = G.BroadcastAdd(h, b2, nil, []byte{0, 2, 3}); err != nil {
-		return nil, fmt.Errorf("mnist: conv2 bias: %w", err)
-	}
-	if h, err = G.MaxPool2D(h, tensor.Shape{2, 2}, []int{0, 0}, []int{2, 2}); err != nil {
-		return nil, fmt.Errorf("mnist: pool2: %w", err)
-	}
-	if h, err = G.Rectify(h); err != nil {
-		return nil, fmt.Errorf("mnist: relu2: %w", err)
-	}
-	if h, err = G.Reshape(h, tensor.Shape{batch, flatSize}); err != nil {
-		return nil, fmt.Errorf("mnist: flatten: %w", err)
+	var h *G.Node
+	if builtin {
+		if h, err = builtinConvLayers(n.x, w1, b1, w2, b2, batch); err != nil {
+			return nil, err
+		}
+	} else {
+		// conv1 -> +bias -> maxpool 2 -> relu, then the same for conv2,
+		// flattened (NCHW order, as PyTorch's view): two fused custom ops.
+		n.conv1 = newConvPoolOp(batch, 1, conv1Chans, Side, false, false)
+		if h, err = G.ApplyOp(n.conv1, n.x, w1, b1); err != nil {
+			return nil, fmt.Errorf("mnist: conv1: %w", err)
+		}
+		n.conv2 = newConvPoolOp(batch, conv1Chans, conv2Chans, pool1Side, true, true)
+		if h, err = G.ApplyOp(n.conv2, h, w2, b2); err != nil {
+			return nil, fmt.Errorf("mnist: conv2: %w", err)
+		}
 	}
 	var tp *trainPart
 	if training {
@@ -231,6 +228,14 @@ func buildNetwork(batch int, p params, training bool) (n *network, err error) {
 			mask2: G.NewMatrix(g, tensor.Float32, G.WithShape(batch, flatSize), G.WithName("mask2")),
 			mask1: G.NewMatrix(g, tensor.Float32, G.WithShape(batch, hidden), G.WithName("mask1")),
 		}
+	}
+	if !builtin {
+		if err := n.fusedHead(h, tp); err != nil {
+			return nil, err
+		}
+		return n, nil
+	}
+	if training {
 		if h, err = G.HadamardProd(h, tp.mask2); err != nil {
 			return nil, fmt.Errorf("mnist: dropout2d: %w", err)
 		}
@@ -299,4 +304,79 @@ func (n *network) newVM() (vm G.VM, err error) {
 		return G.NewTapeMachine(n.g, G.BindDualValues(n.learn...)), nil
 	}
 	return G.NewTapeMachine(n.g, G.EvalMode()), nil
+}
+
+// fusedHead builds the layers after the convolutions from the custom ops
+// of fusedhead.go: dropout masks, fc1 + ReLU, fc2, log-softmax and, when
+// tp is not nil, the loss and its gradients.
+func (n *network) fusedHead(h *G.Node, tp *trainPart) (err error) {
+	w3, b3, w4, b4 := n.learn[4], n.learn[5], n.learn[6], n.learn[7]
+	if tp != nil {
+		if h, err = G.ApplyOp(newMaskOp("Dropout2d", n.batch, flatSize), h, tp.mask2); err != nil {
+			return fmt.Errorf("mnist: dropout2d: %w", err)
+		}
+	}
+	if h, err = G.ApplyOp(newFCOp("FC1ReLU", n.batch, flatSize, hidden, true), h, w3, b3); err != nil {
+		return fmt.Errorf("mnist: fc1: %w", err)
+	}
+	if tp != nil {
+		if h, err = G.ApplyOp(newMaskOp("Dropout", n.batch, hidden), h, tp.mask1); err != nil {
+			return fmt.Errorf("mnist: dropout: %w", err)
+		}
+	}
+	z, err := G.ApplyOp(newFCOp("FC2", n.batch, hidden, Classes, false), h, w4, b4)
+	if err != nil {
+		return fmt.Errorf("mnist: fc2: %w", err)
+	}
+	lsm := &logSoftmaxOp{opBase: opBase{"LogSoftmax"}, rows: n.batch, cols: Classes,
+		out: tensor.New(tensor.WithShape(n.batch, Classes), tensor.Of(tensor.Float32))}
+	if n.logp, err = G.ApplyOp(lsm, z); err != nil {
+		return fmt.Errorf("mnist: log-softmax: %w", err)
+	}
+	if tp == nil {
+		return nil
+	}
+	if tp.cost, err = G.ApplyOp(newLossOp(n.batch, Classes), z, tp.y); err != nil {
+		return fmt.Errorf("mnist: loss: %w", err)
+	}
+	if _, err = G.Grad(tp.cost, n.learn...); err != nil {
+		return fmt.Errorf("mnist: gradients: %w", err)
+	}
+	n.train = tp
+	return nil
+}
+
+// builtinConvLayers builds the two convolution layers from gorgonia's own
+// operations: Conv2d, BroadcastAdd, MaxPool2D, Rectify and a final Reshape
+// to (batch, 320).
+func builtinConvLayers(x, w1, b1, w2, b2 *G.Node, batch int) (h *G.Node, err error) {
+	h, err = G.Conv2d(x, w1, tensor.Shape{5, 5}, []int{0, 0}, []int{1, 1}, []int{1, 1})
+	if err != nil {
+		return nil, fmt.Errorf("mnist: conv1: %w", err)
+	}
+	if h, err = G.BroadcastAdd(h, b1, nil, []byte{0, 2, 3}); err != nil {
+		return nil, fmt.Errorf("mnist: conv1 bias: %w", err)
+	}
+	if h, err = G.MaxPool2D(h, tensor.Shape{2, 2}, []int{0, 0}, []int{2, 2}); err != nil {
+		return nil, fmt.Errorf("mnist: pool1: %w", err)
+	}
+	if h, err = G.Rectify(h); err != nil {
+		return nil, fmt.Errorf("mnist: relu1: %w", err)
+	}
+	if h, err = G.Conv2d(h, w2, tensor.Shape{5, 5}, []int{0, 0}, []int{1, 1}, []int{1, 1}); err != nil {
+		return nil, fmt.Errorf("mnist: conv2: %w", err)
+	}
+	if h, err = G.BroadcastAdd(h, b2, nil, []byte{0, 2, 3}); err != nil {
+		return nil, fmt.Errorf("mnist: conv2 bias: %w", err)
+	}
+	if h, err = G.MaxPool2D(h, tensor.Shape{2, 2}, []int{0, 0}, []int{2, 2}); err != nil {
+		return nil, fmt.Errorf("mnist: pool2: %w", err)
+	}
+	if h, err = G.Rectify(h); err != nil {
+		return nil, fmt.Errorf("mnist: relu2: %w", err)
+	}
+	if h, err = G.Reshape(h, tensor.Shape{batch, flatSize}); err != nil {
+		return nil, fmt.Errorf("mnist: flatten: %w", err)
+	}
+	return h, nil
 }

@@ -121,3 +121,100 @@ func TestNetworkShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestFusedGradientsMatchGorgonia checks that the training graph with the
+// fused convolution ops gives the same loss and the same gradients for every
+// parameter as the graph of gorgonia's own Conv2d, BroadcastAdd, MaxPool2D
+// and Rectify (relative 1e-4), with dropout off and with the same dropout
+// masks.
+func TestFusedGradientsMatchGorgonia(t *testing.T) {
+	for _, dropout := range []bool{false, true} {
+		rng := rand.New(rand.NewSource(5))
+		const batch = 6
+		imgs, labels := randomBatch(rng, batch)
+		var losses [2]float64
+		var grads [2][][]float32
+		for k, builtin := range []bool{false, true} {
+			s, err := newTrainSessionWith(InitWeights(3), batch, rand.New(rand.NewSource(8)), builtin)
+			require.NoError(t, err)
+			require.NoError(t, s.load(imgs, labels, false))
+			s.noDropout = !dropout
+			s.fillMasks()
+			losses[k], err = s.forwardBackward()
+			require.NoError(t, err)
+			gs, err := s.grads()
+			require.NoError(t, err)
+			for _, g := range gs {
+				grads[k] = append(grads[k], append([]float32(nil), g...))
+			}
+			s.close()
+		}
+		assert.InDelta(t, losses[1], losses[0], 1e-5*math.Abs(losses[1]), "loss, dropout %t", dropout)
+		for pi, spec := range layout {
+			var scale float64
+			for _, v := range grads[1][pi] {
+				scale = max(scale, math.Abs(float64(v)))
+			}
+			require.Greater(t, scale, 0.0, "%s has a zero gradient", spec.Name)
+			for j := range grads[1][pi] {
+				assert.InDelta(t, float64(grads[1][pi][j]), float64(grads[0][pi][j]), 1e-4*scale, "%s[%d], dropout %t", spec.Name, j, dropout)
+			}
+		}
+	}
+}
+
+// TestFusedGradientsFiniteDifferences checks the training graph's gradients
+// (the fused ops, dropout off) against central finite differences of the
+// loss computed in float64 by referenceLogProbs, to a relative 1e-4 of each
+// tensor's largest gradient. The difference quotient divides by the actual
+// float32 step, so the weights' float32 storage adds no error.
+func TestFusedGradientsFiniteDifferences(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	const batch = 4
+	w := InitWeights(13)
+	s, err := newTrainSession(w, batch, rng)
+	require.NoError(t, err)
+	defer s.close()
+	imgs, labels := randomBatch(rng, batch)
+	require.NoError(t, s.load(imgs, labels, false))
+	s.noDropout = true
+	s.fillMasks()
+	_, err = s.forwardBackward()
+	require.NoError(t, err)
+	gs, err := s.grads()
+	require.NoError(t, err)
+
+	loss := func(w *Weights) float64 {
+		var sum float64
+		for k, img := range imgs {
+			sum -= referenceLogProbs(w, img)[labels[k]]
+		}
+		return sum / batch
+	}
+	for pi, spec := range layout {
+		var scale float64
+		for _, v := range gs[pi] {
+			scale = max(scale, math.Abs(float64(v)))
+		}
+		require.Greater(t, scale, 0.0, spec.Name)
+		vals := w.Tensors[spec.Name]
+		for trial := 0; trial < 8; trial++ {
+			j := rng.Intn(len(vals))
+			// Gorgonia keeps fc weights as [in, out]; Layout (PyTorch) as [out, in].
+			gj := j
+			if len(spec.Shape) == 2 {
+				out, in := spec.Shape[0], spec.Shape[1]
+				gj = (j%in)*out + j/in
+			}
+			orig := vals[j]
+			const h = 1e-5 // small: max-pool and ReLU kinks lie closer than 1e-3
+			vals[j] = orig + h
+			up, upW := loss(w), vals[j]
+			vals[j] = orig - h
+			down, downW := loss(w), vals[j]
+			vals[j] = orig
+			numeric := (up - down) / float64(upW-downW)
+			assert.InDelta(t, numeric, float64(gs[pi][gj]), 1e-4*scale, "%s[%d]", spec.Name, j)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package mnist
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
@@ -12,6 +13,8 @@ import (
 	"slices"
 
 	"golang.org/x/image/draw"
+
+	"github.com/advspace/advspace/internal/kernels"
 )
 
 // Default limits of Preprocess.
@@ -174,9 +177,11 @@ func luminance(img image.Image, bg uint8) (*image.Gray, bool) {
 			for x := range w {
 				p := row[4*x : 4*x+4 : 4*x+4]
 				a := uint32(p[3])
-				if a != 0xff {
-					translucent = true
+				if a == 0xff { // opaque: no compositing
+					out.Pix[y*out.Stride+x] = gray8(uint32(p[0]), uint32(p[1]), uint32(p[2]))
+					continue
 				}
+				translucent = true
 				// Non-premultiplied: c*a + bg*(1-a).
 				mix := func(c uint8) uint32 { return (uint32(c)*a + bgc*(0xff-a) + 0x7f) / 0xff }
 				out.Pix[y*out.Stride+x] = gray8(mix(p[0]), mix(p[1]), mix(p[2]))
@@ -221,42 +226,42 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	w, h := lum.Rect.Dx(), lum.Rect.Dy()
 
 	// The background is the border's median; a light one means dark ink.
-	if median(borderPixels(lum)) > 127 {
-		for i, v := range ink {
-			ink[i] = 255 - v
+	// Inverting, subtracting the background, stretching to 255 and dropping
+	// the noise floor are each a monotonic map of the raw byte, so they are
+	// composed into one 256-entry table and applied in a single pass.
+	border := borderPixels(lum)
+	invert := median(border) > 127
+	if invert {
+		for i, v := range border {
+			border[i] = 255 - v
 		}
 	}
-	bg := int(median(borderPixels(lum)))
+	bg := int(median(border))
 	if bg > 255-minInkContrast {
 		return nil, ErrEmptyImage
 	}
-	maxInk := 0
-	for i, v := range ink {
-		s := 0
-		if int(v) > bg {
-			s = (int(v) - bg) * 255 / (255 - bg)
+	var level [256]uint8 // raw byte -> ink level before the noise floor
+	for v := range level {
+		u := v
+		if invert {
+			u = 255 - v
 		}
-		ink[i] = uint8(s)
-		maxInk = max(maxInk, s)
+		if u > bg {
+			level[v] = uint8((u - bg) * 255 / (255 - bg))
+		}
 	}
+	lo, hi := byteRange(ink)
+	maxInk := int(max(level[lo], level[hi])) // level is monotonic in the raw byte
 	if maxInk < minInkContrast {
 		return nil, fmt.Errorf("%w (the strokes are too faint to read)", ErrEmptyImage)
 	}
 	floor := uint8(maxInk / noiseFloorDivisor)
-	box := image.Rectangle{Min: image.Pt(w, h)}
-	mass := 0
-	for y := range h {
-		for x := range w {
-			i := y*w + x
-			if ink[i] <= floor {
-				ink[i] = 0
-				continue
-			}
-			mass += int(ink[i])
-			box.Min.X, box.Min.Y = min(box.Min.X, x), min(box.Min.Y, y)
-			box.Max.X, box.Max.Y = max(box.Max.X, x+1), max(box.Max.Y, y+1)
+	for v, l := range level {
+		if l <= floor {
+			level[v] = 0
 		}
 	}
+	box, mass := applyInkLevels(ink, w, h, &level)
 	if mass < minInkMass*255 {
 		return nil, fmt.Errorf("%w (there is only a speck of ink)", ErrEmptyImage)
 	}
@@ -266,8 +271,7 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	var mid *image.Gray16
 	cw, ch := box.Dx(), box.Dy()
 	if long := max(cw, ch); long > midSide {
-		mid = image.NewGray16(image.Rect(0, 0, scaledSide(cw, long, midSide), scaledSide(ch, long, midSide)))
-		draw.BiLinear.Scale(mid, mid.Rect, crop, crop.Rect, draw.Src, nil)
+		mid = scaleTent(scaledSide(cw, long, midSide), scaledSide(ch, long, midSide), cw, ch, grayRows(crop))
 	} else {
 		mid = image.NewGray16(image.Rect(0, 0, cw, ch))
 		draw.Copy(mid, image.Point{}, crop, crop.Rect, draw.Src, nil)
@@ -280,12 +284,70 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	// Scale the longer side to 20 pixels.
 	mw, mh := mid.Rect.Dx(), mid.Rect.Dy()
 	long := max(mw, mh)
-	digit := image.NewGray16(image.Rect(0, 0, scaledSide(mw, long, boxSide), scaledSide(mh, long, boxSide)))
-	draw.BiLinear.Scale(digit, digit.Rect, mid, mid.Rect, draw.Src, nil)
+	digit := scaleTent(scaledSide(mw, long, boxSide), scaledSide(mh, long, boxSide), mw, mh, gray16Rows(mid))
 	if !stretch16(digit) {
 		return nil, fmt.Errorf("%w (the strokes are too small to read)", ErrEmptyImage)
 	}
 	return centerOfMassPlace(digit), nil
+}
+
+// byteRange returns the smallest and the largest byte of px (not empty).
+func byteRange(px []uint8) (lo, hi uint8) {
+	lo, hi = px[0], px[0]
+	for len(px) >= 8 {
+		// Eight equal bytes (a drawing's background) count as one.
+		word := binary.LittleEndian.Uint64(px)
+		if b := uint8(word); word == uint64(b)*0x0101010101010101 {
+			lo, hi = min(lo, b), max(hi, b)
+		} else {
+			for _, v := range px[:8] {
+				lo, hi = min(lo, v), max(hi, v)
+			}
+		}
+		px = px[8:]
+	}
+	for _, v := range px {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	return lo, hi
+}
+
+// applyInkLevels replaces every byte v of the w x h image ink (stride w) by
+// level[v] and returns the bounding box of the non-zero result and its sum.
+// Runs of eight equal bytes that map to zero (the background of a drawing)
+// are handled eight at a time.
+func applyInkLevels(ink []uint8, w, h int, level *[256]uint8) (box image.Rectangle, mass int) {
+	box = image.Rectangle{Min: image.Pt(w, h)}
+	for y := range h {
+		row := ink[y*w : (y+1)*w]
+		first, last, rowMass := -1, -1, 0
+		x := 0
+		for ; x < len(row); x++ {
+			if x+8 <= len(row) && x%8 == 0 {
+				word := binary.LittleEndian.Uint64(row[x:])
+				if b := uint8(word); level[b] == 0 && word == uint64(b)*0x0101010101010101 {
+					binary.LittleEndian.PutUint64(row[x:], 0)
+					x += 7
+					continue
+				}
+			}
+			l := level[row[x]]
+			row[x] = l
+			if l != 0 {
+				if first < 0 {
+					first = x
+				}
+				last = x
+				rowMass += int(l)
+			}
+		}
+		if first >= 0 {
+			mass += rowMass
+			box.Min.X, box.Max.X = min(box.Min.X, first), max(box.Max.X, last+1)
+			box.Min.Y, box.Max.Y = min(box.Min.Y, y), y+1
+		}
+	}
+	return box, mass
 }
 
 // scaledSide returns side*target/long rounded, at least 1.
@@ -327,17 +389,35 @@ func median(px []uint8) uint8 {
 // leave the rest of the digit dim; brighter pixels are clipped. It reports
 // false if g is black.
 func stretch16(g *image.Gray16) bool {
-	vals := make([]uint16, 0, len(g.Pix)/2)
+	// The 90th percentile, found by a histogram of the high bytes and a
+	// sort of the one bucket that holds it (the same value as sorting all).
+	var hist [256]int
+	n := 0
 	for i := 0; i < len(g.Pix); i += 2 {
-		if v := uint16(g.Pix[i])<<8 | uint16(g.Pix[i+1]); v > 0 {
-			vals = append(vals, v)
+		if g.Pix[i]|g.Pix[i+1] != 0 {
+			hist[g.Pix[i]]++
+			n++
 		}
 	}
-	if len(vals) == 0 {
+	if n == 0 {
 		return false
 	}
-	slices.Sort(vals)
-	ref := uint32(vals[len(vals)*9/10])
+	rank, seen, hiByte := n*9/10, 0, 0
+	for b, c := range hist {
+		if seen+c > rank {
+			hiByte = b
+			break
+		}
+		seen += c
+	}
+	bucket := make([]uint16, 0, hist[hiByte])
+	for i := 0; i < len(g.Pix); i += 2 {
+		if int(g.Pix[i]) == hiByte && g.Pix[i]|g.Pix[i+1] != 0 {
+			bucket = append(bucket, uint16(g.Pix[i])<<8|uint16(g.Pix[i+1]))
+		}
+	}
+	slices.Sort(bucket)
+	ref := uint32(bucket[rank-seen])
 	for i := 0; i < len(g.Pix); i += 2 {
 		v := min(0xffff, (uint32(g.Pix[i])<<8|uint32(g.Pix[i+1]))*0xffff/ref)
 		g.Pix[i], g.Pix[i+1] = uint8(v>>8), uint8(v)
@@ -456,4 +536,103 @@ func Normalize(g *image.Gray, dst []float32) error {
 		normalizeInto(dst[y*Side:(y+1)*Side], g.Pix[y*g.Stride:y*g.Stride+Side])
 	}
 	return nil
+}
+
+// tentTaps is one output coordinate's share of a separable scaling: the
+// source coordinates [first, first+len(weights)) with normalised weights.
+type tentTaps struct {
+	first   int
+	weights []float32
+}
+
+// tentFilter returns the taps that scale sw source pixels to dw with the
+// bilinear (tent) kernel, widened by the scale factor when shrinking so that
+// every source pixel counts: the filter of golang.org/x/image/draw's
+// BiLinear, which this replaces for speed.
+func tentFilter(dw, sw int) []tentTaps {
+	scale := float64(sw) / float64(dw)
+	half, argScale := 1.0, 1.0
+	if scale > 1 {
+		half, argScale = scale, 1/scale
+	}
+	taps := make([]tentTaps, dw)
+	for x := range taps {
+		center := (float64(x)+0.5)*scale - 0.5
+		i := max(0, int(math.Floor(center-half)))
+		j := min(sw, int(math.Ceil(center+half)))
+		first, ws, total := -1, make([]float32, 0, max(0, j-i)), 0.0
+		for c := i; c < j; c++ {
+			t := math.Abs((center - float64(c)) * argScale)
+			if t >= 1 {
+				if first >= 0 {
+					break
+				}
+				continue
+			}
+			if first < 0 {
+				first = c
+			}
+			ws = append(ws, float32(1-t))
+			total += 1 - t
+		}
+		for k := range ws {
+			ws[k] = float32(float64(ws[k]) / total)
+		}
+		taps[x] = tentTaps{first: max(first, 0), weights: ws}
+	}
+	return taps
+}
+
+// scaleTent scales the sw x sh image whose rows row(y, buf) writes into buf
+// (as 16-bit levels, 0-65535, in float32) to a new dw x dh Gray16 with the
+// tent filter of tentFilter: horizontally row by row, then vertically.
+func scaleTent(dw, dh, sw, sh int, row func(y int, buf []float32)) *image.Gray16 {
+	hx, hy := tentFilter(dw, sw), tentFilter(dh, sh)
+	tmp := make([]float32, sh*dw) // horizontally scaled rows
+	buf := make([]float32, sw)
+	for y := range sh {
+		row(y, buf)
+		out := tmp[y*dw : (y+1)*dw]
+		for x, t := range hx {
+			var s float32
+			for k, wt := range t.weights {
+				s += wt * buf[t.first+k]
+			}
+			out[x] = s
+		}
+	}
+	dst := image.NewGray16(image.Rect(0, 0, dw, dh))
+	acc := make([]float32, dw)
+	for y, t := range hy {
+		clear(acc)
+		for k, wt := range t.weights {
+			kernels.Axpy(acc, tmp[(t.first+k)*dw:(t.first+k+1)*dw], wt)
+		}
+		for x, v := range acc {
+			u := uint16(min(max(v+0.5, 0), 0xffff))
+			dst.Pix[y*dst.Stride+2*x], dst.Pix[y*dst.Stride+2*x+1] = uint8(u>>8), uint8(u)
+		}
+	}
+	return dst
+}
+
+// grayRows returns a row reader of g for scaleTent (8-bit levels v become
+// v*0x101, as color.Gray's RGBA does).
+func grayRows(g *image.Gray) func(y int, buf []float32) {
+	return func(y int, buf []float32) {
+		off := g.PixOffset(g.Rect.Min.X, g.Rect.Min.Y+y)
+		for x, v := range g.Pix[off : off+len(buf)] {
+			buf[x] = float32(uint32(v) * 0x101)
+		}
+	}
+}
+
+// gray16Rows returns a row reader of g for scaleTent.
+func gray16Rows(g *image.Gray16) func(y int, buf []float32) {
+	return func(y int, buf []float32) {
+		off := g.PixOffset(g.Rect.Min.X, g.Rect.Min.Y+y)
+		for x := range buf {
+			buf[x] = float32(uint32(g.Pix[off+2*x])<<8 | uint32(g.Pix[off+2*x+1]))
+		}
+	}
 }

@@ -232,11 +232,18 @@ type trainSession struct {
 }
 
 func newTrainSession(init *Weights, batch int, rng *rand.Rand) (*trainSession, error) {
+	return newTrainSessionWith(init, batch, rng, false)
+}
+
+// newTrainSessionWith is newTrainSession on the graph of gorgonia's own
+// convolution operations when builtin is set (the reference for the fused
+// ops' gradients).
+func newTrainSessionWith(init *Weights, batch int, rng *rand.Rand, builtin bool) (*trainSession, error) {
 	p, err := toParams(init)
 	if err != nil {
 		return nil, err
 	}
-	net, err := buildNetwork(batch, p, true)
+	net, err := buildNetworkWith(batch, p, true, builtin)
 	if err != nil {
 		return nil, err
 	}

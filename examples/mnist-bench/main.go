@@ -1,0 +1,317 @@
+// Command mnist-bench measures the MNIST network's speed on this machine and,
+// when Debian's python3-torch is installed, the PyTorch anchor in the same
+// run, and prints the ratio table:
+//
+//	go run ./examples/mnist-bench [-torch auto|off|PYTHON] [-steps 400] [-json]
+//
+// It measures training (batch 64, Adam, dropout, through mnist.Train on the
+// full MNIST training set), single-image prediction latency and allocations,
+// batch prediction (1,000 images per call, all cores), and preprocessing of
+// a 280x280 and a 4000x4000 PNG drawing. The PyTorch side is
+// torch_baseline.py (the seed's network in torch, 2 threads, SGD, one epoch),
+// embedded in this command. Absolute times drift with the machine's load:
+// compare the ratios, which come from one run. Preprocessing and
+// single-image prediction also report CPU time per operation, which a busy
+// machine disturbs less than wall time.
+package main
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/advspace/advspace/internal/kernels"
+	"github.com/advspace/advspace/mnist"
+	"github.com/advspace/advspace/mnist/mnistdata"
+)
+
+//go:embed torch_baseline.py
+var torchBaseline []byte
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "mnist-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// goFigures are the Go side's measurements.
+type goFigures struct {
+	TrainSamplesPerS  float64 `json:"train_samples_per_s"`
+	PredictLatencyUS  float64 `json:"infer_latency_us"`
+	PredictAllocs     float64 `json:"infer_allocs"`
+	BatchImagesPerS   float64 `json:"batch_infer_per_s"`
+	PredictCPUUS      float64 `json:"infer_cpu_us"`
+	Preprocess280MS   float64 `json:"preprocess_280_ms"`
+	Preprocess4000MS  float64 `json:"preprocess_4000_ms"`
+	Preprocess280CPU  float64 `json:"preprocess_280_cpu_ms"`
+	Preprocess4000CPU float64 `json:"preprocess_4000_cpu_ms"`
+	Kernels           string  `json:"kernels"`
+	GOMAXPROCS        int     `json:"gomaxprocs"`
+}
+
+// torchFigures are torch_baseline.py's output.
+type torchFigures struct {
+	Framework        string  `json:"framework"`
+	Threads          int     `json:"threads"`
+	TrainSamplesPerS float64 `json:"train_samples_per_s"`
+	InferLatencyUS   float64 `json:"infer_latency_us"`
+	BatchInferPerS   float64 `json:"batch_infer_per_s"`
+	TestAcc          float64 `json:"test_acc"`
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mnist-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	torch := fs.String("torch", "auto", `PyTorch anchor: "auto" (run it when /usr/bin/python3 has torch), "off", or a python3 path`)
+	steps := fs.Int("steps", 400, "training steps to time (batch 64)")
+	asJSON := fs.Bool("json", false, "print the figures as one JSON object instead of a table")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *steps < 20 {
+		return fmt.Errorf("-steps %d is too few to time; use at least 20", *steps)
+	}
+	dir, err := mnistdata.Dir(ctx)
+	if err != nil {
+		return fmt.Errorf("finding the MNIST data: %w", err)
+	}
+	train, test, err := mnist.LoadDataDir(dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "kernels: %s, GOMAXPROCS %d\n", kernels.Features(), runtime.GOMAXPROCS(0))
+	var g goFigures
+	g.Kernels, g.GOMAXPROCS = kernels.Features(), runtime.GOMAXPROCS(0)
+	fmt.Fprintln(stderr, "timing Go training...")
+	if g.TrainSamplesPerS, err = timeTraining(ctx, train, *steps); err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "timing Go prediction...")
+	if err := timePrediction(ctx, test, &g); err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "timing preprocessing...")
+	if err := timePreprocessing(test, &g); err != nil {
+		return err
+	}
+	var tf *torchFigures
+	if py := pythonFor(*torch); py != "" {
+		fmt.Fprintln(stderr, "running the PyTorch anchor (one epoch)...")
+		if tf, err = runTorch(ctx, py, dir); err != nil {
+			fmt.Fprintf(stderr, "PyTorch anchor failed, showing Go figures only: %v\n", err)
+		}
+	} else if *torch != "off" {
+		fmt.Fprintln(stderr, "PyTorch not found (apt-get install -y python3-torch); showing Go figures only")
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{"go": g, "torch": tf})
+	}
+	printTable(stdout, &g, tf)
+	return nil
+}
+
+// timeTraining trains for steps batches of 64 and returns samples/s over
+// all but the first 10 steps (which build the graph and warm the caches).
+func timeTraining(ctx context.Context, train *mnist.Dataset, steps int) (float64, error) {
+	const warm = 10
+	var start time.Time
+	var end time.Time
+	cfg := &mnist.TrainConfig{Steps: steps, Seed: 1, Progress: func(p mnist.TrainProgress) {
+		if p.EpochDone {
+			return
+		}
+		switch p.Step {
+		case warm:
+			start = time.Now()
+		case steps:
+			end = time.Now()
+		}
+	}}
+	if _, err := mnist.Train(ctx, nil, train, cfg); err != nil {
+		return 0, fmt.Errorf("training: %w", err)
+	}
+	return float64((steps-warm)*mnist.DefaultBatchSize) / end.Sub(start).Seconds(), nil
+}
+
+func timePrediction(ctx context.Context, test *mnist.Dataset, g *goFigures) error {
+	w, err := mnist.Pretrained()
+	if err != nil {
+		return err
+	}
+	m, err := mnist.NewModel(w, nil)
+	if err != nil {
+		return err
+	}
+	// Single images, one after the other, as the web app's requests.
+	for i := range 200 {
+		if _, err := m.PredictPixels(ctx, test.Pixels(i)); err != nil {
+			return err
+		}
+	}
+	const reps = 20000
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	t0, c0 := time.Now(), cpuTime()
+	for i := range reps {
+		if _, err := m.PredictPixels(ctx, test.Pixels(i%test.Len())); err != nil {
+			return err
+		}
+	}
+	el, cpu := time.Since(t0), cpuTime()-c0
+	runtime.ReadMemStats(&after)
+	g.PredictLatencyUS = el.Seconds() / reps * 1e6
+	g.PredictCPUUS = cpu.Seconds() / reps * 1e6
+	g.PredictAllocs = float64(after.Mallocs-before.Mallocs) / reps
+	// Batches of 1,000, as torch_baseline.py.
+	ins := make([]*image.Gray, test.Len())
+	for i := range ins {
+		ins[i] = test.Gray(i)
+	}
+	best := time.Duration(1 << 62)
+	for range 3 {
+		t0 := time.Now()
+		for lo := 0; lo < len(ins); lo += 1000 {
+			if _, err := m.PredictBatch(ctx, ins[lo:min(lo+1000, len(ins))]); err != nil {
+				return err
+			}
+		}
+		best = min(best, time.Since(t0))
+	}
+	g.BatchImagesPerS = float64(len(ins)) / best.Seconds()
+	return nil
+}
+
+// drawing returns a PNG of MNIST test digit i drawn black on a white,
+// opaque side x side canvas (as a browser canvas snapshot), scaled to 70%
+// of the canvas.
+func drawing(test *mnist.Dataset, i, side int) ([]byte, error) {
+	img := image.NewNRGBA(image.Rect(0, 0, side, side))
+	px := test.Pixels(i)
+	digit := side * 7 / 10
+	off := (side - digit) / 2
+	for y := range side {
+		for x := range side {
+			v := uint8(0)
+			if dx, dy := x-off, y-off; dx >= 0 && dy >= 0 && dx < digit && dy < digit {
+				v = px[(dy*mnist.Side/digit)*mnist.Side+dx*mnist.Side/digit]
+			}
+			img.SetNRGBA(x, y, color.NRGBA{255 - v, 255 - v, 255 - v, 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func timePreprocessing(test *mnist.Dataset, g *goFigures) error {
+	for _, c := range []struct {
+		side, reps int
+		dst, cpu   *float64
+	}{{280, 500, &g.Preprocess280MS, &g.Preprocess280CPU}, {4000, 5, &g.Preprocess4000MS, &g.Preprocess4000CPU}} {
+		data, err := drawing(test, 0, c.side)
+		if err != nil {
+			return err
+		}
+		if _, err := mnist.Preprocess(data, nil); err != nil {
+			return fmt.Errorf("preprocessing the %dx%d drawing: %w", c.side, c.side, err)
+		}
+		t0, c0 := time.Now(), cpuTime()
+		for range c.reps {
+			if _, err := mnist.Preprocess(data, nil); err != nil {
+				return err
+			}
+		}
+		*c.dst = time.Since(t0).Seconds() / float64(c.reps) * 1e3
+		*c.cpu = (cpuTime() - c0).Seconds() / float64(c.reps) * 1e3
+	}
+	return nil
+}
+
+// pythonFor returns the python3 to run the anchor with, or "" for none.
+func pythonFor(flagValue string) string {
+	switch flagValue {
+	case "off":
+		return ""
+	case "auto":
+		py := "/usr/bin/python3"
+		if exec.Command(py, "-c", "import torch").Run() != nil {
+			return ""
+		}
+		return py
+	default:
+		return flagValue
+	}
+}
+
+func runTorch(ctx context.Context, python, dataDir string) (*torchFigures, error) {
+	tmp, err := os.MkdirTemp("", "mnist-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	script := filepath.Join(tmp, "torch_baseline.py")
+	if err := os.WriteFile(script, torchBaseline, 0o600); err != nil {
+		return nil, err
+	}
+	var out, errOut bytes.Buffer
+	cmd := exec.CommandContext(ctx, python, script, dataDir, "--threads", fmt.Sprint(runtime.GOMAXPROCS(0)))
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%w: %s", err, bytes.TrimSpace(errOut.Bytes()))
+	}
+	var tf torchFigures
+	lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
+	if err := json.Unmarshal(lines[len(lines)-1], &tf); err != nil {
+		return nil, fmt.Errorf("reading the anchor's output %q: %w", out.String(), err)
+	}
+	if tf.TrainSamplesPerS <= 0 || tf.InferLatencyUS <= 0 || tf.BatchInferPerS <= 0 {
+		return nil, errors.New("the anchor's output lacks figures")
+	}
+	return &tf, nil
+}
+
+func printTable(w io.Writer, g *goFigures, tf *torchFigures) {
+	fmt.Fprintf(w, "kernels: %s, GOMAXPROCS %d", g.Kernels, g.GOMAXPROCS)
+	if tf != nil {
+		fmt.Fprintf(w, "; anchor: %s, %d threads", tf.Framework, tf.Threads)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| | advspace | PyTorch | advspace / PyTorch | target |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	row := func(name, ours, theirs, ratio, target string) {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", name, ours, theirs, ratio, target)
+	}
+	var tTrain, tLat, tBatch, rTrain, rLat, rBatch = "", "", "", "", "", ""
+	if tf != nil {
+		tTrain = fmt.Sprintf("%.0f samples/s", tf.TrainSamplesPerS)
+		tLat = fmt.Sprintf("%.1f µs", tf.InferLatencyUS)
+		tBatch = fmt.Sprintf("%.0f images/s", tf.BatchInferPerS)
+		rTrain = fmt.Sprintf("%.2f×", g.TrainSamplesPerS/tf.TrainSamplesPerS)
+		rLat = fmt.Sprintf("%.3f× (time)", g.PredictLatencyUS/tf.InferLatencyUS)
+		rBatch = fmt.Sprintf("%.2f×", g.BatchImagesPerS/tf.BatchInferPerS)
+	}
+	row("training, batch 64", fmt.Sprintf("%.0f samples/s", g.TrainSamplesPerS), tTrain, rTrain, "≥ 1.5×")
+	row("single-image predict", fmt.Sprintf("%.1f µs (CPU %.1f µs), %.0f allocs", g.PredictLatencyUS, g.PredictCPUUS, g.PredictAllocs), tLat, rLat, "≤ 0.1×")
+	row("batch predict", fmt.Sprintf("%.0f images/s", g.BatchImagesPerS), tBatch, rBatch, "≥ 3×")
+	row("preprocessing a 280×280 PNG", fmt.Sprintf("%.2f ms (CPU %.2f ms)", g.Preprocess280MS, g.Preprocess280CPU), "", "", "≤ 0.5 ms")
+	row("preprocessing a 4000×4000 PNG", fmt.Sprintf("%.1f ms (CPU %.1f ms)", g.Preprocess4000MS, g.Preprocess4000CPU), "", "", "≤ 40 ms")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Times are wall-clock; CPU is the process's CPU time per operation (it includes the garbage collector's share).")
+}

@@ -1,0 +1,184 @@
+package kernels
+
+// Kernel geometry: valid 5x5 convolutions computed in blocks of two output
+// rows by eight output columns.
+const (
+	// Kernel is the side of the convolution kernel.
+	Kernel = 5
+	// KernelArea is the number of taps per input channel.
+	KernelArea = Kernel * Kernel
+	// BlockCols is the number of adjacent output columns of a block.
+	BlockCols = 8
+	// blockIn is the number of input values one block row reads per kernel row.
+	blockIn = BlockCols + Kernel - 1
+)
+
+// Features names the instruction set the kernels use on this CPU and build:
+// "avx2+fma" or "generic".
+func Features() string {
+	if useAVX2 {
+		return "avx2+fma"
+	}
+	return "generic"
+}
+
+// Conv2x8 writes into dst the sums of the valid 5x5 convolution (no bias)
+// of the input planes with the kernels w at a block of two output rows by
+// eight output columns: dst[r*8+i] is the output at row y+r, column x0+i,
+// where off = y*side + x0 is the offset of the block's top-left output in a
+// plane.
+//
+// in holds inChans planes of side values per row, plane values apart; w is
+// [inChans, 5, 5], row-major. The block reads input rows y to y+5 and
+// columns x0 to x0+11 of every plane; Conv2x8 panics (index out of range)
+// if they are not all inside in, and if w is shorter than inChans*25.
+func Conv2x8(dst *[2 * BlockCols]float32, in []float32, side, plane, inChans int, w []float32, off int) {
+	if inChans <= 0 {
+		*dst = [2 * BlockCols]float32{}
+		return
+	}
+	// Bounds of the last value read and of the kernels, checked once here so
+	// that the inner loops (and the assembly) need not.
+	_ = in[off]
+	_ = in[(inChans-1)*plane+off+Kernel*side+blockIn-1]
+	_ = w[inChans*KernelArea-1]
+	conv2x8(dst, in, side, plane, inChans, w, off)
+}
+
+// ConvPool2x8 writes into dst relu(max-pool 2x2(the Conv2x8 block) + bias):
+// dst[i] = max(0, max(block[2i], block[2i+1], block[8+2i], block[8+2i+1]) +
+// bias), the four pooled outputs of the block. Bounds and panics are those
+// of Conv2x8.
+func ConvPool2x8(dst *[BlockCols / 2]float32, in []float32, side, plane, inChans int, w []float32, off int, bias float32) {
+	if inChans <= 0 {
+		*dst = [BlockCols / 2]float32{max(0, bias), max(0, bias), max(0, bias), max(0, bias)}
+		return
+	}
+	_ = in[off]
+	_ = in[(inChans-1)*plane+off+Kernel*side+blockIn-1]
+	_ = w[inChans*KernelArea-1]
+	convPool2x8(dst, in, side, plane, inChans, w, off, bias)
+}
+
+func convPool2x8Generic(dst *[BlockCols / 2]float32, in []float32, side, plane, inChans int, w []float32, off int, bias float32) {
+	var blk [2 * BlockCols]float32
+	conv2x8Generic(&blk, in, side, plane, inChans, w, off)
+	for i := range dst {
+		dst[i] = max(0, max(blk[2*i], blk[2*i+1], blk[BlockCols+2*i], blk[BlockCols+2*i+1])+bias)
+	}
+}
+
+// conv2x8Generic is the portable Conv2x8: one output row at a time.
+func conv2x8Generic(dst *[2 * BlockCols]float32, in []float32, side, plane, inChans int, w []float32, off int) {
+	*(*[BlockCols]float32)(dst[:BlockCols]) = convRow8(in, side, plane, inChans, w, off)
+	*(*[BlockCols]float32)(dst[BlockCols:]) = convRow8(in, side, plane, inChans, w, off+side)
+}
+
+// convRow8 returns eight adjacent outputs of the valid 5x5 convolution, the
+// first at offset off of a plane, without bias.
+//
+// Each input value is loaded once and added, weighted, to every output it
+// reaches; the eight sums stay in registers, and the fixed-size array views
+// let the compiler drop the bounds checks from the inner statements.
+func convRow8(in []float32, side, plane, inChans int, w []float32, off int) [BlockCols]float32 {
+	var a0, a1, a2, a3, a4, a5, a6, a7 float32
+	for c := 0; c < inChans; c++ {
+		for ky := 0; ky < Kernel; ky++ {
+			o := off + c*plane + ky*side
+			r := (*[blockIn]float32)(in[o : o+blockIn])
+			k := (*[Kernel]float32)(w[(c*Kernel+ky)*Kernel:])
+			// Each input value is loaded once and added, weighted, to every
+			// output it reaches. The eight sums stay in registers; the
+			// weights are read from L1 as needed (hoisting them into locals
+			// too measured slower: the register allocator spills).
+			v := r[0]
+			a0 += k[0] * v
+			v = r[1]
+			a0 += k[1] * v
+			a1 += k[0] * v
+			v = r[2]
+			a0 += k[2] * v
+			a1 += k[1] * v
+			a2 += k[0] * v
+			v = r[3]
+			a0 += k[3] * v
+			a1 += k[2] * v
+			a2 += k[1] * v
+			a3 += k[0] * v
+			v = r[4]
+			a0 += k[4] * v
+			a1 += k[3] * v
+			a2 += k[2] * v
+			a3 += k[1] * v
+			a4 += k[0] * v
+			v = r[5]
+			a1 += k[4] * v
+			a2 += k[3] * v
+			a3 += k[2] * v
+			a4 += k[1] * v
+			a5 += k[0] * v
+			v = r[6]
+			a2 += k[4] * v
+			a3 += k[3] * v
+			a4 += k[2] * v
+			a5 += k[1] * v
+			a6 += k[0] * v
+			v = r[7]
+			a3 += k[4] * v
+			a4 += k[3] * v
+			a5 += k[2] * v
+			a6 += k[1] * v
+			a7 += k[0] * v
+			v = r[8]
+			a4 += k[4] * v
+			a5 += k[3] * v
+			a6 += k[2] * v
+			a7 += k[1] * v
+			v = r[9]
+			a5 += k[4] * v
+			a6 += k[3] * v
+			a7 += k[2] * v
+			v = r[10]
+			a6 += k[4] * v
+			a7 += k[3] * v
+			v = r[11]
+			a7 += k[4] * v
+		}
+	}
+	return [BlockCols]float32{a0, a1, a2, a3, a4, a5, a6, a7}
+}
+
+// Dot returns the dot product of a and b[:len(a)]; it panics if b is
+// shorter than a.
+func Dot(a, b []float32) float32 {
+	return dot(a, b[:len(a)])
+}
+
+func dotGeneric(a, b []float32) float32 {
+	var s0, s1, s2, s3 float32
+	for len(a) >= 4 {
+		x, y := (*[4]float32)(a), (*[4]float32)(b)
+		s0 += x[0] * y[0]
+		s1 += x[1] * y[1]
+		s2 += x[2] * y[2]
+		s3 += x[3] * y[3]
+		a, b = a[4:], b[4:]
+	}
+	for i, v := range a {
+		s0 += v * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// Axpy adds a*src[i] to dst[i] for every i < len(dst); it panics if src is
+// shorter than dst.
+func Axpy(dst, src []float32, a float32) {
+	axpy(dst, src[:len(dst)], a)
+}
+
+func axpyGeneric(dst, src []float32, a float32) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] += a * v
+	}
+}

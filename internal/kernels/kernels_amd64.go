@@ -1,0 +1,62 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import "golang.org/x/sys/cpu"
+
+// useAVX2 selects the assembly kernels: AVX2 for the vectors, FMA for the
+// fused multiply-adds (every AVX-512 CPU has both). It is set once, before
+// main, from the CPU's feature bits, and never changes.
+var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+func conv2x8(dst *[2 * BlockCols]float32, in []float32, side, plane, inChans int, w []float32, off int) {
+	if useAVX2 {
+		conv2x8AVX2(dst, &in[off], side, plane, inChans, &w[0])
+		return
+	}
+	conv2x8Generic(dst, in, side, plane, inChans, w, off)
+}
+
+func dot(a, b []float32) float32 {
+	if useAVX2 && len(a) >= 16 {
+		return dotAVX2(&a[0], &b[0], len(a))
+	}
+	return dotGeneric(a, b)
+}
+
+func axpy(dst, src []float32, a float32) {
+	if useAVX2 && len(dst) >= 8 {
+		axpyAVX2(&dst[0], &src[0], len(dst), a)
+		return
+	}
+	axpyGeneric(dst, src, a)
+}
+
+// axpyAVX2 is Axpy for n >= 8 in AVX2+FMA assembly.
+//
+//go:noescape
+func axpyAVX2(dst, src *float32, n int, a float32)
+
+func convPool2x8(dst *[BlockCols / 2]float32, in []float32, side, plane, inChans int, w []float32, off int, bias float32) {
+	if useAVX2 {
+		convPool2x8AVX2(dst, &in[off], side, plane, inChans, &w[0], bias)
+		return
+	}
+	convPool2x8Generic(dst, in, side, plane, inChans, w, off, bias)
+}
+
+// convPool2x8AVX2 is ConvPool2x8 in AVX2+FMA assembly.
+//
+//go:noescape
+func convPool2x8AVX2(dst *[BlockCols / 2]float32, in *float32, side, plane, inChans int, w *float32, bias float32)
+
+// conv2x8AVX2 is Conv2x8 in AVX2+FMA assembly; in points at the block's
+// top-left input value. Bounds are checked by the caller.
+//
+//go:noescape
+func conv2x8AVX2(dst *[2 * BlockCols]float32, in *float32, side, plane, inChans int, w *float32)
+
+// dotAVX2 is Dot for n >= 16 in AVX2+FMA assembly.
+//
+//go:noescape
+func dotAVX2(a, b *float32, n int) float32

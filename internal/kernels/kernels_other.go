@@ -1,0 +1,18 @@
+//go:build !amd64 || purego
+
+package kernels
+
+// useAVX2 is false: this build has only the portable kernels.
+const useAVX2 = false
+
+func conv2x8(dst *[2 * BlockCols]float32, in []float32, side, plane, inChans int, w []float32, off int) {
+	conv2x8Generic(dst, in, side, plane, inChans, w, off)
+}
+
+func dot(a, b []float32) float32 { return dotGeneric(a, b) }
+
+func axpy(dst, src []float32, a float32) { axpyGeneric(dst, src, a) }
+
+func convPool2x8(dst *[BlockCols / 2]float32, in []float32, side, plane, inChans int, w []float32, off int, bias float32) {
+	convPool2x8Generic(dst, in, side, plane, inChans, w, off, bias)
+}
