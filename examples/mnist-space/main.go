@@ -7,6 +7,18 @@
 //	go run ./examples/mnist-space [-addr :7860] [-data ./adversarial-data] [-retrain-every 10]
 //	                              [-weights FILE] [-hub-dataset owner/name [-hub-private]]
 //	                              [-trust-proxy CIDR,...] [-validations 2] [-confirm-threshold 0.9]
+//	                              [-role standalone|replica|trainer -hub-model owner/name]
+//	                              [-hub-push-every 5m] [-model-check-every 60s]
+//
+// Roles: standalone (the default) serves, flags and retrains alone. Several
+// servers share one model through the Hub: each -role replica serves the page
+// and the API, pushes its flags to its own shard of -hub-dataset (at most one
+// commit per -hub-push-every), never retrains, and checks -hub-model every
+// -model-check-every (jittered) for a newly published model, which it
+// downloads, verifies and swaps in. One -role trainer reads every shard of
+// -hub-dataset (only files it has not read), retrains and gates on the union,
+// and publishes each promoted model to -hub-model in one commit (weights,
+// card, round history); it serves /healthz, /metrics and /api/stats only.
 //
 // The Hub token comes from HF_TOKEN (or the huggingface_hub token file), the
 // endpoint from HF_ENDPOINT. The default -addr :7860 listens on every

@@ -322,6 +322,18 @@ func TestReplicasAndTrainer(t *testing.T) {
 	for r := range procs {
 		flagOn(r, mpPerReplica/2)
 	}
+	// The writer of one sample retracts it: the record travels to the Hub
+	// with replica 0's next push, and the trainer never trains on it.
+	var retracted string
+	for id, r := range flagged {
+		if r == procs[0].name {
+			retracted = id
+			break
+		}
+	}
+	code, res := mpPostJSON(t, clients[0], procs[0].url+"api/retract", map[string]any{"id": retracted}, "")
+	require.Equal(t, http.StatusOK, code, "retract: %v", res)
+
 	// Mid-run: SIGKILL replica 1 (its flags are acknowledged, so durable on
 	// its disk, maybe not pushed yet) and the trainer; restart both.
 	procs[1].kill(t)
@@ -367,6 +379,7 @@ func TestReplicasAndTrainer(t *testing.T) {
 		assert.Equal(t, card.Version, st.Rounds[len(st.Rounds)-1].ModelVersion)
 		assert.Equal(t, card.Round, st.Rounds[len(st.Rounds)-1].Round)
 	}
+	assert.Equal(t, total-1, card.TrainSamples+card.HeldOutSamples, "the retracted sample neither trained nor scored")
 	tst := mpGetStats(t, http.DefaultClient, trainer.url)
 	assert.Equal(t, card.Version, tst.ModelVersion, "the trainer serves what it published")
 	assert.Equal(t, total, tst.FlaggedTotal, "the trainer read every sample once, across its restart")
@@ -382,6 +395,15 @@ func TestReplicasAndTrainer(t *testing.T) {
 	for id, replica := range flagged {
 		assert.Equal(t, 1, rowsOnHub[id], "sample %s flagged on %s is on the Hub exactly once", id, replica)
 	}
+
+	var recs []string
+	for p, b := range hub.Files("dataset", mpDataset, "main") {
+		if strings.HasPrefix(p, dadchub.ValidationsDir+"/") {
+			recs = append(recs, strings.TrimSpace(string(b)))
+		}
+	}
+	require.Len(t, recs, 1, "replica 0's validation records are on the Hub")
+	assert.Contains(t, recs[0], retracted)
 
 	// The model repo: one commit per published model, each with weights,
 	// card, history and README together.
@@ -412,7 +434,10 @@ func TestReplicasAndTrainer(t *testing.T) {
 		lastAt.Sub(firstAt).Seconds(), total, onHub.Sub(firstAt).Seconds(), card.Version, card.Round, published.Sub(firstAt).Seconds(),
 		fmtSwaps(swapped, published), mpCheckEvery)
 	t.Logf("commits: dataset %d (budget by lifetime %d), model %d", len(dsCommits), budget, len(modelCommits))
-	t.Logf("trainer log lines:\n%s", grepLines(trainer.logs.String(), "read the Hub dataset", "candidate promoted", "published model"))
+	for _, p := range all {
+		t.Logf("%s (started %s, stopped %s):\n%s", p.name, p.born.UTC().Format("15:04:05.000"), p.died.UTC().Format("15:04:05.000"),
+			grepLines(p.logs.String(), "flag: hub: pushed", "read the Hub dataset", "retrain started", "candidate promoted", "published model", "adopted a published model"))
+	}
 }
 
 // hubRows counts each sample id over every metadata.jsonl on the fake Hub's
