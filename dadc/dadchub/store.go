@@ -85,10 +85,12 @@ type Store struct {
 	opts StoreOptions
 	log  *slog.Logger
 
-	mu      sync.Mutex
+	mu      sync.Mutex // serialises Save; guards created and commits
 	created bool
 	commits []time.Time
-	hist    *dadc.History
+
+	histMu sync.Mutex // guards hist (never held across a Hub request)
+	hist   *dadc.History
 }
 
 // NewStore returns a Store publishing to the model repo repo (which must be
@@ -176,7 +178,10 @@ func (s *Store) Save(ctx context.Context, card dadc.ModelCard, write func(w io.W
 	if head, err := s.head(ctx); err == nil && head.Card.Version == card.Version {
 		return fmt.Errorf("dadchub: save: version %s is already the head of %s", card.Version, s.repo)
 	}
-	hist := publishedHistory(s.hist, card)
+	s.histMu.Lock()
+	last := s.hist
+	s.histMu.Unlock()
+	hist := publishedHistory(last, card)
 	histJSON, err := json.MarshalIndent(hist, "", "  ")
 	if err != nil {
 		return fmt.Errorf("dadchub: save %s: %w", card.Version, err)
@@ -382,9 +387,9 @@ func (s *Store) SaveHistory(ctx context.Context, h *dadc.History) error {
 	if err := os.Rename(tmp, s.path); err != nil {
 		return fmt.Errorf("dadchub: saving the history: %w", err)
 	}
-	s.mu.Lock()
+	s.histMu.Lock()
 	s.hist = h
-	s.mu.Unlock()
+	s.histMu.Unlock()
 	return nil
 }
 
@@ -397,9 +402,9 @@ func (s *Store) LoadHistory(ctx context.Context) (*dadc.History, error) {
 		if err := json.Unmarshal(b, &h); err != nil {
 			return nil, fmt.Errorf("dadchub: the history file %s is damaged (%v); move it away to start from the published one", s.path, err)
 		}
-		s.mu.Lock()
+		s.histMu.Lock()
 		s.hist = &h
-		s.mu.Unlock()
+		s.histMu.Unlock()
 		return &h, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
@@ -412,9 +417,9 @@ func (s *Store) LoadHistory(ctx context.Context) (*dadc.History, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
+	s.histMu.Lock()
 	s.hist = head.History
-	s.mu.Unlock()
+	s.histMu.Unlock()
 	return head.History, nil
 }
 
