@@ -108,6 +108,14 @@ func (h *Hub[In]) pushOnce(ctx context.Context) (more bool, err error) {
 		ops = append(ops, add)
 		taken += len(p.rows) - p.from
 	}
+	// The writer's validation records (validations/<shard>.jsonl, verdicts
+	// and retractions) travel with its samples, as they are now: unchanged
+	// files are dropped as no-ops by the client.
+	recOps, err := h.recordOps()
+	if err != nil {
+		return false, err
+	}
+	ops = append(ops, recOps...)
 	commitOpts.Description = fmt.Sprintf("Pushed by advspace flag.Hub from %d shard(s).", len(parts))
 	ci, err := h.repo.CreateCommit(ctx, fmt.Sprintf("Add %d flagged samples", taken), ops, &commitOpts)
 	switch {
@@ -141,6 +149,33 @@ func (h *Hub[In]) pushOnce(ctx context.Context) (more bool, err error) {
 	}
 	h.log.Info("flag: hub: pushed", "samples", taken, "commit", ci.OID, "uploaded", ci.Uploaded, "skipped", ci.Skipped, "empty", ci.Empty, "pending", left)
 	return left > 0, nil
+}
+
+// recordOps returns the operations adding every local validation record
+// file (ValidationsDir/*.jsonl) up to its current size.
+func (h *Hub[In]) recordOps() ([]hfhub.Operation, error) {
+	dir := filepath.Join(h.dir.Root(), ValidationsDir)
+	entries, err := h.fs.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("flag: hub: listing the validation records: %w", err)
+	}
+	var ops []hfhub.Operation
+	for _, e := range entries {
+		if e.IsDir() || path.Ext(e.Name()) != ".jsonl" {
+			continue
+		}
+		add, err := h.fileOp(path.Join(ValidationsDir, e.Name()), filepath.Join(dir, e.Name()), -1)
+		if err != nil {
+			return nil, err
+		}
+		if add.Size > 0 {
+			ops = append(ops, add)
+		}
+	}
+	return ops, nil
 }
 
 // remoteHasCard reports whether the repo has a README.md.

@@ -7,6 +7,18 @@
 //	go run ./examples/mnist-space [-addr :7860] [-data ./adversarial-data] [-retrain-every 10]
 //	                              [-weights FILE] [-hub-dataset owner/name [-hub-private]]
 //	                              [-trust-proxy CIDR,...] [-validations 2] [-confirm-threshold 0.9]
+//	                              [-role standalone|replica|trainer -hub-model owner/name]
+//	                              [-hub-push-every 5m] [-model-check-every 60s]
+//
+// Roles: standalone (the default) serves, flags and retrains alone. Several
+// servers share one model through the Hub: each -role replica serves the page
+// and the API, pushes its flags to its own shard of -hub-dataset (at most one
+// commit per -hub-push-every), never retrains, and checks -hub-model every
+// -model-check-every (jittered) for a newly published model, which it
+// downloads, verifies and swaps in. One -role trainer reads every shard of
+// -hub-dataset (only files it has not read), retrains and gates on the union,
+// and publishes each promoted model to -hub-model in one commit (weights,
+// card, round history); it serves /healthz, /metrics and /api/stats only.
 //
 // The Hub token comes from HF_TOKEN (or the huggingface_hub token file), the
 // endpoint from HF_ENDPOINT. The default -addr :7860 listens on every
@@ -54,6 +66,7 @@ import (
 
 	"github.com/advspace/advspace/dadc"
 	"github.com/advspace/advspace/dadc/dadchttp"
+	"github.com/advspace/advspace/dadc/dadchub"
 	"github.com/advspace/advspace/flag"
 	"github.com/advspace/advspace/hfhub"
 	"github.com/advspace/advspace/mnist"
@@ -94,8 +107,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	confirmThreshold := fs.Float64("confirm-threshold", dadchttp.DefaultConfirmThreshold, "ask the person to confirm a label when the model is at least this sure of another (0-1; 2 turns it off)")
 	keepModels := fs.Int("keep-models", dadc.DefaultKeepModels, "promoted model versions kept in DATA/.advspace/loop for rollback (the serving one is always kept)")
 	mnistDir := fs.String("mnist-dir", "", "folder with the MNIST IDX files (default: the copy in the GoMNIST module; see ADVSPACE_MNIST_DIR)")
+	roleName := fs.String("role", roleStandalone, "standalone (serve, flag and retrain alone), replica (serve and flag into its own shard of -hub-dataset, follow the model published in -hub-model, never retrain) or trainer (read every shard of -hub-dataset, retrain, publish promoted models to -hub-model)")
+	hubModel := fs.String("hub-model", "", "Hugging Face model repo (owner/name) a trainer publishes promoted models to and replicas follow; with -role replica or trainer")
+	pushEvery := fs.Duration("hub-push-every", defaultPushEvery, "how often a writer commits its pending flags to -hub-dataset (one commit per interval at most, besides the final push at shutdown)")
+	checkEvery := fs.Duration("model-check-every", dadchub.DefaultCheckInterval, "how often (jittered by ±20%) a replica checks -hub-model for a new model, and a trainer reads -hub-dataset for new flags")
+	modelCommits := fs.Int("hub-model-commits-per-hour", dadchub.DefaultMaxCommitsPerHour, "most models a trainer publishes to -hub-model in any hour")
+	fineTuneSteps := fs.Int("fine-tune-steps", 0, "Adam steps of one retrain (0: the model's default, 300); fewer make retrains faster and weaker, for tests and small machines")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mnist-space [-addr :7860] [-data DIR] [-retrain-every N] [-weights FILE] [-hub-dataset owner/name] [-trust-proxy CIDR,...] [-validations K] [-confirm-threshold P]")
+		fmt.Fprintln(stderr, "usage: mnist-space [-role standalone|replica|trainer] [-addr :7860] [-data DIR] [-retrain-every N] [-weights FILE] [-hub-dataset owner/name] [-hub-model owner/name] [-hub-push-every 5m] [-model-check-every 60s] [-trust-proxy CIDR,...] [-validations K] [-confirm-threshold P]")
 		fmt.Fprintln(stderr, "Serves the adversarial MNIST web app. Hub token from HF_TOKEN, endpoint from HF_ENDPOINT.")
 		fs.PrintDefaults()
 	}
@@ -133,6 +152,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return usage("-trust-proxy: %v", err)
 	}
+	role := *roleName
+	switch role {
+	case roleStandalone:
+		if *hubModel != "" {
+			return usage("-hub-model is for -role replica or trainer; a standalone server keeps its models in -data")
+		}
+	case roleReplica, roleTrainer:
+		if *hubDataset == "" || *hubModel == "" {
+			return usage("-role %s needs -hub-dataset owner/name (the shared flags) and -hub-model owner/name (the published models)", role)
+		}
+		if _, err := hfhub.ParseRepoID(*hubModel); err != nil {
+			return usage("-hub-model: %v", err)
+		}
+		if role == roleReplica && *weights != "" {
+			return usage("-weights is not for -role replica: a replica serves the model published in -hub-model; give -weights to the trainer, which publishes it")
+		}
+	default:
+		return usage("-role must be standalone, replica or trainer, not %q", role)
+	}
+	if *pushEvery <= 0 {
+		return usage("-hub-push-every must be a positive duration such as 5m, not %s", *pushEvery)
+	}
+	if *checkEvery <= 0 {
+		return usage("-model-check-every must be a positive duration such as 60s, not %s", *checkEvery)
+	}
+	if *modelCommits < 1 {
+		return usage("-hub-model-commits-per-hour must be at least 1, not %d", *modelCommits)
+	}
+	if *fineTuneSteps < 0 {
+		return usage("-fine-tune-steps must be 0 (the default) or more, not %d", *fineTuneSteps)
+	}
 
 	// The Hub client first: a missing token is a configuration error that
 	// must stop the program before anything else happens.
@@ -146,7 +196,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return usage("-hub-dataset: reading the Hugging Face token: %v", err)
 		}
 		if token == "" {
-			return usage("-hub-dataset needs a Hugging Face token with write access: set HF_TOKEN (create one at https://huggingface.co/settings/tokens)")
+			return usage("-hub-dataset needs a Hugging Face token with write access (-role %s): set HF_TOKEN (create one at https://huggingface.co/settings/tokens)", role)
 		}
 		hubClient, err = hfhub.NewClient(&hfhub.Options{Endpoint: getenv("HF_ENDPOINT"), Token: token, Logger: log})
 		if err != nil {
@@ -185,6 +235,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	train, test := loadMNIST(ctx, *mnistDir, getenv, log)
 	modelOpts := &mnist.ModelOptions{Replay: train, Logger: log}
+	if *fineTuneSteps > 0 {
+		modelOpts.FineTune = &mnist.FineTuneConfig{Steps: *fineTuneSteps}
+	}
 	model, err := mnist.NewModel(w, modelOpts)
 	if err != nil {
 		_ = closeAll()
@@ -221,9 +274,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		backlog func() int
 		hub     *flag.Hub[*image.Gray]
 	)
-	if hubClient != nil {
+	// A trainer's Dir is its local copy of every shard it read from the Hub:
+	// it never pushes (the writers own their shards).
+	if hubClient != nil && role != roleTrainer {
 		id, _ := hfhub.ParseRepoID(*hubDataset) // validated above
-		hub, err = flag.NewHub(hubClient, id, dir, &flag.HubOptions{Private: *hubPrivate, Logger: log})
+		hub, err = flag.NewHub(hubClient, id, dir, &flag.HubOptions{Private: *hubPrivate, Logger: log,
+			Interval: *pushEvery, MaxBatch: pushMaxBatch, MaxCommitsPerHour: commitsPerHour(*pushEvery)})
 		if err != nil {
 			_ = closeAll()
 			return fail("-hub-dataset %s: %v", *hubDataset, err)
@@ -235,19 +291,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if test != nil {
 		clean = test.Examples()
 	}
-	// Promoted models and the round history live in the data folder (a dot
-	// folder, so that a push of the dataset leaves them out): a restart
-	// serves the latest promoted model and shows the same stats.
-	store, err := dadc.NewLocalStore(filepath.Join(*data, ".advspace", "loop"), &dadc.LocalStoreOptions{
-		WeightsName: "model.safetensors", Keep: *keepModels, Logger: log})
-	if err != nil {
-		_ = closeAll()
-		return fail("opening the model store in %s: %v", *data, err)
+	var (
+		store    dadc.ModelStore
+		hubStore *dadchub.Store
+		policy   = dadc.EveryN(*retrainEvery)
+	)
+	switch role {
+	case roleStandalone:
+		// Promoted models and the round history live in the data folder (a
+		// dot folder, so that a push of the dataset leaves them out): a
+		// restart serves the latest promoted model and shows the same stats.
+		local, err := dadc.NewLocalStore(filepath.Join(*data, ".advspace", "loop"), &dadc.LocalStoreOptions{
+			WeightsName: "model.safetensors", Keep: *keepModels, Logger: log})
+		if err != nil {
+			_ = closeAll()
+			return fail("opening the model store in %s: %v", *data, err)
+		}
+		store = local
+	default:
+		id, _ := hfhub.ParseRepoID(*hubModel) // validated above
+		hubStore, err = dadchub.NewStore(hubClient.Repo(hfhub.Model, id), filepath.Join(*data, ".advspace", "hub-model"),
+			&dadchub.StoreOptions{MaxCommitsPerHour: *modelCommits, Logger: log})
+		if err != nil {
+			_ = closeAll()
+			return fail("-hub-model %s: %v", *hubModel, err)
+		}
+		if role == roleTrainer {
+			// The trainer's promotions are published to M, one commit each.
+			store = hubStore
+		} else {
+			// A replica never retrains: it serves what M says.
+			policy = dadc.Manual()
+		}
 	}
 	if *weights != "" {
 		log.Info("mnist-space: -weights forces the model to serve; it is stored as the latest version", "weights", *weights, "version", model.Version())
 	}
-	loop, err := dadc.NewLoop[*image.Gray](model, flagger, dadc.EveryN(*retrainEvery), &dadc.Options[*image.Gray]{
+	loop, err := dadc.NewLoop[*image.Gray](model, flagger, policy, &dadc.Options[*image.Gray]{
 		Classes:         mnist.Classes,
 		CleanTest:       clean,
 		Store:           store,
@@ -270,6 +350,45 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return loop.Close(cctx)
 	})
 
+	// The Hub side of a replica or a trainer runs until shutdown.
+	bgCtx, bgCancel := context.WithCancel(context.Background())
+	bgDone := make(chan struct{})
+	closers = append(closers, func() error { bgCancel(); <-bgDone; return nil })
+	switch role {
+	case roleReplica:
+		follower, err := dadchub.NewFollower[*image.Gray](hubStore, mnist.Loader(modelOpts), loop, loop.Stats().ModelVersion,
+			&dadchub.FollowerOptions{Interval: *checkEvery, Logger: log})
+		if err != nil {
+			close(bgDone)
+			_ = closeAll()
+			return fail("%v", err)
+		}
+		// Serve what M holds from the first request on: one check before
+		// listening (a Hub that is down leaves the current model serving).
+		cctx, cancel := context.WithTimeout(ctx, *checkEvery)
+		if _, err := follower.Check(cctx); err != nil {
+			log.Warn("mnist-space: could not read the published model; serving the current one until the next check", "hub_model", *hubModel, "error", err)
+		}
+		cancel()
+		go func() { defer close(bgDone); _ = follower.Run(bgCtx) }()
+	case roleTrainer:
+		dsID, _ := hfhub.ParseRepoID(*hubDataset)
+		reader, err := dadchub.NewReader(hubClient.Repo(hfhub.Dataset, dsID), flag.GrayPNG().Decode,
+			filepath.Join(*data, ".advspace", "hub-reader.json"))
+		if err != nil {
+			close(bgDone)
+			_ = closeAll()
+			return fail("-hub-dataset %s: %v", *hubDataset, err)
+		}
+		for _, s := range loop.Samples(0) {
+			vals.AddSample(s.SampleMeta)
+		}
+		vals.Replay(records)
+		go func() { defer close(bgDone); readShards(bgCtx, reader, loop, vals, *checkEvery, log) }()
+	default:
+		close(bgDone)
+	}
+
 	clientKey, keyDesc := dadchttp.RemoteIP, "the connection's peer address"
 	if len(proxies) > 0 {
 		clientKey = dadchttp.ForwardedClientIP(proxies)
@@ -286,8 +405,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fail("%v", err)
 	}
 	closers = append(closers, app.Close)
+	var handler http.Handler = app
+	if role == roleTrainer {
+		handler = trainerRoutes(app)
+	}
 	srv := &http.Server{
-		Handler:           app,
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -298,7 +421,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	srv.RegisterOnShutdown(func() { _ = app.Close() })
 	url := baseURL(ln.Addr())
 	st := loop.Stats()
-	log.Info("mnist-space: serving", "listen", listenDesc(ln.Addr()), "url", url, "data", *data, "model", st.ModelVersion,
+	log.Info("mnist-space: serving", "role", role, "hub_model", *hubModel, "listen", listenDesc(ln.Addr()), "url", url, "data", *data, "model", st.ModelVersion,
 		"flagged", st.FlaggedTotal, "retrain_every", *retrainEvery, "validations", *validations, "validation_records", len(records), "hub_dataset", *hubDataset)
 	log.Info("mnist-space: the flag rate limit keys clients by " + keyDesc)
 	if ready != nil {

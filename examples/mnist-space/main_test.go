@@ -205,6 +205,17 @@ func TestRunUsageErrors(t *testing.T) {
 		{"validations negative", []string{"-validations", "-1"}, nil, "-validations must be 0"},
 		{"confirm threshold zero", []string{"-confirm-threshold", "0"}, nil, "-confirm-threshold must be above 0"},
 		{"trusted proxy not an address", []string{"-trust-proxy", "10.0.0.0/8,proxy.local"}, nil, `"proxy.local" is not an IP address or CIDR prefix`},
+		{"role unknown", []string{"-role", "leader"}, nil, `-role must be standalone, replica or trainer, not "leader"`},
+		{"replica without model repo", []string{"-role", "replica", "-hub-dataset", "alice/digits"}, nil, "-role replica needs -hub-dataset owner/name"},
+		{"trainer without dataset", []string{"-role", "trainer", "-hub-model", "alice/m"}, nil, "-role trainer needs -hub-dataset"},
+		{"model repo invalid", []string{"-role", "trainer", "-hub-dataset", "alice/digits", "-hub-model", "not a repo"}, nil, "-hub-model"},
+		{"model repo for standalone", []string{"-hub-model", "alice/m"}, nil, "-hub-model is for -role replica or trainer"},
+		{"replica with weights", []string{"-role", "replica", "-hub-dataset", "alice/digits", "-hub-model", "alice/m", "-weights", "w.safetensors"}, nil, "-weights is not for -role replica"},
+		{"replica without token", []string{"-role", "replica", "-hub-dataset", "alice/digits", "-hub-model", "alice/m"}, noToken, "(-role replica): set HF_TOKEN"},
+		{"push interval zero", []string{"-hub-push-every", "0s"}, nil, "-hub-push-every must be a positive duration"},
+		{"check interval negative", []string{"-model-check-every", "-1s"}, nil, "-model-check-every must be a positive duration"},
+		{"model commit budget zero", []string{"-hub-model-commits-per-hour", "0"}, nil, "-hub-model-commits-per-hour must be at least 1"},
+		{"fine-tune steps negative", []string{"-fine-tune-steps", "-3"}, nil, "-fine-tune-steps must be 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
