@@ -25,9 +25,6 @@ import (
 // root carries it with the samples.
 const ValidationsDir = "validations"
 
-// ErrRecordLogClosed is returned by RecordLog.Append after Close.
-var ErrRecordLogClosed = errors.New("flag: the validation record log is closed")
-
 var recordShardRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // RecordLogOptions configure OpenRecordLog; nil means the defaults.
