@@ -8,6 +8,8 @@ import (
 	"image"
 	"image/draw"
 	"image/png"
+
+	"github.com/advspace/advspace/internal/imgorient"
 )
 
 // Codec turns a model input into the bytes of a file and back. Handlers use it
@@ -28,7 +30,10 @@ type Codec[In any] interface {
 // GrayPNG() returns the codec that stores a grayscale image (such as a 28x28
 // MNIST input) as an 8-bit grayscale PNG, the format the Hugging Face
 // ImageFolder loader and dataset viewer show as an image. Decode also accepts
-// RGB and paletted PNGs and converts them to gray.
+// RGB and paletted PNGs and converts them to gray, and turns a PNG that
+// carries an EXIF Orientation tag (an eXIf chunk, any of the eight values) the
+// way a browser displays it, so that what is read, trained on or shown is
+// upright; Encode writes no such tag.
 func GrayPNG() Codec[*image.Gray] { return grayPNG{} }
 
 type grayPNG struct{}
@@ -54,6 +59,7 @@ func (grayPNG) Decode(b []byte) (*image.Gray, error) {
 	if err != nil {
 		return nil, fmt.Errorf("flag: decoding PNG: %w", err)
 	}
+	img = imgorient.Apply(img, imgorient.Read(b))
 	if g, ok := img.(*image.Gray); ok {
 		return g, nil
 	}

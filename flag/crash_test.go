@@ -24,7 +24,8 @@ import (
 
 // The crash tests re-execute the test binary as a child process that flags
 // samples in a loop and prints each ID once Flag returned nil; the parent
-// kills it with SIGKILL at a random moment, many times, and then checks that
+// kills it with SIGKILL after a seeded number of acknowledgements, many
+// times, and then checks that
 // every acknowledged ID is stored exactly once and the folder is clean.
 
 const (
@@ -139,11 +140,12 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// runCrashRounds starts the child rounds times, kills each after a random
-// 5-50 ms of work, and returns the IDs the children acknowledged.
+// runCrashRounds starts the child rounds times, kills each once it has
+// acknowledged a seeded number (0 to 64) of new flags, and returns the IDs
+// the children acknowledged. It never reads the clock.
 func runCrashRounds(t *testing.T, mode, root string, rounds int) map[string]bool {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	rng := rand.New(rand.NewPCG(uint64(len(mode)), 1))
 	acked := make(map[string]bool)
 	var ackedList []string
 	for round := range rounds {
@@ -170,34 +172,25 @@ func runCrashRounds(t *testing.T, mode, root string, rounds int) map[string]bool
 			}
 			close(lines)
 		}()
+		// Read up to "ready" (the re-flags' acknowledgements come first),
+		// then kill once the child has acknowledged killAfter new flags:
+		// its four goroutines are then mid-work. killAfter is drawn from a
+		// fixed seed, so the kill points are the same on every run and on
+		// any machine; zero kills during the first flags.
+		killAfter := rng.IntN(65)
 		var early []string // lines read before the kill
-	waitReady:
-		for {
-			select {
-			case l, ok := <-lines:
-				require.True(t, ok, "child did not start: %s", stderr.String())
-				if l == "ready" {
-					break waitReady
-				}
-				early = append(early, l)
-			case <-time.After(30 * time.Second):
-				_ = cmd.Process.Kill()
-				t.Fatalf("child did not start in time: %s", stderr.String())
+		ready, fresh := false, 0
+		for !ready || fresh < killAfter {
+			l, ok := <-lines
+			require.True(t, ok, "child stopped before the kill (ready=%v, %d of %d acks): %s", ready, fresh, killAfter, stderr.String())
+			early = append(early, l)
+			switch {
+			case l == "ready":
+				ready = true
+			case ready:
+				fresh++
 			}
 		}
-		// Odd rounds start the clock at the first new acknowledgement, so
-		// that slow starts (the race detector, a busy machine) still get
-		// killed mid-work; even rounds may kill during the first flags.
-		if round%2 == 1 {
-			select {
-			case l, ok := <-lines:
-				if ok {
-					early = append(early, l)
-				}
-			case <-time.After(10 * time.Second):
-			}
-		}
-		time.Sleep(time.Duration(5+rng.IntN(46)) * time.Millisecond)
 		require.NoError(t, cmd.Process.Kill()) // SIGKILL: no deferred code, no flushing
 		n := 0
 		record := func(l string) {

@@ -25,6 +25,8 @@ var (
 	// budget (HubOptions.MaxCommitsPerHour) is spent: the pending samples
 	// are safe on local disk and are pushed when the budget allows.
 	ErrHubCommitLimit = errors.New("flag: hub: hourly commit limit reached; pending samples stay on local disk and are pushed later")
+	// ErrRecordLogClosed is returned by RecordLog.Append after Close.
+	ErrRecordLogClosed = errors.New("flag: the validation record log is closed")
 )
 
 // PendingError is returned by Close (of an Outbox or a Hub) when acknowledged

@@ -81,8 +81,8 @@ type Log[In any] struct {
 	f      file
 	size   int64
 	ids    map[string]bool
-	closed bool
 	broken error
+	gate   gate // Flag and Samples calls in progress; shut by Close
 }
 
 // logRow is one line of a Log: the sample's metadata and its encoded input.
@@ -369,11 +369,13 @@ func (l *Log[In]) Flag(ctx context.Context, s dadc.Sample[In]) error {
 		return fmt.Errorf("%w: sample %s: %w", ErrInvalidSample, s.ID, err)
 	}
 
+	if err := l.gate.enter(); err != nil {
+		return err
+	}
+	defer l.gate.leave()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
-	case l.closed:
-		return ErrClosed
 	case l.broken != nil:
 		return l.broken
 	case l.ids[s.ID]:
@@ -398,11 +400,11 @@ func (l *Log[In]) appendLocked(b []byte) error {
 
 // Samples returns the samples in the log, in file order, with decoded inputs.
 func (l *Log[In]) Samples(ctx context.Context) ([]dadc.Sample[In], error) {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return nil, ErrClosed
+	if err := l.gate.enter(); err != nil {
+		return nil, err
 	}
+	defer l.gate.leave()
+	l.mu.Lock()
 	data, err := l.fs.ReadFile(l.path)
 	size := l.size
 	l.mu.Unlock()
@@ -433,15 +435,14 @@ func (l *Log[In]) Samples(ctx context.Context) ([]dadc.Sample[In], error) {
 	return out, nil
 }
 
-// Close closes the file and releases the lock. Later Flag calls return
-// ErrClosed. Close is idempotent.
+// Close waits for Flag and Samples calls in progress, closes the file and
+// releases the lock. Later calls return ErrClosed. Close is idempotent.
 func (l *Log[In]) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
+	if !l.gate.shut() {
 		return nil
 	}
-	l.closed = true
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	err := errors.Join(l.f.Close(), unlockFile(l.lock))
 	if err != nil {
 		return fmt.Errorf("flag: log: close: %w", err)

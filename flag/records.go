@@ -25,9 +25,6 @@ import (
 // root carries it with the samples.
 const ValidationsDir = "validations"
 
-// ErrRecordLogClosed is returned by RecordLog.Append after Close.
-var ErrRecordLogClosed = errors.New("flag: the validation record log is closed")
-
 var recordShardRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // RecordLogOptions configure OpenRecordLog; nil means the defaults.
@@ -47,10 +44,14 @@ type RecordLogOptions struct {
 // Only one process may write a shard: give each writer its own (for
 // instance the Dir's shard name). Its methods are safe for concurrent use.
 type RecordLog struct {
-	mu   sync.Mutex
-	f    *os.File
 	path string
 	log  *slog.Logger
+	gate gate // Append calls in progress; shut by Close
+
+	mu     sync.Mutex
+	f      file
+	size   int64 // the file's length: everything acknowledged
+	broken error // set when a failed append could not be undone
 }
 
 // OpenRecordLog opens (creating it and its folder if needed) the record
@@ -82,7 +83,7 @@ func OpenRecordLog(root, shard string, opts *RecordLogOptions) (*RecordLog, erro
 	if err != nil {
 		return nil, fmt.Errorf("flag: OpenRecordLog: %s: %w; move the damaged file away or repair it by hand", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("flag: OpenRecordLog: %w", err)
 	}
@@ -94,17 +95,13 @@ func OpenRecordLog(root, shard string, opts *RecordLogOptions) (*RecordLog, erro
 			return nil, fmt.Errorf("flag: OpenRecordLog: repairing %s: %w", path, err)
 		}
 	}
-	if _, err := f.Seek(int64(good), 0); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("flag: OpenRecordLog: %w", err)
-	}
 	if !existed {
 		if err := syncDir(dir); err != nil {
 			_ = f.Close()
 			return nil, fmt.Errorf("flag: OpenRecordLog: syncing %s: %w", dir, err)
 		}
 	}
-	return &RecordLog{f: f, path: path, log: o.Logger}, nil
+	return &RecordLog{f: f, size: int64(good), path: path, log: o.Logger}, nil
 }
 
 // Path returns the file the log appends to.
@@ -123,38 +120,35 @@ func (l *RecordLog) Append(ctx context.Context, rec dadc.ValidationRecord) error
 		return fmt.Errorf("flag: encoding a validation record: %w", err)
 	}
 	line = append(line, '\n')
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
+	if l.gate.enter() != nil {
 		return ErrRecordLogClosed
 	}
-	off, err := l.f.Seek(0, 1)
+	defer l.gate.leave()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.broken != nil {
+		return l.broken
+	}
+	err = appendSynced(l.f, l.path, &l.size, line)
+	if errors.Is(err, ErrBroken) {
+		l.broken = err
+		l.log.Error("flag: cannot undo a failed validation record append", "file", l.path, "err", err)
+	}
 	if err != nil {
 		return fmt.Errorf("flag: appending to %s: %w", l.path, err)
-	}
-	if _, err := l.f.Write(line); err != nil {
-		_ = l.f.Truncate(off)
-		_, _ = l.f.Seek(off, 0)
-		return fmt.Errorf("flag: appending to %s: %w", l.path, err)
-	}
-	if err := l.f.Sync(); err != nil {
-		_ = l.f.Truncate(off)
-		_, _ = l.f.Seek(off, 0)
-		return fmt.Errorf("flag: syncing %s: %w", l.path, err)
 	}
 	return nil
 }
 
-// Close closes the file. It is safe to call more than once.
+// Close waits for Append calls in progress and closes the file. Later
+// Append calls return ErrRecordLogClosed. It is safe to call more than once.
 func (l *RecordLog) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
+	if !l.gate.shut() {
 		return nil
 	}
-	err := l.f.Close()
-	l.f = nil
-	return err
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Close()
 }
 
 // ReadRecords reads every shard's validation records under the dataset

@@ -2,8 +2,10 @@ package flag_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,4 +106,50 @@ func TestRecordLogErrors(t *testing.T) {
 		defer l.Close()
 		return l.Append(ctx, verdictAt("x", "v", dadc.VerdictCorrect, time.Now()))
 	}(), context.Canceled)
+}
+
+// TestRecordLogCloseWhileAppending: Close waits for the appends in progress;
+// every Append either returns nil and its record is in the file, or returns
+// ErrRecordLogClosed and wrote nothing. Run it with -race.
+func TestRecordLogCloseWhileAppending(t *testing.T) {
+	root := t.TempDir()
+	ctx := context.Background()
+	l, err := flag.OpenRecordLog(root, "s", nil)
+	require.NoError(t, err)
+	const writers, each = 4, 50
+	acked := make(chan string, writers*each)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for w := range writers {
+		wg.Go(func() {
+			<-start
+			for i := range each {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				err := l.Append(ctx, verdictAt(id, "v", dadc.VerdictCorrect, time.Unix(int64(i), 0).UTC()))
+				if err != nil {
+					assert.ErrorIs(t, err, flag.ErrRecordLogClosed)
+					return
+				}
+				acked <- id
+			}
+		})
+	}
+	close(start)
+	first := <-acked // at least one append ran before Close
+	require.NoError(t, l.Close())
+	wg.Wait()
+	close(acked)
+	recs, err := flag.ReadRecords(root)
+	require.NoError(t, err)
+	stored := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		stored[r.SampleID] = true
+	}
+	assert.True(t, stored[first], "acknowledged record %s is in the file", first)
+	n := 1
+	for id := range acked {
+		assert.True(t, stored[id], "acknowledged record %s is in the file", id)
+		n++
+	}
+	assert.Equal(t, n, len(recs), "nothing but acknowledged records was written")
 }

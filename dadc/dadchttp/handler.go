@@ -3,8 +3,6 @@ package dadchttp
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -18,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/advspace/advspace/dadc"
+	"github.com/advspace/advspace/internal/randid"
 )
 
 // Loop is what a Handler needs of a DADC loop; *dadc.Loop[In] implements
@@ -370,13 +369,11 @@ func session(r *http.Request) string {
 func withSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if session(r) == "" {
-			var b [16]byte
-			_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 			// No Path: the cookie's default path is the page's own, which
 			// keeps it right when the handler is mounted under a prefix.
 			http.SetCookie(w, &http.Cookie{
 				Name:     SessionCookie,
-				Value:    hex.EncodeToString(b[:]),
+				Value:    randid.Hex(16),
 				MaxAge:   365 * 24 * 3600,
 				HttpOnly: true,
 				Secure:   r.TLS != nil,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -307,12 +308,14 @@ func TestScriptedFlagger_Faults(t *testing.T) {
 	})
 
 	t.Run("Delay honours ctx", func(t *testing.T) {
-		f := dadctest.NewFlagger(&dadctest.FlaggerScript[int]{Delay: time.Hour})
-		cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-		defer cancel()
-		err := f.Flag(cctx, sample("a"))
-		assert.ErrorIs(t, err, context.DeadlineExceeded)
-		assert.Zero(t, f.Len())
+		synctest.Test(t, func(t *testing.T) {
+			f := dadctest.NewFlagger(&dadctest.FlaggerScript[int]{Delay: time.Hour})
+			cctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			err := f.Flag(cctx, sample("a"))
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.Zero(t, f.Len())
+		})
 	})
 
 	t.Run("Hook", func(t *testing.T) {

@@ -13,3 +13,7 @@ var (
 	// ErrNoTrainFunc is returned by FakeModel.Train when TrainFunc is nil.
 	ErrNoTrainFunc = errors.New("dadctest: FakeModel.TrainFunc is nil; set it to script training")
 )
+
+// errInjected is the write failure StoreSuite injects into a store's file
+// system to check that a failed Save leaves no partial version.
+var errInjected = errors.New("dadctest: injected write failure")

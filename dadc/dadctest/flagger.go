@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/advspace/advspace/dadc"
+	"github.com/advspace/advspace/internal/backoff"
 )
 
 // FlaggerScript scripts a ScriptedFlagger's faults. The zero value injects none.
@@ -94,7 +95,7 @@ func (f *ScriptedFlagger[In]) Flag(ctx context.Context, s dadc.Sample[In]) error
 				return err
 			}
 		}
-		if err := sleep(ctx, f.script.Delay); err != nil {
+		if err := backoff.Sleep(ctx, f.script.Delay); err != nil {
 			return err
 		}
 		if fail {

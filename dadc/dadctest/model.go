@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/advspace/advspace/dadc"
+	"github.com/advspace/advspace/internal/backoff"
 )
 
 // FakeModel is a configurable dadc.Model for any input type. It also
@@ -81,7 +82,7 @@ func (m *FakeModel[In]) Predict(ctx context.Context, in In) (dadc.Prediction, er
 		m.usedAfterClose.Add(1)
 		return dadc.Prediction{}, ErrModelClosed
 	}
-	if err := sleep(ctx, m.PredictDelay); err != nil {
+	if err := backoff.Sleep(ctx, m.PredictDelay); err != nil {
 		return dadc.Prediction{}, err
 	}
 	if m.PredictErr != nil {
@@ -153,7 +154,7 @@ func (m *FakeModel[In]) Train(ctx context.Context, req dadc.TrainRequest[In]) (d
 	m.mu.Lock()
 	m.requests = append(m.requests, req)
 	m.mu.Unlock()
-	if err := sleep(ctx, m.TrainDelay); err != nil {
+	if err := backoff.Sleep(ctx, m.TrainDelay); err != nil {
 		return nil, err
 	}
 	if m.TrainErr != nil {
@@ -223,21 +224,6 @@ func EvaluateByPredict[In any](ctx context.Context, m dadc.Model[In], examples [
 		ev.Accuracy = float64(correct) / float64(len(examples))
 	}
 	return ev, nil
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // PredictOnly returns a model with only m's Predict and Version: no Trainer,

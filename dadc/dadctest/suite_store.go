@@ -34,8 +34,6 @@ func TestModelStore(t *testing.T, keep int, newStore func(dir string) (dadc.Mode
 	(&StoreSuite{New: newStore, Keep: keep, Persistent: true}).Run(t)
 }
 
-var errInjected = errors.New("dadctest: injected write failure")
-
 // storeCard returns a test card for version v.
 func storeCard(v string, round int) dadc.ModelCard {
 	acc := 0.5 + float64(round)/100
