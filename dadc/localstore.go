@@ -3,8 +3,6 @@ package dadc
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/advspace/advspace/internal/randid"
 )
 
 // DefaultKeepModels is how many model versions a LocalStore keeps by default.
@@ -173,7 +173,7 @@ func (s *LocalStore) Save(ctx context.Context, card ModelCard, write func(w io.W
 		seq = e.seq + 1
 	}
 	models := filepath.Join(s.dir, localModelsDir)
-	tmp := filepath.Join(models, localTempPrefix+strconv.Itoa(seq)+"-"+randomSuffix())
+	tmp := filepath.Join(models, localTempPrefix+strconv.Itoa(seq)+"-"+randid.Hex(4))
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return fmt.Errorf("dadc: local store: %w", err)
 	}
@@ -368,10 +368,4 @@ func syncDir(dir string) error {
 		return err
 	}
 	return nil
-}
-
-func randomSuffix() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

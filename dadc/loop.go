@@ -3,8 +3,6 @@ package dadc
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/advspace/advspace/internal/randid"
 )
 
 // Defaults for the zero fields of Options.
@@ -374,19 +374,12 @@ func resolveOptions[In any](opts *Options[In]) (Options[In], error) {
 		o.Now = time.Now
 	}
 	if o.NewID == nil {
-		o.NewID = func() string { return randomHex(16) }
+		o.NewID = func() string { return randid.Hex(16) }
 	}
 	if o.NewVersion == nil {
-		o.NewVersion = func(round int) string { return fmt.Sprintf("r%d-%s", round, randomHex(3)) }
+		o.NewVersion = func(round int) string { return fmt.Sprintf("r%d-%s", round, randid.Hex(3)) }
 	}
 	return o, nil
-}
-
-// randomHex returns n random bytes from crypto/rand in hex.
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails (Go >= 1.24 crashes instead)
-	return hex.EncodeToString(b)
 }
 
 func (l *Loop[In]) now() time.Time { return l.opts.Now().UTC() }
