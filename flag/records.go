@@ -21,8 +21,9 @@ import (
 
 // ValidationsDir is the folder under a dataset root that holds the
 // validation records: one append-only JSON Lines file per writer,
-// validations/<shard>.jsonl, next to data/. A folder push of the dataset
-// root carries it with the samples.
+// validations/<shard>.jsonl, next to data/. A Hub pushes these files with
+// the samples (complete lines only), and a folder push of the dataset root
+// carries them too.
 const ValidationsDir = "validations"
 
 // ErrRecordLogClosed is returned by RecordLog.Append after Close.
@@ -45,12 +46,17 @@ type RecordLogOptions struct {
 // like the metadata log of a Dir.
 //
 // Only one process may write a shard: give each writer its own (for
-// instance the Dir's shard name). Its methods are safe for concurrent use.
+// instance the Dir's shard name). Give the log to the Hub of the same
+// dataset folder (HubOptions.Records) so that each append schedules a push
+// the way a flagged sample does. Its methods are safe for concurrent use.
 type RecordLog struct {
-	mu   sync.Mutex
-	f    *os.File
-	path string
-	log  *slog.Logger
+	mu       sync.Mutex
+	f        *os.File
+	path     string
+	log      *slog.Logger
+	size     int64 // bytes of complete, durable lines
+	watchers map[int]func(file string, size int64)
+	watchSeq int
 }
 
 // OpenRecordLog opens (creating it and its folder if needed) the record
@@ -104,7 +110,7 @@ func OpenRecordLog(root, shard string, opts *RecordLogOptions) (*RecordLog, erro
 			return nil, fmt.Errorf("flag: OpenRecordLog: syncing %s: %w", dir, err)
 		}
 	}
-	return &RecordLog{f: f, path: path, log: o.Logger}, nil
+	return &RecordLog{f: f, path: path, log: o.Logger, size: int64(good)}, nil
 }
 
 // Path returns the file the log appends to.
@@ -128,10 +134,7 @@ func (l *RecordLog) Append(ctx context.Context, rec dadc.ValidationRecord) error
 	if l.f == nil {
 		return ErrRecordLogClosed
 	}
-	off, err := l.f.Seek(0, 1)
-	if err != nil {
-		return fmt.Errorf("flag: appending to %s: %w", l.path, err)
-	}
+	off := l.size
 	if _, err := l.f.Write(line); err != nil {
 		_ = l.f.Truncate(off)
 		_, _ = l.f.Seek(off, 0)
@@ -142,7 +145,31 @@ func (l *RecordLog) Append(ctx context.Context, rec dadc.ValidationRecord) error
 		_, _ = l.f.Seek(off, 0)
 		return fmt.Errorf("flag: syncing %s: %w", l.path, err)
 	}
+	l.size = off + int64(len(line))
+	for _, fn := range l.watchers {
+		fn(filepath.Base(l.path), l.size)
+	}
 	return nil
+}
+
+// watch registers fn, called under the log's lock after each durable append
+// with the file's base name and its new size (complete lines only), and
+// returns the current size. fn must be quick and must not call the log.
+// stop unregisters it.
+func (l *RecordLog) watch(fn func(file string, size int64)) (size int64, stop func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.watchers == nil {
+		l.watchers = make(map[int]func(string, int64))
+	}
+	l.watchSeq++
+	key := l.watchSeq
+	l.watchers[key] = fn
+	return l.size, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.watchers, key)
+	}
 }
 
 // Close closes the file. It is safe to call more than once.
