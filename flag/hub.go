@@ -77,8 +77,8 @@ type HubOptions struct {
 // What was pushed is recorded in a state file under
 // <root>/.cache/huggingface/advspace-hub/ (a folder upload tools and the
 // datasets loader skip), written atomically after each commit, with the
-// pushed size of each record file. That record is a cached remote fact, so the Hub checks it against the repo before its
-// first push and again whenever the repo changed under it (a commit it did
+// pushed size of each record file. That record is a cached remote fact, so
+// the Hub checks it against the repo before its first push and again whenever the repo changed under it (a commit it did
 // not make, or a repo that vanished): rows the record claims but the repo
 // lacks (a dataset deleted and created again, files removed) are pushed
 // again, and a warning says how many; record files the repo lacks, or holds

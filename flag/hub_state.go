@@ -98,9 +98,12 @@ func (h *Hub[In]) adoptShardLocked(s dirShard) {
 // the file is pushed again. h.mu is held.
 func (h *Hub[In]) adoptRecordsLocked(name string, size int64) {
 	r := &hubRecords{size: size}
-	if ps := h.sched.st.Records[name]; ps > size {
+	if old := h.recs[name]; old != nil {
+		r.size = max(r.size, old.size) // an append reported while starting
+	}
+	if ps := h.sched.st.Records[name]; ps > r.size {
 		h.log.Warn("flag: hub: the local validation record file is shorter than the push record says was pushed; pushing it again",
-			"file", name, "recorded_bytes", ps, "local_bytes", size)
+			"file", name, "recorded_bytes", ps, "local_bytes", r.size)
 	} else {
 		r.pushed = ps
 	}
