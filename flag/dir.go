@@ -39,13 +39,20 @@ var dirLockPath = filepath.Join(".cache", "huggingface", "advspace.lock")
 // dataset folder and DirOptions.Card is empty. Its YAML front matter tells the
 // Hugging Face datasets loader and dataset viewer that every file under data/
 // belongs to the train split of the default config (an ImageFolder with one
-// metadata.jsonl per shard folder).
+// metadata.jsonl per shard folder), and that the validation records under
+// validations/ (one JSON Lines file per writer, see RecordLog) form a second
+// config, "validations".
 const DefaultCard = `---
 configs:
 - config_name: default
+  default: true
   data_files:
   - split: train
     path: "data/**"
+- config_name: validations
+  data_files:
+  - split: train
+    path: "validations/*.jsonl"
 ---
 
 # Adversarial examples
@@ -66,6 +73,21 @@ with [advspace](https://github.com/advspace/advspace). Each folder under
 | round | the collection round |
 | created_at | when it was flagged (RFC 3339, UTC) |
 | session | an anonymous session ID (may be empty) |
+
+Not every input is a trustworthy label. Other people validate each sample and
+its writer may retract it; these records are appended, never rewritten, to
+` + "`validations/<shard>.jsonl`" + ` (the ` + "`validations`" + ` config), one row per record.
+A sample's state is the fold of its records: trust only samples with enough
+matching "correct" verdicts, and drop retracted ones.
+
+| column | meaning |
+|---|---|
+| kind | ` + "`verdict`" + ` or ` + "`retraction`" + ` |
+| sample_id | the ` + "`id`" + ` of the sample it is about |
+| session | the validator's session (verdicts) or the writer's (retractions) |
+| verdict | ` + "`correct`" + `, ` + "`incorrect`" + ` or ` + "`flagged`" + ` (verdicts only) |
+| label | the right label, given with ` + "`incorrect`" + ` (may be absent) |
+| created_at | when the record was made (RFC 3339, UTC) |
 `
 
 // DirOptions configures a Dir. A nil *DirOptions and zero fields mean the defaults.

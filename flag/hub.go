@@ -42,6 +42,13 @@ type HubOptions struct {
 	PushTimeout time.Duration
 	// Logger receives push reports and Hub errors. Default: discard.
 	Logger *slog.Logger
+	// Records is this process's validation record log (verdicts and
+	// retractions), opened on the same dataset folder as the Dir. Each
+	// append schedules a push the way a flagged sample does (it counts
+	// towards MaxBatch). Nil: the validation records found at start are
+	// still pushed, but appends made later are pushed only by the next Hub
+	// opened on the folder.
+	Records *RecordLog
 }
 
 // Hub is a dadc.Flagger that stores every sample in a local Dir and pushes
@@ -59,19 +66,23 @@ type HubOptions struct {
 // MinBackoff, doubling up to MaxBackoff, or what the Hub asked for.
 //
 // One commit carries, for each shard with new rows: the new input files and
-// the shard's whole metadata.jsonl up to the last pushed row, plus README.md
-// (the dataset card) if the repo lacks one. Since a shard is append-only and
-// owned by one writer, pushing a prefix of it again is idempotent: unchanged
-// files are dropped as no-ops by the client.
+// the shard's whole metadata.jsonl up to the last pushed row; every
+// validation record file (validations/<shard>.jsonl, see RecordLog) that
+// grew, whole, up to its last complete line as of the push; and README.md
+// (the dataset card) if the repo lacks one. Record files, like metadata
+// files, do not count towards MaxFilesPerCommit. Since a shard and a record
+// file are append-only and owned by one writer, pushing a prefix of one
+// again is idempotent: unchanged files are dropped as no-ops by the client.
 //
 // What was pushed is recorded in a state file under
 // <root>/.cache/huggingface/advspace-hub/ (a folder upload tools and the
-// datasets loader skip), written atomically after each commit. That record is
-// a cached remote fact, so the Hub checks it against the repo before its
-// first push and again whenever the repo changed under it (a commit it did
+// datasets loader skip), written atomically after each commit, with the
+// pushed size of each record file. That record is a cached remote fact, so
+// the Hub checks it against the repo before its first push and again whenever the repo changed under it (a commit it did
 // not make, or a repo that vanished): rows the record claims but the repo
 // lacks (a dataset deleted and created again, files removed) are pushed
-// again, and a warning says how many.
+// again, and a warning says how many; record files the repo lacks, or holds
+// shorter than recorded, are pushed again whole.
 //
 // Adding the card is the one commit made against the head seen when checking
 // (parent commit), so that a card another writer added meanwhile is not
@@ -91,20 +102,23 @@ type Hub[In any] struct {
 	log   *slog.Logger
 	state string // state file path
 
-	ctx      context.Context // the base context: cancelled by Close after the final push
-	cancel   context.CancelFunc
-	unwatch  func()
-	wake     chan struct{}
-	flushReq chan flushRequest
-	done     chan struct{}
+	ctx       context.Context // the base context: cancelled by Close after the final push
+	cancel    context.CancelFunc
+	unwatch   func()
+	unwatchRL func() // stops watching HubOptions.Records; no-op without it
+	wake      chan struct{}
+	flushReq  chan flushRequest
+	done      chan struct{}
 
 	gate gate // Flag calls in progress; shut by Close
 
 	mu      sync.Mutex // guards the fields below
 	shards  map[string]*hubShard
-	order   []string // shard names, in the order they became known
-	fresh   int      // rows appended since the last push attempt
-	commits int      // commits made by this Hub
+	order   []string               // shard names, in the order they became known
+	recs    map[string]*hubRecords // validation record files, by base name
+	recOrd  []string               // their names, in the order they became known
+	fresh   int                    // rows and records appended since the last push attempt
+	commits int                    // commits made by this Hub
 
 	sched hubSchedule // owned by the scheduler goroutine
 }
@@ -114,6 +128,12 @@ type Hub[In any] struct {
 type hubShard struct {
 	rows   []dirRow
 	pushed int
+}
+
+// hubRecords is what the Hub knows of one validation record file: how many
+// bytes of complete lines it has locally and how many the repo holds.
+type hubRecords struct {
+	size, pushed int64
 }
 
 type flushRequest struct {
@@ -162,22 +182,49 @@ func NewHub[In any](client *hfhub.Client, id hfhub.RepoID, dir *Dir[In], opts *H
 	o.Revision = cmpOr(o.Revision, "main")
 	repo := client.Repo(hfhub.Dataset, id).At(o.Revision)
 	h := &Hub[In]{
-		repo:     repo,
-		dir:      dir,
-		fs:       dir.fs,
-		opts:     o,
-		log:      o.Logger.With("repo", id.String()),
-		state:    filepath.Join(dir.Root(), ".cache", "huggingface", "advspace-hub", id.Namespace+"--"+id.Name+"@"+unsafeStateChars.ReplaceAllString(repo.Revision(), "_")+".json"),
-		wake:     make(chan struct{}, 1),
-		flushReq: make(chan flushRequest),
-		done:     make(chan struct{}),
-		shards:   make(map[string]*hubShard),
+		repo:      repo,
+		dir:       dir,
+		fs:        dir.fs,
+		opts:      o,
+		log:       o.Logger.With("repo", id.String()),
+		state:     filepath.Join(dir.Root(), ".cache", "huggingface", "advspace-hub", id.Namespace+"--"+id.Name+"@"+unsafeStateChars.ReplaceAllString(repo.Revision(), "_")+".json"),
+		wake:      make(chan struct{}, 1),
+		flushReq:  make(chan flushRequest),
+		done:      make(chan struct{}),
+		shards:    make(map[string]*hubShard),
+		recs:      make(map[string]*hubRecords),
+		unwatchRL: func() {},
 	}
 	st, err := h.loadState()
 	if err != nil {
 		return nil, err
 	}
+	if o.Records != nil {
+		want, err1 := filepath.Abs(filepath.Join(dir.Root(), ValidationsDir))
+		got, err2 := filepath.Abs(filepath.Dir(o.Records.Path()))
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("flag: NewHub: %w", err)
+		}
+		if want != got {
+			return nil, fmt.Errorf("flag: NewHub: HubOptions.Records writes to %s, not to the dataset folder %s; open the record log on the Dir's root", o.Records.Path(), dir.Root())
+		}
+	}
 	h.sched.st = st
+	// Watch this process's record log first (so that no append is missed),
+	// then take the record files already on disk.
+	var live string
+	if o.Records != nil {
+		size, stop := o.Records.watch(h.recordAppended)
+		live = filepath.Base(o.Records.Path())
+		h.unwatchRL = stop
+		h.mu.Lock()
+		h.adoptRecordsLocked(live, size)
+		h.mu.Unlock()
+	}
+	if err := h.scanRecords(live); err != nil {
+		h.unwatchRL()
+		return nil, err
+	}
 	// Register with the Dir and take its rows in one step, then match them
 	// with the record of what was pushed.
 	shards, unwatch := dir.watch(h.appended)
@@ -186,7 +233,7 @@ func NewHub[In any](client *hfhub.Client, id hfhub.RepoID, dir *Dir[In], opts *H
 	for _, s := range shards {
 		h.adoptShardLocked(s)
 	}
-	pending := h.pendingLocked()
+	pending := h.pendingAllLocked()
 	h.mu.Unlock()
 	h.sched.needCheck = true
 	h.sched.lastAttempt = time.Now()
@@ -225,6 +272,25 @@ func (h *Hub[In]) appended(shard string, row dirRow) {
 	}
 }
 
+// recordAppended is a RecordLog's notification of a durable append. It runs
+// under the log's lock: it only records the size and wakes the scheduler.
+func (h *Hub[In]) recordAppended(file string, size int64) {
+	h.mu.Lock()
+	r := h.recs[file]
+	if r == nil {
+		r = &hubRecords{}
+		h.recs[file] = r
+		h.recOrd = append(h.recOrd, file)
+	}
+	r.size = max(r.size, size)
+	h.fresh++
+	h.mu.Unlock()
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
 // pendingLocked counts the rows stored locally and not on the Hub. h.mu is held.
 func (h *Hub[In]) pendingLocked() int {
 	n := 0
@@ -233,6 +299,21 @@ func (h *Hub[In]) pendingLocked() int {
 	}
 	return n
 }
+
+// pendingRecordsLocked counts the record files that grew since their last
+// push. h.mu is held.
+func (h *Hub[In]) pendingRecordsLocked() int {
+	n := 0
+	for _, r := range h.recs {
+		if r.size > r.pushed {
+			n++
+		}
+	}
+	return n
+}
+
+// pendingAllLocked counts what waits: rows and record files. h.mu is held.
+func (h *Hub[In]) pendingAllLocked() int { return h.pendingLocked() + h.pendingRecordsLocked() }
 
 // Flag stores s in the local Dir; it returns once the sample is durable there
 // and never fails because of the Hub.
@@ -255,6 +336,14 @@ func (h *Hub[In]) Pending() int {
 	return h.pendingLocked()
 }
 
+// PendingRecords returns the number of validation record files (one per
+// writer) with complete lines not (known to be) on the Hub yet.
+func (h *Hub[In]) PendingRecords() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pendingRecordsLocked()
+}
+
 // Commits returns the number of commits this Hub made.
 func (h *Hub[In]) Commits() int {
 	h.mu.Lock()
@@ -262,8 +351,8 @@ func (h *Hub[In]) Commits() int {
 	return h.commits
 }
 
-// Flush pushes every pending sample now and returns when they are on the Hub,
-// or the error that stopped it (pending samples stay safe on disk and the
+// Flush pushes every pending sample and validation record now and returns
+// when they are on the Hub, or the error that stopped it (pending samples stay safe on disk and the
 // scheduler keeps trying). It returns ErrHubCommitLimit when the hourly
 // budget is spent, and ErrClosed after Close.
 func (h *Hub[In]) Flush(ctx context.Context) error {
@@ -285,10 +374,11 @@ func (h *Hub[In]) Flush(ctx context.Context) error {
 
 // Close refuses new flags, waits for those in progress, pushes what is
 // pending (bounded by CloseTimeout) and stops the scheduler. It does not
-// close the Dir. When samples stay unpushed, Close returns a *PendingError
-// saying how many and where they wait (a new Hub over the same folder pushes
-// them); a failure that leaves nothing unpushed is only logged. Close is
-// idempotent.
+// close the Dir or the record log. When samples stay unpushed, Close returns
+// a *PendingError saying how many and where they wait (a new Hub over the
+// same folder pushes them); validation records left unpushed are logged as a
+// warning (the next Hub pushes them too); a failure that leaves nothing
+// unpushed is only logged. Close is idempotent.
 func (h *Hub[In]) Close() error {
 	if !h.gate.shut() {
 		return nil
@@ -299,12 +389,17 @@ func (h *Hub[In]) Close() error {
 	h.cancel()
 	<-h.done
 	h.unwatch()
+	h.unwatchRL()
+	if n := h.PendingRecords(); n > 0 {
+		h.log.Warn("flag: hub: validation records not pushed yet; the next Hub opened on the folder pushes them",
+			"files", n, "where", filepath.Join(h.dir.Root(), ValidationsDir), "err", err)
+	}
 	if n := h.Pending(); n > 0 {
 		return &PendingError{Handler: "hub", Samples: n, Where: h.dir.Root(), Err: err,
 			Next: "are pushed to " + h.repo.String() + " by the next Hub opened on that folder"}
 	}
-	if err != nil {
-		h.log.Warn("flag: hub: the final push reported an error, but every sample is on the Hub", "err", err)
+	if err != nil && h.PendingRecords() == 0 {
+		h.log.Warn("flag: hub: the final push reported an error, but every sample and record is on the Hub", "err", err)
 	}
 	return nil
 }

@@ -66,10 +66,21 @@ func (h *Hub[In]) pushOnce(ctx context.Context) (more bool, err error) {
 			break
 		}
 	}
+	// Every record file that grew, up to its last complete line now.
+	type recPart struct {
+		name string
+		size int64
+	}
+	var recParts []recPart
+	for _, name := range h.recOrd {
+		if r := h.recs[name]; r.size > r.pushed {
+			recParts = append(recParts, recPart{name, r.size})
+		}
+	}
 	h.mu.Unlock()
-	if len(parts) == 0 {
+	if len(parts) == 0 && len(recParts) == 0 {
 		s.st.Last = info.SHA
-		return false, nil // nothing to push; the card goes with the first samples
+		return false, nil // nothing to push; the card goes with the first samples or records
 	}
 
 	var ops []hfhub.Operation
@@ -108,16 +119,22 @@ func (h *Hub[In]) pushOnce(ctx context.Context) (more bool, err error) {
 		ops = append(ops, add)
 		taken += len(p.rows) - p.from
 	}
-	// The writer's validation records (validations/<shard>.jsonl, verdicts
-	// and retractions) travel with its samples, as they are now: unchanged
-	// files are dropped as no-ops by the client.
-	recOps, err := h.recordOps()
-	if err != nil {
-		return false, err
+	for _, r := range recParts {
+		add, err := h.fileOp(path.Join(ValidationsDir, r.name), filepath.Join(h.dir.Root(), ValidationsDir, r.name), r.size)
+		if err != nil {
+			return false, err
+		}
+		ops = append(ops, add)
 	}
-	ops = append(ops, recOps...)
-	commitOpts.Description = fmt.Sprintf("Pushed by advspace flag.Hub from %d shard(s).", len(parts))
-	ci, err := h.repo.CreateCommit(ctx, fmt.Sprintf("Add %d flagged samples", taken), ops, &commitOpts)
+	summary := fmt.Sprintf("Add %d flagged samples", taken)
+	switch {
+	case len(recParts) > 0 && taken == 0:
+		summary = fmt.Sprintf("Add the validation records of %d writer(s)", len(recParts))
+	case len(recParts) > 0:
+		summary += fmt.Sprintf(" and the validation records of %d writer(s)", len(recParts))
+	}
+	commitOpts.Description = fmt.Sprintf("Pushed by advspace flag.Hub from %d shard(s) and %d validation record file(s).", len(parts), len(recParts))
+	ci, err := h.repo.CreateCommit(ctx, summary, ops, &commitOpts)
 	switch {
 	case errors.Is(err, hfhub.ErrPreconditionFailed):
 		return false, &resolvedConflict{"another writer changed the repo while this one added the dataset card", err}
@@ -133,10 +150,14 @@ func (h *Hub[In]) pushOnce(ctx context.Context) (more bool, err error) {
 		h.shards[p.name].pushed = len(p.rows)
 		s.st.Shards[p.name] = hubShardState{Rows: len(p.rows), Bytes: p.rows[len(p.rows)-1].End}
 	}
+	for _, r := range recParts {
+		h.recs[r.name].pushed = r.size
+		s.st.Records[r.name] = r.size
+	}
 	if !ci.Empty {
 		h.commits++
 	}
-	left := h.pendingLocked()
+	left := h.pendingAllLocked()
 	h.mu.Unlock()
 	s.st.CardDone = true
 	s.st.Last = ci.OID
@@ -147,35 +168,8 @@ func (h *Hub[In]) pushOnce(ctx context.Context) (more bool, err error) {
 		// The commit is on the Hub; the next start re-sends it as no-ops.
 		h.log.Warn("flag: hub: cannot save the push record; the next start pushes these samples again as no-ops", "path", h.state, "err", err)
 	}
-	h.log.Info("flag: hub: pushed", "samples", taken, "commit", ci.OID, "uploaded", ci.Uploaded, "skipped", ci.Skipped, "empty", ci.Empty, "pending", left)
+	h.log.Info("flag: hub: pushed", "samples", taken, "record_files", len(recParts), "commit", ci.OID, "uploaded", ci.Uploaded, "skipped", ci.Skipped, "empty", ci.Empty, "pending", left)
 	return left > 0, nil
-}
-
-// recordOps returns the operations adding every local validation record
-// file (ValidationsDir/*.jsonl) up to its current size.
-func (h *Hub[In]) recordOps() ([]hfhub.Operation, error) {
-	dir := filepath.Join(h.dir.Root(), ValidationsDir)
-	entries, err := h.fs.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("flag: hub: listing the validation records: %w", err)
-	}
-	var ops []hfhub.Operation
-	for _, e := range entries {
-		if e.IsDir() || path.Ext(e.Name()) != ".jsonl" {
-			continue
-		}
-		add, err := h.fileOp(path.Join(ValidationsDir, e.Name()), filepath.Join(dir, e.Name()), -1)
-		if err != nil {
-			return nil, err
-		}
-		if add.Size > 0 {
-			ops = append(ops, add)
-		}
-	}
-	return ops, nil
 }
 
 // remoteHasCard reports whether the repo has a README.md.

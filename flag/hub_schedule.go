@@ -57,10 +57,10 @@ func (h *Hub[In]) run() {
 }
 
 // dueAt returns when the next push attempt is due; false when nothing waits
-// (a flag wakes the scheduler).
+// (a flag or a validation record wakes the scheduler).
 func (h *Hub[In]) dueAt() (time.Time, bool) {
 	h.mu.Lock()
-	pending, fresh := h.pendingLocked(), h.fresh
+	pending, fresh := h.pendingAllLocked(), h.fresh
 	h.mu.Unlock()
 	s := &h.sched
 	if pending == 0 && !s.needCheck {
@@ -104,18 +104,21 @@ func (h *Hub[In]) maybePush() {
 	ctx, cancel := context.WithTimeout(h.ctx, h.opts.PushTimeout)
 	defer cancel()
 	if _, err := h.attempt(ctx); err != nil {
-		h.log.Warn("flag: hub: push failed; samples are safe locally and will be retried",
-			"pending", h.Pending(), "retry_at", h.sched.nextTry, "err", err)
+		h.log.Warn("flag: hub: push failed; samples and records are safe locally and will be retried",
+			"pending", h.Pending(), "pending_record_files", h.PendingRecords(), "retry_at", h.sched.nextTry, "err", err)
 	}
 }
 
-// flush pushes until nothing is pending (Flush and Close).
+// flush pushes until no sample or record is pending (Flush and Close).
 func (h *Hub[In]) flush(ctx context.Context) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("flag: hub flush: %w", err)
 		}
-		if h.Pending() == 0 && !h.sched.needCheck {
+		h.mu.Lock()
+		pending := h.pendingAllLocked()
+		h.mu.Unlock()
+		if pending == 0 && !h.sched.needCheck {
 			return nil
 		}
 		now := time.Now()

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/advspace/advspace/hfhub"
@@ -22,6 +23,9 @@ type hubState struct {
 	Last     string                   `json:"last_commit,omitempty"`
 	CardDone bool                     `json:"card_pushed,omitempty"`
 	Times    []time.Time              `json:"commit_times,omitempty"`
+	// Records is the pushed size in bytes of each validation record file
+	// (validations/<name>), by base name.
+	Records map[string]int64 `json:"records,omitempty"`
 }
 
 // hubShardState is how much of a shard the repo holds: the first Rows rows,
@@ -35,7 +39,7 @@ type hubShardState struct {
 // unreadable file means nothing is known to be pushed: re-pushing is
 // idempotent, so starting over is safe.
 func (h *Hub[In]) loadState() (hubState, error) {
-	st := hubState{Repo: h.repo.ID().String(), Revision: h.repo.Revision(), Shards: map[string]hubShardState{}}
+	st := hubState{Repo: h.repo.ID().String(), Revision: h.repo.Revision(), Shards: map[string]hubShardState{}, Records: map[string]int64{}}
 	b, err := h.fs.ReadFile(h.state)
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
@@ -51,6 +55,9 @@ func (h *Hub[In]) loadState() (hubState, error) {
 	}
 	if got.Shards == nil {
 		got.Shards = map[string]hubShardState{}
+	}
+	if got.Records == nil {
+		got.Records = map[string]int64{}
 	}
 	return got, nil
 }
@@ -83,6 +90,62 @@ func (h *Hub[In]) adoptShardLocked(s dirShard) {
 	}
 	h.shards[s.Name] = sh
 	h.order = append(h.order, s.Name)
+}
+
+// adoptRecordsLocked takes a record file found at start, whose complete lines
+// end at byte size, and sets how much of it the push record says is pushed.
+// A record longer than the file (the file was replaced) is dropped for it:
+// the file is pushed again. h.mu is held.
+func (h *Hub[In]) adoptRecordsLocked(name string, size int64) {
+	r := &hubRecords{size: size}
+	if old := h.recs[name]; old != nil {
+		r.size = max(r.size, old.size) // an append reported while starting
+	}
+	if ps := h.sched.st.Records[name]; ps > r.size {
+		h.log.Warn("flag: hub: the local validation record file is shorter than the push record says was pushed; pushing it again",
+			"file", name, "recorded_bytes", ps, "local_bytes", r.size)
+	} else {
+		r.pushed = ps
+	}
+	if _, ok := h.recs[name]; !ok {
+		h.recOrd = append(h.recOrd, name)
+	}
+	h.recs[name] = r
+}
+
+// scanRecords takes the validation record files under the dataset folder
+// (validations/*.jsonl, read through the Dir's file system), except skip
+// (the watched log's, already taken). Only complete records count: a torn
+// last line is never pushed. A file damaged before its last line is left
+// out with a warning (it is not the Hub's to repair).
+func (h *Hub[In]) scanRecords(skip string) error {
+	dir := filepath.Join(h.dir.Root(), ValidationsDir)
+	entries, err := h.fs.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("flag: NewHub: listing the validation records: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || name == skip || !strings.HasSuffix(name, ".jsonl") || !recordShardRE.MatchString(strings.TrimSuffix(name, ".jsonl")) {
+			continue
+		}
+		data, err := h.fs.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return fmt.Errorf("flag: NewHub: reading the validation records: %w", err)
+		}
+		_, good, err := parseRecords(data)
+		if err != nil {
+			h.log.Warn("flag: hub: a validation record file is damaged; not pushing it (repair it or move it away)", "file", name, "err", err)
+			continue
+		}
+		h.mu.Lock()
+		h.adoptRecordsLocked(name, int64(good))
+		h.mu.Unlock()
+	}
+	return nil
 }
 
 // check compares the record of what was pushed with the repo and sets back
@@ -155,6 +218,45 @@ func (h *Hub[In]) check(ctx context.Context) error {
 	}
 	if lost > 0 {
 		h.log.Warn("flag: hub: re-pushing samples missing from the Hub", "samples", lost)
+	}
+	return h.checkRecords(ctx)
+}
+
+// checkRecords sets back every validation record file the repo lacks or
+// holds shorter than the push record says, so that the next push sends it
+// again whole.
+func (h *Hub[In]) checkRecords(ctx context.Context) error {
+	h.mu.Lock()
+	claims := make(map[string]int64)
+	for name, r := range h.recs {
+		if r.pushed > 0 {
+			claims[name] = r.pushed
+		}
+	}
+	h.mu.Unlock()
+	if len(claims) == 0 {
+		return nil
+	}
+	entries, err := h.repo.ListTree(ctx, ValidationsDir, nil)
+	if err != nil && !errors.Is(err, hfhub.ErrEntryNotFound) {
+		return fmt.Errorf("flag: hub: checking %s on the Hub: %w", ValidationsDir, err)
+	}
+	remote := make(map[string]int64, len(entries))
+	for _, e := range entries {
+		if !e.IsDir() {
+			remote[path.Base(e.Path)] = e.Size
+		}
+	}
+	for name, pushed := range claims {
+		if size, ok := remote[name]; ok && size >= pushed {
+			continue
+		}
+		h.log.Warn("flag: hub: the Hub lacks validation records the push record says were pushed (the repo was changed or created again); pushing the file again",
+			"file", name, "recorded_bytes", pushed, "hub_bytes", remote[name])
+		h.mu.Lock()
+		h.recs[name].pushed = 0
+		h.mu.Unlock()
+		delete(h.sched.st.Records, name)
 	}
 	return nil
 }

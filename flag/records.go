@@ -21,8 +21,9 @@ import (
 
 // ValidationsDir is the folder under a dataset root that holds the
 // validation records: one append-only JSON Lines file per writer,
-// validations/<shard>.jsonl, next to data/. A folder push of the dataset
-// root carries it with the samples.
+// validations/<shard>.jsonl, next to data/. A Hub pushes these files with
+// the samples (complete lines only), and a folder push of the dataset root
+// carries them too.
 const ValidationsDir = "validations"
 
 var recordShardRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -42,16 +43,20 @@ type RecordLogOptions struct {
 // like the metadata log of a Dir.
 //
 // Only one process may write a shard: give each writer its own (for
-// instance the Dir's shard name). Its methods are safe for concurrent use.
+// instance the Dir's shard name). Give the log to the Hub of the same
+// dataset folder (HubOptions.Records) so that each append schedules a push
+// the way a flagged sample does. Its methods are safe for concurrent use.
 type RecordLog struct {
 	path string
 	log  *slog.Logger
 	gate gate // Append calls in progress; shut by Close
 
-	mu     sync.Mutex
-	f      file
-	size   int64 // the file's length: everything acknowledged
-	broken error // set when a failed append could not be undone
+	mu       sync.Mutex
+	f        file
+	size     int64 // the file's length: complete, durable lines, everything acknowledged
+	broken   error // set when a failed append could not be undone
+	watchers map[int]func(file string, size int64)
+	watchSeq int
 }
 
 // OpenRecordLog opens (creating it and its folder if needed) the record
@@ -137,7 +142,30 @@ func (l *RecordLog) Append(ctx context.Context, rec dadc.ValidationRecord) error
 	if err != nil {
 		return fmt.Errorf("flag: appending to %s: %w", l.path, err)
 	}
+	for _, fn := range l.watchers {
+		fn(filepath.Base(l.path), l.size)
+	}
 	return nil
+}
+
+// watch registers fn, called under the log's lock after each durable append
+// with the file's base name and its new size (complete lines only), and
+// returns the current size. fn must be quick and must not call the log.
+// stop unregisters it.
+func (l *RecordLog) watch(fn func(file string, size int64)) (size int64, stop func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.watchers == nil {
+		l.watchers = make(map[int]func(string, int64))
+	}
+	l.watchSeq++
+	key := l.watchSeq
+	l.watchers[key] = fn
+	return l.size, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.watchers, key)
+	}
 }
 
 // Close waits for Append calls in progress and closes the file. Later

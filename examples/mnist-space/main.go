@@ -36,7 +36,8 @@
 // off (every flag that is not retracted trains), which suits a single
 // person running the app alone: with K > 0 nobody else validates and
 // nothing trains. The verdicts and retractions are append-only records in
-// the dataset folder (validations/<shard>.jsonl), read back at start.
+// the dataset folder (validations/<shard>.jsonl), read back at start and,
+// with -hub-dataset, pushed to the Hub with the samples.
 // SIGINT or SIGTERM shut it down gracefully: no new connections, in-flight
 // requests finish, a running retrain is cancelled, pending Hub uploads are
 // pushed, exit 0.
@@ -278,7 +279,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// it never pushes (the writers own their shards).
 	if hubClient != nil && role != roleTrainer {
 		id, _ := hfhub.ParseRepoID(*hubDataset) // validated above
-		hub, err = flag.NewHub(hubClient, id, dir, &flag.HubOptions{Private: *hubPrivate, Logger: log,
+		hub, err = flag.NewHub(hubClient, id, dir, &flag.HubOptions{Private: *hubPrivate, Logger: log, Records: recLog,
 			Interval: *pushEvery, MaxBatch: pushMaxBatch, MaxCommitsPerHour: commitsPerHour(*pushEvery)})
 		if err != nil {
 			_ = closeAll()
