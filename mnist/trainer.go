@@ -19,7 +19,7 @@ import (
 // DefaultFineTune's values; a negative Distill, Anchor or Interpolate turns
 // that part off.
 type FineTuneConfig struct {
-	// Steps is the number of Adam steps (default 300).
+	// Steps is the number of Adam steps (default 1000).
 	Steps int
 	// MaxDuration bounds the wall time of fine-tuning; it stops early (keeping
 	// the steps done, and then the result depends on the machine's speed, not
@@ -51,6 +51,10 @@ type FineTuneConfig struct {
 	// Seed seeds batch composition, dropout and augmentation; the same seed,
 	// weights and samples give the same model.
 	Seed int64
+	// Soup is how many fine-tunes, with seeds Seed, Seed+1, …, are averaged
+	// weight by weight before the interpolation (a uniform model soup,
+	// Wortsman et al. 2022); it multiplies the time by Soup (default 1).
+	Soup int
 	// NoAugment turns off the random shifts and rotations, which are applied
 	// by default so that the model learns the samples, not their exact pixels.
 	NoAugment bool
@@ -71,8 +75,8 @@ type FineTuneConfig struct {
 // α 0.6 gained +14.5/+15.7 for −0.20/−0.17; L2-SP 1.0 gained +6.4/+14.0;
 // lr 5e-4 gained +15.2 (rotated) for −0.25.
 func DefaultFineTune() FineTuneConfig {
-	return FineTuneConfig{Steps: 300, MaxDuration: 3 * time.Minute, BatchSize: 64, SamplesPerBatch: 16,
-		LearnRate: 1e-3, Distill: 0.5, Anchor: 0.01, Interpolate: 0.8}
+	return FineTuneConfig{Steps: 1000, MaxDuration: 3 * time.Minute, BatchSize: 64, SamplesPerBatch: 16,
+		LearnRate: 1e-3, Distill: 0.5, Anchor: 0.01, Interpolate: 0.8, Soup: 1}
 }
 
 func (c *FineTuneConfig) withDefaults() FineTuneConfig {
@@ -94,6 +98,9 @@ func (c *FineTuneConfig) withDefaults() FineTuneConfig {
 		d.SamplesPerBatch = def.SamplesPerBatch
 	}
 	d.SamplesPerBatch = min(d.SamplesPerBatch, d.BatchSize)
+	if d.Soup <= 0 {
+		d.Soup = def.Soup
+	}
 	if d.LearnRate <= 0 {
 		d.LearnRate = def.LearnRate
 	}
@@ -148,16 +155,71 @@ func (m *Model) Train(ctx context.Context, req dadc.TrainRequest[*image.Gray]) (
 			return nil, fmt.Errorf("mnist: replay data: %w", err)
 		}
 	}
-	rng := rand.New(rand.NewSource(c.Seed))
-	s, err := newTrainSession(m.weights, c.BatchSize, rng)
+	start := time.Now()
+	soup := c.Soup
+	var tunedW *Weights
+	steps := 0
+	for k := range soup {
+		progress := func(done float64) {
+			if req.Progress != nil {
+				req.Progress((float64(k) + done) / float64(soup))
+			}
+		}
+		w, n, err := m.fineTune(ctx, c, c.Seed+int64(k), samples, labels, replay, start, progress)
+		if err != nil {
+			return nil, err
+		}
+		steps += n
+		if tunedW == nil {
+			tunedW = w
+			continue
+		}
+		// A running mean of the ingredients: tunedW = tunedW + (w − tunedW)/(k+1).
+		interpolateWeights(tunedW, w, 1-1/float64(k+1))
+	}
+	if c.Interpolate < 1 {
+		interpolateWeights(tunedW, m.weights, c.Interpolate)
+	}
+	opts := m.opts
+	opts.Version = req.Version
+	tuned, err := NewModel(tunedW, &opts)
 	if err != nil {
 		return nil, err
+	}
+	m.logger.Info("mnist: fine-tuned", "round", req.Round, "version", tuned.Version(), "samples", len(samples), "steps", steps, "seconds", time.Since(start).Seconds())
+	if req.Progress != nil {
+		req.Progress(1)
+	}
+	return tuned, nil
+}
+
+// interpolateWeights sets w to (1−alpha)·old + alpha·w, tensor by tensor
+// (both hold every tensor of Layout).
+func interpolateWeights(w, old *Weights, alpha float64) {
+	a := float32(alpha)
+	for name, t := range w.Tensors {
+		o := old.Tensors[name]
+		for i := range t {
+			t[i] = (1-a)*o[i] + a*t[i]
+		}
+	}
+}
+
+// fineTune runs one fine-tune of a copy of the model's weights with the
+// given seed and returns the tuned weights and the steps done. start is when
+// the whole retrain started (MaxDuration bounds all the soup's ingredients
+// together).
+func (m *Model) fineTune(ctx context.Context, c FineTuneConfig, seed int64, samples [][]uint8, labels []int, replay *Dataset, start time.Time, progress func(float64)) (*Weights, int, error) {
+	rng := rand.New(rand.NewSource(seed))
+	s, err := newTrainSession(m.weights, c.BatchSize, rng)
+	if err != nil {
+		return nil, 0, err
 	}
 	defer s.close()
 
 	if c.Anchor > 0 {
 		if err := s.setAnchor(m.weights, c.Anchor); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 
@@ -166,11 +228,10 @@ func (m *Model) Train(ctx context.Context, req dadc.TrainRequest[*image.Gray]) (
 	imgs := make([][]uint8, c.BatchSize)
 	targets := make([]float32, c.BatchSize*Classes)
 	sched := TrainConfig{LearnRate: c.LearnRate, MinLearnRate: c.LearnRate / 10}
-	start := time.Now()
 	steps := 0
 	for ; steps < c.Steps; steps++ {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if steps > 0 && time.Since(start) > c.MaxDuration {
 			m.logger.Warn("mnist: fine-tuning stopped at its time limit; the result is not the seed's full recipe", "steps", steps, "of", c.Steps, "limit", c.MaxDuration)
@@ -202,40 +263,12 @@ func (m *Model) Train(ctx context.Context, req dadc.TrainRequest[*image.Gray]) (
 		}
 		loss, err := s.stepTargets(imgs, targets, sched.learnRate(steps, c.Steps), !c.NoAugment)
 		if err != nil {
-			return nil, fmt.Errorf("mnist: fine-tuning step %d: %w", steps+1, err)
+			return nil, 0, fmt.Errorf("mnist: fine-tuning step %d: %w", steps+1, err)
 		}
-		if req.Progress != nil {
-			req.Progress(float64(steps+1) / float64(c.Steps))
-		}
+		progress(float64(steps+1) / float64(c.Steps))
 		if steps%50 == 0 {
 			m.logger.Debug("mnist: fine-tuning", "step", steps+1, "loss", loss)
 		}
 	}
-	tunedW := s.weights()
-	if c.Interpolate < 1 {
-		interpolateWeights(tunedW, m.weights, c.Interpolate)
-	}
-	opts := m.opts
-	opts.Version = req.Version
-	tuned, err := NewModel(tunedW, &opts)
-	if err != nil {
-		return nil, err
-	}
-	m.logger.Info("mnist: fine-tuned", "round", req.Round, "version", tuned.Version(), "samples", len(samples), "steps", steps, "seconds", time.Since(start).Seconds())
-	if req.Progress != nil {
-		req.Progress(1)
-	}
-	return tuned, nil
-}
-
-// interpolateWeights sets w to (1−alpha)·old + alpha·w, tensor by tensor
-// (both hold every tensor of Layout).
-func interpolateWeights(w, old *Weights, alpha float64) {
-	a := float32(alpha)
-	for name, t := range w.Tensors {
-		o := old.Tensors[name]
-		for i := range t {
-			t[i] = (1-a)*o[i] + a*t[i]
-		}
-	}
+	return s.weights(), steps, nil
 }

@@ -189,6 +189,27 @@ func TestFineTuneInterpolates(t *testing.T) {
 	assert.NotEqual(t, old.Tensors, full.Tensors, "fine-tuning changed the weights")
 }
 
+// TestFineTuneSoup: with Soup 2 the returned weights are the mean of the
+// fine-tunes with seeds Seed and Seed+1 (before the interpolation).
+func TestFineTuneSoup(t *testing.T) {
+	old, a := tuneOnce(t, FineTuneConfig{Interpolate: -1})
+	train, test := loadSubset(t)
+	cfg := FineTuneConfig{Seed: 8, Steps: 10, BatchSize: 16, Interpolate: -1}
+	m, err := NewModel(old, &ModelOptions{Replay: train, FineTune: &cfg})
+	require.NoError(t, err)
+	got, err := m.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: misclassified(t, m, test, 3)})
+	require.NoError(t, err)
+	b := got.(*Model).Weights()
+	_, soup := tuneOnce(t, FineTuneConfig{Interpolate: -1, Soup: 2})
+	assert.NotEqual(t, a.Tensors, b.Tensors, "the two seeds give two models")
+	for name, s := range soup.Tensors {
+		for i := range s {
+			want := 0.5*a.Tensors[name][i] + 0.5*b.Tensors[name][i]
+			require.InDelta(t, want, s[i], 1e-6, "%s[%d]", name, i)
+		}
+	}
+}
+
 func TestFineTuneConfigDefaults(t *testing.T) {
 	def := DefaultFineTune()
 	assert.Equal(t, def, (*FineTuneConfig)(nil).withDefaults())

