@@ -236,3 +236,32 @@ func TestLoaderRoundTrip(t *testing.T) {
 	_, err = Loader(nil).Load(context.Background(), dadc.ModelCard{Version: "junk"}, bytes.NewReader([]byte("junk")))
 	assert.ErrorIs(t, err, ErrSafetensors)
 }
+
+// TestFineTuneAnchorToFirst: with AnchorToFirst every model of a chain of
+// retrains distils toward and is anchored at the chain's first model, so a
+// second retrain differs from one that pulls toward its own parent.
+func TestFineTuneAnchorToFirst(t *testing.T) {
+	train, test := loadSubset(t)
+	chain := func(first bool) (m0, m2 *Model) {
+		cfg := FineTuneConfig{Seed: 3, Steps: 10, BatchSize: 16, Anchor: 1, AnchorToFirst: first}
+		m0, err := NewModel(pretrainedWeights(t), &ModelOptions{Replay: train, FineTune: &cfg})
+		require.NoError(t, err)
+		samples := misclassified(t, m0, test, 3)
+		got, err := m0.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: samples})
+		require.NoError(t, err)
+		m1 := got.(*Model)
+		got, err = m1.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: samples})
+		require.NoError(t, err)
+		m2 = got.(*Model)
+		if first {
+			assert.Same(t, m0, m1.opts.FineTune.first, "the first retrain hands on its model")
+			assert.Same(t, m0, m2.opts.FineTune.first, "and the second hands on the same one")
+		} else {
+			assert.Nil(t, m2.opts.FineTune.first)
+		}
+		return m0, m2
+	}
+	_, toFirst := chain(true)
+	_, toParent := chain(false)
+	assert.NotEqual(t, toFirst.Weights().Tensors, toParent.Weights().Tensors, "the second retrain pulls toward another model")
+}

