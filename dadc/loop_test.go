@@ -1326,3 +1326,36 @@ func TestClose_LeavesNoGoroutines(t *testing.T) {
 		}
 	})
 }
+
+// TestPromotionEvent_HistoryIsDurableFirst: whoever hears of a promotion may
+// rely on a restart showing it: when the event arrives, the stored history
+// already holds the decision (the app-level restart test kills the process
+// right after the event).
+func TestPromotionEvent_HistoryIsDurableFirst(t *testing.T) {
+	dir := t.TempDir()
+	clock := dadctest.NewClock(t0)
+	next := learnsAll(900)
+	opts := storeOpts(t, clock, dir, rangeLoader(next))
+	l := newLoop(t, newRangeModel("m0", 900, 0, 0, next), dadctest.NewFlagger[int](nil), dadc.Manual(), opts)
+	events, cancel := l.Subscribe(16)
+	defer cancel()
+	for i := 2000; i < 2012; i++ {
+		_, err := l.Flag(t.Context(), i, truth(i), "")
+		require.NoError(t, err)
+	}
+	require.NoError(t, l.Retrain(t.Context()))
+	for ev := range events {
+		if ev.Kind != dadc.EventModelPromoted {
+			continue
+		}
+		h, err := opts.Store.(dadc.HistoryStore).LoadHistory(t.Context())
+		require.NoError(t, err)
+		require.NotNil(t, h)
+		require.Len(t, h.Rounds, 2, "the promotion opened round 1 in the stored history")
+		require.NotEmpty(t, h.Rounds[0].Retrains)
+		assert.Equal(t, dadc.DecisionPromoted, h.Rounds[0].Retrains[0].Decision)
+		assert.NotNil(t, h.ReferenceCleanAccuracy)
+		return
+	}
+	t.Fatal("the event stream ended without a promotion")
+}
