@@ -1299,12 +1299,14 @@ func TestNewLoop_RefusesAbsurdStoredRound(t *testing.T) {
 // leave nothing running.
 //
 // It runs in a synctest bubble: once every goroutine of the bubble has
-// exited or is blocked (synctest.Wait), the goroutine count is back where it
-// was; and synctest.Test itself fails if a goroutine of the loops stays
+// exited or is blocked (synctest.Wait), the bubble holds as many goroutines
+// as before (goroutines of other tests, outside the bubble, are not
+// counted); and synctest.Test itself fails if a goroutine of the loops stays
 // blocked forever.
 func TestClose_LeavesNoGoroutines(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		before := runtime.NumGoroutine()
+		before := bubbleGoroutines(t)
+		require.Positive(t, before, "the test's own goroutine is in the bubble")
 		for range 5 {
 			opts := baseOpts(nil)
 			opts.Now = nil // the bubble's fake clock
@@ -1320,11 +1322,32 @@ func TestClose_LeavesNoGoroutines(t *testing.T) {
 			cancel()
 		}
 		synctest.Wait()
-		if n := runtime.NumGoroutine(); n > before {
+		if n := bubbleGoroutines(t); n > before {
 			buf := make([]byte, 1<<16)
-			t.Fatalf("goroutines: %d before, %d after Close:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+			t.Fatalf("goroutines in the bubble: %d before, %d after Close:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 		}
 	})
+}
+
+// bubbleGoroutines counts the goroutines of the caller's synctest bubble, from
+// the headers of a stack dump ("goroutine 7 [chan receive, synctest bubble 3]:").
+func bubbleGoroutines(t *testing.T) int {
+	t.Helper()
+	buf := make([]byte, 1<<10)
+	self := string(buf[:runtime.Stack(buf, false)])
+	_, rest, ok := strings.Cut(self, "synctest bubble ")
+	require.True(t, ok, "not in a synctest bubble:\n%s", self)
+	id, _, _ := strings.Cut(rest, "]")
+	tag := "synctest bubble " + id + "]"
+	buf = make([]byte, 1<<20)
+	n := 0
+	for _, block := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		header, _, _ := strings.Cut(block, "\n")
+		if strings.Contains(header, tag) {
+			n++
+		}
+	}
+	return n
 }
 
 // TestPromotionEvent_HistoryIsDurableFirst: whoever hears of a promotion may
