@@ -273,7 +273,7 @@ func TestGate_EarlierRoundRegressionRejected(t *testing.T) {
 	assert.InDelta(t, 1, *st.Rounds[0].HeldOutReference, 1e-12)
 	r := st.Rounds[1].Retrains[0]
 	assert.Equal(t, dadc.DecisionRejected, r.Decision)
-	assert.Contains(t, r.Reasons, "FAIL round 0 held-out: 0/6 (0.0%) < reference 6/6 (100.0%) - 2.0 points")
+	assert.Contains(t, r.Reasons, "FAIL round 0 held-out: 0/6 (0.0%) < reference 6/6 (100.0%) - 1 sample (2.0 points is less than 1 of 6)")
 	assert.Contains(t, r.Reasons, "ok gain: held-out 6/6 vs serving 0/6; 6 won, 0 lost; one-sided exact McNemar p=0.0156 < 0.05")
 	var rejectedEvent *dadc.Event
 	for e := range drain(events) {

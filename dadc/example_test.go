@@ -159,5 +159,5 @@ func ExampleNewGate() {
 	// promote: false
 	// ok clean: 98.90% >= fixed reference 99.17% - 0.30 points (n=10000; serving 99.05%)
 	// ok gain: held-out 9/16 vs serving 0/16; 9 won, 0 lost; one-sided exact McNemar p=0.00195 < 0.05
-	// FAIL round 1 held-out: 10/16 (62.5%) < reference 12/16 (75.0%) - 2.0 points
+	// FAIL round 1 held-out: 10/16 (62.5%) < reference 12/16 (75.0%) - 1 sample (2.0 points is less than 1 of 16)
 }

@@ -100,7 +100,8 @@ type GateOptions struct {
 	Significance float64
 	// MaxEarlierDrop is how far (a fraction) each earlier round's held-out
 	// accuracy may fall below its frozen reference (default
-	// DefaultMaxEarlierDrop, 0.02). Negative means no loss at all.
+	// DefaultMaxEarlierDrop, 0.02), and at least one sample of the set.
+	// Negative means no loss at all.
 	MaxEarlierDrop float64
 }
 
@@ -116,7 +117,11 @@ type GateOptions struct {
 //     ½)) gives p < Significance. With no held-out samples it fails: no gain
 //     can be shown (more flags, or holding out, are needed).
 //   - (c) no forgetting: on every earlier round's frozen held-out set, the
-//     candidate's accuracy ≥ that round's reference accuracy − MaxEarlierDrop.
+//     candidate's accuracy ≥ that round's reference accuracy − MaxEarlierDrop,
+//     or − one sample when MaxEarlierDrop is less than one sample of the set
+//     (the default 2 points is less than one sample of a set under 50: a
+//     16-sample set may lose 1 sample, never 2). A negative MaxEarlierDrop
+//     allows no loss at all.
 func NewGate(opts *GateOptions) (Gate, error) {
 	var o GateOptions
 	if opts != nil {
@@ -188,18 +193,24 @@ func (g defaultGate) Decide(in GateInput) GateDecision {
 		}
 	}
 
-	// (c) no earlier round's frozen held-out set falls by more than the tolerance.
+	// (c) no earlier round's frozen held-out set falls by more than the
+	// tolerance: MaxEarlierDrop, or one sample when that is less (a set of n
+	// samples cannot show a drop finer than 1/n).
 	for _, e := range in.Earlier {
 		if e.N == 0 {
 			continue
 		}
 		ref, got := float64(e.Reference)/float64(e.N), float64(e.Candidate)/float64(e.N)
-		if got+1e-12 >= ref-g.MaxEarlierDrop {
-			pass("round %d held-out: %d/%d (%.1f%%) >= reference %d/%d (%.1f%%) - %.1f points",
-				e.Round, e.Candidate, e.N, 100*got, e.Reference, e.N, 100*ref, 100*g.MaxEarlierDrop)
+		tol, tolDesc := g.MaxEarlierDrop, fmt.Sprintf("%.1f points", 100*g.MaxEarlierDrop)
+		if g.MaxEarlierDrop > 0 && g.MaxEarlierDrop < 1/float64(e.N) {
+			tol, tolDesc = 1/float64(e.N), fmt.Sprintf("1 sample (%.1f points is less than 1 of %d)", 100*g.MaxEarlierDrop, e.N)
+		}
+		if got+1e-12 >= ref-tol {
+			pass("round %d held-out: %d/%d (%.1f%%) >= reference %d/%d (%.1f%%) - %s",
+				e.Round, e.Candidate, e.N, 100*got, e.Reference, e.N, 100*ref, tolDesc)
 		} else {
-			fail("round %d held-out: %d/%d (%.1f%%) < reference %d/%d (%.1f%%) - %.1f points",
-				e.Round, e.Candidate, e.N, 100*got, e.Reference, e.N, 100*ref, 100*g.MaxEarlierDrop)
+			fail("round %d held-out: %d/%d (%.1f%%) < reference %d/%d (%.1f%%) - %s",
+				e.Round, e.Candidate, e.N, 100*got, e.Reference, e.N, 100*ref, tolDesc)
 		}
 	}
 	return d

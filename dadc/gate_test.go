@@ -46,6 +46,34 @@ func TestNewGate_Validation(t *testing.T) {
 	assert.Contains(t, d.Reasons, "FAIL round 0 held-out: 9/10 (90.0%) < reference 10/10 (100.0%) - 0.0 points")
 }
 
+// TestGate_EarlierToleranceIsAtLeastOneSample: the default 2-point tolerance
+// on an earlier round's held-out set is less than one sample of a small set;
+// one sample may go, two may not; on a large set it is 2 points.
+func TestGate_EarlierToleranceIsAtLeastOneSample(t *testing.T) {
+	g, err := dadc.NewGate(nil)
+	require.NoError(t, err)
+	gain := dadc.PairedScore{N: 8, Candidate: 8, CandidateOnly: 8}
+	tests := []struct {
+		earlier dadc.EarlierScore
+		promote bool
+		reason  string
+	}{
+		{dadc.EarlierScore{Round: 0, N: 16, Reference: 10, Candidate: 9}, true,
+			"ok round 0 held-out: 9/16 (56.2%) >= reference 10/16 (62.5%) - 1 sample (2.0 points is less than 1 of 16)"},
+		{dadc.EarlierScore{Round: 0, N: 16, Reference: 10, Candidate: 8}, false,
+			"FAIL round 0 held-out: 8/16 (50.0%) < reference 10/16 (62.5%) - 1 sample (2.0 points is less than 1 of 16)"},
+		{dadc.EarlierScore{Round: 1, N: 200, Reference: 100, Candidate: 96}, true,
+			"ok round 1 held-out: 96/200 (48.0%) >= reference 100/200 (50.0%) - 2.0 points"},
+		{dadc.EarlierScore{Round: 1, N: 200, Reference: 100, Candidate: 95}, false,
+			"FAIL round 1 held-out: 95/200 (47.5%) < reference 100/200 (50.0%) - 2.0 points"},
+	}
+	for _, tt := range tests {
+		d := g.Decide(dadc.GateInput{HeldOut: gain, Earlier: []dadc.EarlierScore{tt.earlier}})
+		assert.Equal(t, tt.promote, d.Promote, "%+v: %v", tt.earlier, d.Reasons)
+		assert.Contains(t, d.Reasons, tt.reason)
+	}
+}
+
 func TestGate_NoHeldOutCannotShowAGain(t *testing.T) {
 	g, err := dadc.NewGate(nil)
 	require.NoError(t, err)

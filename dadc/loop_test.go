@@ -644,8 +644,16 @@ func TestPromotion_SwapUnderLoad(t *testing.T) {
 	old := trainable("m0", 500, nil)
 	old.PredictDelay = 50 * time.Microsecond
 	var cand *dadctest.FakeModel[int]
-	old.TrainFunc = func(_ context.Context, req dadc.TrainRequest[int]) (dadc.Model[int], error) {
-		time.Sleep(20 * time.Millisecond) // let the hammer run on the old model first
+	// The candidate comes only once the hammer has run on the old model, and
+	// the test stops the hammer once it has run on the new one.
+	hammered, sawNewEnough := make(chan struct{}), make(chan struct{})
+	var hammeredOnce, sawNewOnce sync.Once
+	old.TrainFunc = func(ctx context.Context, req dadc.TrainRequest[int]) (dadc.Model[int], error) {
+		select {
+		case <-hammered:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		cand = dadctest.NewModel(req.Version, 10, accurateOn(900))
 		cand.PredictDelay = 50 * time.Microsecond
 		return cand, nil
@@ -681,9 +689,11 @@ func TestPromotion_SwapUnderLoad(t *testing.T) {
 					errs <- err
 					return
 				}
-				calls.Add(1)
-				if p.ModelVersion == "v1" {
-					sawNew.Add(1)
+				if calls.Add(1) == 50 {
+					hammeredOnce.Do(func() { close(hammered) })
+				}
+				if p.ModelVersion == "v1" && sawNew.Add(1) == 50 {
+					sawNewOnce.Do(func() { close(sawNewEnough) })
 				}
 			}
 		})
@@ -708,7 +718,11 @@ func TestPromotion_SwapUnderLoad(t *testing.T) {
 	})
 	require.NoError(t, l.Retrain(t.Context()))
 	waitIdle(t, l)
-	require.Eventually(t, func() bool { return sawNew.Load() > 50 }, 5*time.Second, time.Millisecond)
+	select {
+	case <-sawNewEnough:
+	case err := <-errs:
+		t.Fatalf("a call failed before 50 ran on the new model: %v", err)
+	}
 	close(stop)
 	wg.Wait()
 	// Once the calls that may still hold the old model have returned, it is closed.
@@ -743,8 +757,8 @@ func TestRetrain_Failures(t *testing.T) {
 		}, "timed out after 30ms"},
 		{"trainer ignores deadline", func(m *dadctest.FakeModel[int], o *dadc.Options[int]) {
 			o.TrainTimeout = 20 * time.Millisecond
-			m.TrainFunc = func(_ context.Context, req dadc.TrainRequest[int]) (dadc.Model[int], error) {
-				time.Sleep(60 * time.Millisecond)
+			m.TrainFunc = func(ctx context.Context, req dadc.TrainRequest[int]) (dadc.Model[int], error) {
+				<-ctx.Done() // past its deadline, it still answers with a model
 				return dadctest.NewModel(req.Version, 10, truth), nil
 			}
 		}, "timed out"},
@@ -1254,19 +1268,23 @@ func TestRetrain_UserCodePanicsNeverCrash(t *testing.T) {
 		{"NewVersion panics", func(int) string { panic("bad clock") }, "Options.NewVersion(1) panicked: bad clock"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := baseOpts(dadctest.NewClock(t0))
-			opts.NewVersion = tt.newVersion
-			opts.CheckInterval = time.Millisecond // the ticker asks the policy too
-			l := newLoop(t, trainable("m0", 0, yields(5)), dadctest.NewFlagger[int](nil), dadc.EveryN(1), opts)
-			res, err := l.Flag(t.Context(), 1, wrongLabel(1), "")
-			require.NoError(t, err, "the flag is stored even though no retrain can start")
-			assert.True(t, res.Fooled)
-			assert.False(t, res.Retraining)
-			time.Sleep(10 * time.Millisecond)
-			require.ErrorContains(t, l.Retrain(t.Context()), tt.want)
-			st := l.Stats()
-			assert.Equal(t, 0, st.Round, "nothing changed")
-			assert.Equal(t, 1, st.FlaggedTotal)
+			synctest.Test(t, func(t *testing.T) {
+				opts := baseOpts(nil)
+				opts.Now = nil // the bubble's fake clock
+				opts.NewVersion = tt.newVersion
+				opts.CheckInterval = time.Millisecond // the ticker asks the policy too
+				l := newLoop(t, trainable("m0", 0, yields(5)), dadctest.NewFlagger[int](nil), dadc.EveryN(1), opts)
+				res, err := l.Flag(t.Context(), 1, wrongLabel(1), "")
+				require.NoError(t, err, "the flag is stored even though no retrain can start")
+				assert.True(t, res.Fooled)
+				assert.False(t, res.Retraining)
+				time.Sleep(10 * time.Millisecond) // ten ticks of the fake clock, each asking the policy
+				synctest.Wait()
+				require.ErrorContains(t, l.Retrain(t.Context()), tt.want)
+				st := l.Stats()
+				assert.Equal(t, 0, st.Round, "nothing changed")
+				assert.Equal(t, 1, st.FlaggedTotal)
+			})
 		})
 	}
 }
@@ -1279,27 +1297,88 @@ func TestNewLoop_RefusesAbsurdStoredRound(t *testing.T) {
 
 // TestClose_LeavesNoGoroutines: loops that retrained, ticked and were closed
 // leave nothing running.
+//
+// It runs in a synctest bubble: once every goroutine of the bubble has
+// exited or is blocked (synctest.Wait), the bubble holds as many goroutines
+// as before (goroutines of other tests, outside the bubble, are not
+// counted); and synctest.Test itself fails if a goroutine of the loops stays
+// blocked forever.
 func TestClose_LeavesNoGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	for range 5 {
-		opts := baseOpts(dadctest.NewClock(t0))
-		opts.CheckInterval = time.Millisecond
-		gt := newGatedTrainer()
-		l, err := dadc.NewLoop[int](gt.model("m0"), dadctest.NewFlagger[int](nil), dadc.EveryN(1), opts)
+	synctest.Test(t, func(t *testing.T) {
+		before := bubbleGoroutines(t)
+		require.Positive(t, before, "the test's own goroutine is in the bubble")
+		for range 5 {
+			opts := baseOpts(nil)
+			opts.Now = nil // the bubble's fake clock
+			opts.CheckInterval = time.Millisecond
+			gt := newGatedTrainer()
+			l, err := dadc.NewLoop[int](gt.model("m0"), dadctest.NewFlagger[int](nil), dadc.EveryN(1), opts)
+			require.NoError(t, err)
+			_, cancel := l.Subscribe(1)
+			_, err = l.Flag(t.Context(), 1, wrongLabel(1), "")
+			require.NoError(t, err)
+			<-gt.started // a retrain is running when Close is called
+			require.NoError(t, l.Close(t.Context()))
+			cancel()
+		}
+		synctest.Wait()
+		if n := bubbleGoroutines(t); n > before {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("goroutines in the bubble: %d before, %d after Close:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+		}
+	})
+}
+
+// bubbleGoroutines counts the goroutines of the caller's synctest bubble, from
+// the headers of a stack dump ("goroutine 7 [chan receive, synctest bubble 3]:").
+func bubbleGoroutines(t *testing.T) int {
+	t.Helper()
+	buf := make([]byte, 1<<10)
+	self := string(buf[:runtime.Stack(buf, false)])
+	_, rest, ok := strings.Cut(self, "synctest bubble ")
+	require.True(t, ok, "not in a synctest bubble:\n%s", self)
+	id, _, _ := strings.Cut(rest, "]")
+	tag := "synctest bubble " + id + "]"
+	buf = make([]byte, 1<<20)
+	n := 0
+	for _, block := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		header, _, _ := strings.Cut(block, "\n")
+		if strings.Contains(header, tag) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestPromotionEvent_HistoryIsDurableFirst: whoever hears of a promotion may
+// rely on a restart showing it: when the event arrives, the stored history
+// already holds the decision (the app-level restart test kills the process
+// right after the event).
+func TestPromotionEvent_HistoryIsDurableFirst(t *testing.T) {
+	dir := t.TempDir()
+	clock := dadctest.NewClock(t0)
+	next := learnsAll(900)
+	opts := storeOpts(t, clock, dir, rangeLoader(next))
+	l := newLoop(t, newRangeModel("m0", 900, 0, 0, next), dadctest.NewFlagger[int](nil), dadc.Manual(), opts)
+	events, cancel := l.Subscribe(16)
+	defer cancel()
+	for i := 2000; i < 2012; i++ {
+		_, err := l.Flag(t.Context(), i, truth(i), "")
 		require.NoError(t, err)
-		_, cancel := l.Subscribe(1)
-		_, err = l.Flag(t.Context(), 1, wrongLabel(1), "")
+	}
+	require.NoError(t, l.Retrain(t.Context()))
+	for ev := range events {
+		if ev.Kind != dadc.EventModelPromoted {
+			continue
+		}
+		h, err := opts.Store.(dadc.HistoryStore).LoadHistory(t.Context())
 		require.NoError(t, err)
-		<-gt.started // a retrain is running when Close is called
-		require.NoError(t, l.Close(t.Context()))
-		cancel()
+		require.NotNil(t, h)
+		require.Len(t, h.Rounds, 2, "the promotion opened round 1 in the stored history")
+		require.NotEmpty(t, h.Rounds[0].Retrains)
+		assert.Equal(t, dadc.DecisionPromoted, h.Rounds[0].Retrains[0].Decision)
+		assert.NotNil(t, h.ReferenceCleanAccuracy)
+		return
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<16)
-		t.Fatalf("goroutines: %d before, %d after Close:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-	}
+	t.Fatal("the event stream ended without a promotion")
 }

@@ -560,7 +560,6 @@ func (l *Loop[In]) finishRetrain(job *retrainJob[In], res retrainResult[In]) {
 	l.mirrorLastRetrainLocked(rs)
 	retireVersion = t.Candidate
 	l.historyDirty = true
-	l.publishLocked(ev)
 	l.mu.Unlock()
 
 	// Closing models may be slow: not under mu, but before the retrain counts
@@ -572,11 +571,14 @@ func (l *Loop[In]) finishRetrain(job *retrainJob[In], res retrainResult[In]) {
 	if replaced != nil {
 		replaced.release() // the Loop's reference: the old model no longer serves
 	}
-	// The outcome is durable before the retrain counts as ended.
+	// The outcome is durable before the retrain counts as ended, and before
+	// its event is sent: whoever hears of a decision may rely on a restart
+	// showing it.
 	l.saveHistory(context.WithoutCancel(l.baseCtx))
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.publishLocked(ev)
 	l.retraining = false
 	l.progress.Store(0)
 	close(l.retrainDone)

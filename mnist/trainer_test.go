@@ -189,6 +189,27 @@ func TestFineTuneInterpolates(t *testing.T) {
 	assert.NotEqual(t, old.Tensors, full.Tensors, "fine-tuning changed the weights")
 }
 
+// TestFineTuneSoup: with Soup 2 the returned weights are the mean of the
+// fine-tunes with seeds Seed and Seed+1 (before the interpolation).
+func TestFineTuneSoup(t *testing.T) {
+	old, a := tuneOnce(t, FineTuneConfig{Interpolate: -1})
+	train, test := loadSubset(t)
+	cfg := FineTuneConfig{Seed: 8, Steps: 10, BatchSize: 16, Interpolate: -1}
+	m, err := NewModel(old, &ModelOptions{Replay: train, FineTune: &cfg})
+	require.NoError(t, err)
+	got, err := m.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: misclassified(t, m, test, 3)})
+	require.NoError(t, err)
+	b := got.(*Model).Weights()
+	_, soup := tuneOnce(t, FineTuneConfig{Interpolate: -1, Soup: 2})
+	assert.NotEqual(t, a.Tensors, b.Tensors, "the two seeds give two models")
+	for name, s := range soup.Tensors {
+		for i := range s {
+			want := 0.5*a.Tensors[name][i] + 0.5*b.Tensors[name][i]
+			require.InDelta(t, want, s[i], 1e-6, "%s[%d]", name, i)
+		}
+	}
+}
+
 func TestFineTuneConfigDefaults(t *testing.T) {
 	def := DefaultFineTune()
 	assert.Equal(t, def, (*FineTuneConfig)(nil).withDefaults())
@@ -214,4 +235,33 @@ func TestLoaderRoundTrip(t *testing.T) {
 	assert.ErrorContains(t, err, "larger than")
 	_, err = Loader(nil).Load(context.Background(), dadc.ModelCard{Version: "junk"}, bytes.NewReader([]byte("junk")))
 	assert.ErrorIs(t, err, ErrSafetensors)
+}
+
+// TestFineTuneAnchorToFirst: with AnchorToFirst every model of a chain of
+// retrains distils toward and is anchored at the chain's first model, so a
+// second retrain differs from one that pulls toward its own parent.
+func TestFineTuneAnchorToFirst(t *testing.T) {
+	train, test := loadSubset(t)
+	chain := func(first bool) (m0, m2 *Model) {
+		cfg := FineTuneConfig{Seed: 3, Steps: 10, BatchSize: 16, Anchor: 1, AnchorToFirst: first}
+		m0, err := NewModel(pretrainedWeights(t), &ModelOptions{Replay: train, FineTune: &cfg})
+		require.NoError(t, err)
+		samples := misclassified(t, m0, test, 3)
+		got, err := m0.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: samples})
+		require.NoError(t, err)
+		m1 := got.(*Model)
+		got, err = m1.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: samples})
+		require.NoError(t, err)
+		m2 = got.(*Model)
+		if first {
+			assert.Same(t, m0, m1.opts.FineTune.first, "the first retrain hands on its model")
+			assert.Same(t, m0, m2.opts.FineTune.first, "and the second hands on the same one")
+		} else {
+			assert.Nil(t, m2.opts.FineTune.first)
+		}
+		return m0, m2
+	}
+	_, toFirst := chain(true)
+	_, toParent := chain(false)
+	assert.NotEqual(t, toFirst.Weights().Tensors, toParent.Weights().Tensors, "the second retrain pulls toward another model")
 }
