@@ -40,8 +40,8 @@ func BenchmarkFlagDuringRetrain(b *testing.B) {
 				tc.work(ctx)
 				return nil, ctx.Err()
 			}
-			opts := &dadc.Options[int]{Classes: 10, HoldoutEvery: -1, CheckInterval: -1}
-			l, err := dadc.NewLoop[int](m, dadctest.NewFlagger[int](nil), dadc.Manual(), opts)
+			opts := &dadc.Options[int]{HoldoutEvery: -1, CheckInterval: -1}
+			l, err := dadc.NewLoop[int](m, dadctest.NewFlagger[int](nil), dadc.Manual(), 10, opts)
 			if err != nil {
 				b.Fatal(err)
 			}

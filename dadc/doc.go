@@ -14,13 +14,12 @@
 //
 // # Using the Loop
 //
-// A Loop takes its parts explicitly, with options where the zero value means
-// the default:
+// A Loop takes its parts and the number of classes explicitly, with options
+// where nil and every zero field mean the defaults:
 //
 //	store, err := dadc.NewLocalStore(filepath.Join(dataDir, "models"), &dadc.LocalStoreOptions{WeightsName: "model.safetensors"})
 //	if err != nil { ... }
-//	loop, err := dadc.NewLoop[*image.Gray](model, flagger, dadc.EveryN(25), &dadc.Options[*image.Gray]{
-//		Classes:   10,
+//	loop, err := dadc.NewLoop[*image.Gray](model, flagger, dadc.EveryN(25), 10, &dadc.Options[*image.Gray]{
 //		CleanTest: clean,              // the gate's clean test set
 //		Store:     store,              // promoted models and the round history survive restarts
 //		Loader:    mnist.Loader(opts), // how a stored model comes back

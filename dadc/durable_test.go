@@ -104,7 +104,7 @@ func TestRestart_ServesThePromotedModelWithTheSameStats(t *testing.T) {
 	flagger := dadctest.NewFlagger[int](nil) // survives the "crash", like a durable flagger
 	next := learnsAll(900)
 	first := newRangeModel("m0", 900, 0, 0, next)
-	l1, err := dadc.NewLoop(first, flagger, dadc.Manual(), storeOpts(t, clock, dir, rangeLoader(next)))
+	l1, err := dadc.NewLoop(first, flagger, dadc.Manual(), 10, storeOpts(t, clock, dir, rangeLoader(next)))
 	require.NoError(t, err)
 	for n := range 3 { // attempts
 		_, err := l1.Flag(t.Context(), n, truth(n), "")
@@ -186,7 +186,7 @@ func TestNewLoop_StoredModelNeedsALoader(t *testing.T) {
 	l1 := newLoop(t, newRangeModel("m0", 900, 0, 0, next), dadctest.NewFlagger[int](nil), dadc.Manual(), storeOpts(t, clock, dir, nil))
 	require.NoError(t, l1.Close(t.Context()))
 	given := newRangeModel("m0", 900, 0, 0, next)
-	_, err := dadc.NewLoop(given, dadctest.NewFlagger[int](nil), dadc.Manual(), storeOpts(t, clock, dir, nil))
+	_, err := dadc.NewLoop(given, dadctest.NewFlagger[int](nil), dadc.Manual(), 10, storeOpts(t, clock, dir, nil))
 	require.ErrorIs(t, err, dadc.ErrNoLoader)
 	assert.Contains(t, err.Error(), "set Options.Loader")
 	assert.False(t, given.Closed(), "a failed NewLoop leaves the given model to the caller")
@@ -194,7 +194,7 @@ func TestNewLoop_StoredModelNeedsALoader(t *testing.T) {
 
 func TestNewLoop_StoreNeedsAnExporter(t *testing.T) {
 	o := storeOpts(t, dadctest.NewClock(t0), t.TempDir(), nil)
-	_, err := dadc.NewLoop[int](dadctest.NewModel("plain", 10, truth), dadctest.NewFlagger[int](nil), dadc.Manual(), o)
+	_, err := dadc.NewLoop[int](dadctest.NewModel("plain", 10, truth), dadctest.NewFlagger[int](nil), dadc.Manual(), 10, o)
 	require.ErrorIs(t, err, dadc.ErrNotExportable)
 }
 
@@ -311,7 +311,7 @@ func TestTicker_EveryIntervalAndHistorySaves(t *testing.T) {
 		o := storeOpts(t, nil, dir, rangeLoader(next))
 		o.Now = nil // the bubble's fake time.Now
 		o.CheckInterval = time.Second
-		l, err := dadc.NewLoop(newRangeModel("m0", 900, 0, 0, next), dadctest.NewFlagger[int](nil), dadc.EveryInterval(time.Hour), o)
+		l, err := dadc.NewLoop(newRangeModel("m0", 900, 0, 0, next), dadctest.NewFlagger[int](nil), dadc.EveryInterval(time.Hour), 10, o)
 		require.NoError(t, err)
 		flagRange(t, l, 2000, 12)
 		time.Sleep(30 * time.Minute)

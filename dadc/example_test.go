@@ -34,8 +34,7 @@ func ExampleNewLoop() {
 	for n := range clean {
 		clean[n] = dadc.Example[int]{Input: n, Label: n % 10}
 	}
-	loop, err := dadc.NewLoop[int](model, flagger, dadc.EveryN(3), &dadc.Options[int]{
-		Classes:      10,
+	loop, err := dadc.NewLoop[int](model, flagger, dadc.EveryN(3), 10, &dadc.Options[int]{
 		CleanTest:    clean,
 		Gate:         cleanOnly,
 		HoldoutEvery: -1,
@@ -85,7 +84,7 @@ func ExampleNewLoop() {
 func ExampleLoop_Subscribe() {
 	ctx := context.Background()
 	loop, err := dadc.NewLoop[int](dadctest.NewLookupModel("v0", 10, nil), dadctest.NewFlagger[int](nil),
-		dadc.EveryN(1), &dadc.Options[int]{Classes: 10, HoldoutEvery: -1, Gate: cleanOnly})
+		dadc.EveryN(1), 10, &dadc.Options[int]{HoldoutEvery: -1, Gate: cleanOnly})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -132,7 +131,7 @@ func ExampleAny() {
 // A misconfigured policy is refused with a clear error.
 func ExampleEveryN() {
 	_, err := dadc.NewLoop[int](dadctest.NewLookupModel("v0", 10, nil), dadctest.NewFlagger[int](nil),
-		dadc.EveryN(0), &dadc.Options[int]{Classes: 10})
+		dadc.EveryN(0), 10, nil)
 	fmt.Println(err)
 	// Output:
 	// dadc: NewLoop: invalid policy: dadc: EveryN(0): n must be at least 1 (use Manual() to never retrain automatically)

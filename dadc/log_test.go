@@ -58,7 +58,7 @@ func TestLogs_EveryStepNeverInputs(t *testing.T) {
 	}
 	f := dadctest.NewFlagger(&dadctest.FlaggerScript[string]{FailCalls: []int{2}})
 	clean := []dadc.Example[string]{{Input: "a", Label: 1}, {Input: "ab", Label: 2}, {Input: "abc", Label: 3}, {Input: "abcd", Label: 0}}
-	l, err := dadc.NewLoop[string](m, f, dadc.Manual(), &dadc.Options[string]{Classes: 4, CleanTest: clean, HoldoutEvery: -1, Logger: logger, Gate: mechanicsGate})
+	l, err := dadc.NewLoop[string](m, f, dadc.Manual(), 4, &dadc.Options[string]{CleanTest: clean, HoldoutEvery: -1, Logger: logger, Gate: mechanicsGate})
 	require.NoError(t, err)
 
 	ctx := t.Context()

@@ -25,11 +25,11 @@ const (
 	DefaultRecoverTimeout  = time.Minute
 )
 
-// Options configures a Loop. A nil *Options is invalid because Classes is
-// required; every other zero field means its default.
+// Options configures a Loop. A nil *Options and every zero field mean the
+// defaults.
 type Options[In any] struct {
-	// Classes is the number of classes; labels must be in [0, Classes). Required (> 0).
-	Classes int
+	// classes is NewLoop's classes argument, kept with the resolved options.
+	classes int
 	// CleanTest is the clean test set the gate scores candidates on. When it
 	// is empty the gate does not check clean accuracy and the Loop logs a
 	// warning.
@@ -236,7 +236,10 @@ type pooledSample[In any] struct {
 // NewLoop returns a Loop that serves model, stores flagged samples with
 // flagger and retrains when policy says so.
 //
-// It checks its arguments (nil model, flagger or policy, Classes <= 0, bad
+// classes is the number of classes: labels are in [0, classes), and every
+// Prediction has that many probabilities. opts may be nil (the defaults).
+//
+// It checks its arguments (nil model, flagger or policy, classes <= 0, bad
 // options, a policy whose Validate fails) and returns a clear error if any is
 // wrong. If flagger implements SampleSource, NewLoop reads the stored samples
 // and recovers the counts, the per-label counts, the training pool and the
@@ -244,7 +247,7 @@ type pooledSample[In any] struct {
 // marked Recovered. The model and every trained successor are owned by the
 // Loop (see Loop); call Close when done. When NewLoop fails it starts
 // nothing and closes nothing: the caller still owns model and flagger.
-func NewLoop[In any](model Model[In], flagger Flagger[In], policy RetrainPolicy, opts *Options[In]) (*Loop[In], error) {
+func NewLoop[In any](model Model[In], flagger Flagger[In], policy RetrainPolicy, classes int, opts *Options[In]) (*Loop[In], error) {
 	if model == nil {
 		return nil, errors.New("dadc: NewLoop: model is nil; pass the Model to serve")
 	}
@@ -259,10 +262,13 @@ func NewLoop[In any](model Model[In], flagger Flagger[In], policy RetrainPolicy,
 			return nil, fmt.Errorf("dadc: NewLoop: invalid policy: %w", err)
 		}
 	}
-	if opts == nil {
-		return nil, errors.New("dadc: NewLoop: options are nil; Options.Classes (the number of classes) is required")
+	if classes <= 0 {
+		return nil, fmt.Errorf("dadc: NewLoop: classes is %d; pass the number of classes (for MNIST digits, 10)", classes)
 	}
-	o, err := resolveOptions(opts)
+	if opts == nil {
+		opts = &Options[In]{}
+	}
+	o, err := resolveOptions(opts, classes)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +278,7 @@ func NewLoop[In any](model Model[In], flagger Flagger[In], policy RetrainPolicy,
 		policy:   policy,
 		opts:     o,
 		log:      o.Logger,
-		perLabel: make([]int, o.Classes),
+		perLabel: make([]int, o.classes),
 		ids:      make(map[string]struct{}),
 	}
 	if o.Gate != nil {
@@ -321,16 +327,14 @@ func NewLoop[In any](model Model[In], flagger Flagger[In], policy RetrainPolicy,
 		go l.tick(o.CheckInterval)
 	}
 	l.log.Info("dadc: loop started",
-		"model_version", model.Version(), "classes", o.Classes, "policy", policyName(policy),
+		"model_version", model.Version(), "classes", o.classes, "policy", policyName(policy),
 		"round", l.round, "flagged_total", l.flaggedTotal, "clean_test", len(o.CleanTest))
 	return l, nil
 }
 
-func resolveOptions[In any](opts *Options[In]) (Options[In], error) {
+func resolveOptions[In any](opts *Options[In], classes int) (Options[In], error) {
 	o := *opts
-	if o.Classes <= 0 {
-		return o, fmt.Errorf("dadc: NewLoop: Options.Classes is %d; set it to the number of classes (for MNIST digits, 10)", o.Classes)
-	}
+	o.classes = classes
 	if math.IsNaN(o.MaxAccuracyDrop) || o.MaxAccuracyDrop > 1 || o.MaxAccuracyDrop < -1 {
 		return o, fmt.Errorf("dadc: NewLoop: Options.MaxAccuracyDrop is %v; it is a fraction of accuracy in [-1, 1] (for instance 0.003)", o.MaxAccuracyDrop)
 	}
@@ -362,8 +366,8 @@ func resolveOptions[In any](opts *Options[In]) (Options[In], error) {
 		o.RecoverTimeout = DefaultRecoverTimeout
 	}
 	for i, e := range o.CleanTest {
-		if e.Label < 0 || e.Label >= o.Classes {
-			return o, fmt.Errorf("dadc: NewLoop: Options.CleanTest[%d] has label %d outside [0, %d)", i, e.Label, o.Classes)
+		if e.Label < 0 || e.Label >= o.classes {
+			return o, fmt.Errorf("dadc: NewLoop: Options.CleanTest[%d] has label %d outside [0, %d)", i, e.Label, o.classes)
 		}
 	}
 	o.CleanTest = slices.Clone(o.CleanTest)
@@ -520,7 +524,7 @@ func (l *Loop[In]) predict(ctx context.Context, in In) (Prediction, error) {
 	if err != nil {
 		return Prediction{}, fmt.Errorf("dadc: model %s: predict: %w", ref.version, err)
 	}
-	if err := checkPrediction(p, l.opts.Classes); err != nil {
+	if err := checkPrediction(p, l.opts.classes); err != nil {
 		return Prediction{}, fmt.Errorf("dadc: model %s: %w", ref.version, err)
 	}
 	if p.ModelVersion == "" {
@@ -554,8 +558,8 @@ func checkPrediction(p Prediction, classes int) error {
 // running retrain; after counting it asks the policy (unless a retrain runs)
 // and may start a retrain in the background.
 func (l *Loop[In]) Flag(ctx context.Context, in In, label int, session string) (FlagResult[In], error) {
-	if label < 0 || label >= l.opts.Classes {
-		return FlagResult[In]{}, fmt.Errorf("%w: got %d, want a class in [0, %d)", ErrInvalidLabel, label, l.opts.Classes)
+	if label < 0 || label >= l.opts.classes {
+		return FlagResult[In]{}, fmt.Errorf("%w: got %d, want a class in [0, %d)", ErrInvalidLabel, label, l.opts.classes)
 	}
 	if err := l.enter(); err != nil {
 		return FlagResult[In]{}, err
@@ -647,8 +651,8 @@ func (l *Loop[In]) checkRecovered(stored []Sample[In]) error {
 		if s.ID == "" {
 			return errors.New("dadc: NewLoop: a recovered sample has an empty ID; the store is damaged")
 		}
-		if s.Label < 0 || s.Label >= l.opts.Classes {
-			return fmt.Errorf("dadc: NewLoop: recovered sample %s has label %d outside [0, %d); is Options.Classes right?", s.ID, s.Label, l.opts.Classes)
+		if s.Label < 0 || s.Label >= l.opts.classes {
+			return fmt.Errorf("dadc: NewLoop: recovered sample %s has label %d outside [0, %d); is NewLoop's classes argument right?", s.ID, s.Label, l.opts.classes)
 		}
 		if s.Round < 0 {
 			return fmt.Errorf("dadc: NewLoop: recovered sample %s has negative round %d; the store is damaged", s.ID, s.Round)

@@ -62,7 +62,6 @@ var mechanicsGate = dadc.GateFunc(func(in dadc.GateInput) dadc.GateDecision {
 // baseOpts returns deterministic options: fake clock, sequential IDs and versions.
 func baseOpts(clock *dadctest.Clock) *dadc.Options[int] {
 	return &dadc.Options[int]{
-		Classes:       10,
 		Gate:          mechanicsGate,
 		HoldoutEvery:  -1,
 		CheckInterval: -1,
@@ -74,7 +73,7 @@ func baseOpts(clock *dadctest.Clock) *dadc.Options[int] {
 
 func newLoop(t *testing.T, m dadc.Model[int], f dadc.Flagger[int], p dadc.RetrainPolicy, o *dadc.Options[int]) *dadc.Loop[int] {
 	t.Helper()
-	l, err := dadc.NewLoop(m, f, p, o)
+	l, err := dadc.NewLoop(m, f, p, 10, o)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -110,7 +109,7 @@ func TestNewLoop_Validation(t *testing.T) {
 	m := dadctest.NewModel("m", 10, truth)
 	f := dadctest.NewFlagger[int](nil)
 	ok := func(mod func(o *dadc.Options[int])) *dadc.Options[int] {
-		o := &dadc.Options[int]{Classes: 10, CheckInterval: -1}
+		o := &dadc.Options[int]{CheckInterval: -1}
 		mod(o)
 		return o
 	}
@@ -119,30 +118,30 @@ func TestNewLoop_Validation(t *testing.T) {
 		model   dadc.Model[int]
 		flagger dadc.Flagger[int]
 		policy  dadc.RetrainPolicy
+		classes int
 		opts    *dadc.Options[int]
 		want    string
 	}{
-		{"nil model", nil, f, dadc.Manual(), ok(func(*dadc.Options[int]) {}), "model is nil"},
-		{"nil flagger", m, nil, dadc.Manual(), ok(func(*dadc.Options[int]) {}), "flagger is nil"},
-		{"nil policy", m, f, nil, ok(func(*dadc.Options[int]) {}), "policy is nil"},
-		{"invalid policy", m, f, dadc.EveryN(0), ok(func(*dadc.Options[int]) {}), "n must be at least 1"},
-		{"nil options", m, f, dadc.Manual(), nil, "Classes"},
-		{"zero classes", m, f, dadc.Manual(), ok(func(o *dadc.Options[int]) { o.Classes = 0 }), "Options.Classes is 0"},
-		{"negative classes", m, f, dadc.Manual(), ok(func(o *dadc.Options[int]) { o.Classes = -2 }), "Options.Classes is -2"},
-		{"holdout 1", m, f, dadc.Manual(), ok(func(o *dadc.Options[int]) { o.HoldoutEvery = 1 }), "HoldoutEvery is 1"},
-		{"drop > 1", m, f, dadc.Manual(), ok(func(o *dadc.Options[int]) { o.MaxAccuracyDrop = 2 }), "MaxAccuracyDrop"},
-		{"negative timeout", m, f, dadc.Manual(), ok(func(o *dadc.Options[int]) { o.TrainTimeout = -time.Second }), "TrainTimeout"},
-		{"clean label", m, f, dadc.Manual(), ok(func(o *dadc.Options[int]) {
+		{"nil model", nil, f, dadc.Manual(), 10, nil, "model is nil"},
+		{"nil flagger", m, nil, dadc.Manual(), 10, nil, "flagger is nil"},
+		{"nil policy", m, f, nil, 10, nil, "policy is nil"},
+		{"invalid policy", m, f, dadc.EveryN(0), 10, nil, "n must be at least 1"},
+		{"zero classes", m, f, dadc.Manual(), 0, nil, "classes is 0"},
+		{"negative classes", m, f, dadc.Manual(), -2, ok(func(*dadc.Options[int]) {}), "classes is -2"},
+		{"holdout 1", m, f, dadc.Manual(), 10, ok(func(o *dadc.Options[int]) { o.HoldoutEvery = 1 }), "HoldoutEvery is 1"},
+		{"drop > 1", m, f, dadc.Manual(), 10, ok(func(o *dadc.Options[int]) { o.MaxAccuracyDrop = 2 }), "MaxAccuracyDrop"},
+		{"negative timeout", m, f, dadc.Manual(), 10, ok(func(o *dadc.Options[int]) { o.TrainTimeout = -time.Second }), "TrainTimeout"},
+		{"clean label", m, f, dadc.Manual(), 10, ok(func(o *dadc.Options[int]) {
 			o.CleanTest = []dadc.Example[int]{{Input: 1, Label: 1}, {Input: 2, Label: 10}}
 		}), "CleanTest[1] has label 10"},
 		{"unreadable store", m, dadctest.NewFlagger(&dadctest.FlaggerScript[int]{SamplesErr: errors.New("disk gone")}),
-			dadc.Manual(), ok(func(*dadc.Options[int]) {}), "disk gone"},
+			dadc.Manual(), 10, nil, "disk gone"},
 		{"stored label out of range", m, dadctest.NewFlagger(&dadctest.FlaggerScript[int]{Preload: []dadc.Sample[int]{{SampleMeta: dadc.SampleMeta{ID: "a", Label: 12}}}}),
-			dadc.Manual(), ok(func(*dadc.Options[int]) {}), "label 12 outside [0, 10)"},
+			dadc.Manual(), 10, nil, "label 12 outside [0, 10)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, err := dadc.NewLoop(tt.model, tt.flagger, tt.policy, tt.opts)
+			l, err := dadc.NewLoop(tt.model, tt.flagger, tt.policy, tt.classes, tt.opts)
 			require.Error(t, err)
 			assert.Nil(t, l)
 			assert.Contains(t, err.Error(), tt.want)
@@ -919,7 +918,7 @@ func TestEveryInterval_FiresOnTick(t *testing.T) {
 		opts := baseOpts(nil)
 		opts.Now = nil // the bubble's fake clock
 		opts.CheckInterval = 2 * time.Millisecond
-		l, err := dadc.NewLoop(m, dadctest.NewFlagger[int](nil), dadc.EveryInterval(time.Hour), opts)
+		l, err := dadc.NewLoop(m, dadctest.NewFlagger[int](nil), dadc.EveryInterval(time.Hour), 10, opts)
 		require.NoError(t, err)
 		_, err = l.Flag(t.Context(), 1, 1, "")
 		require.NoError(t, err)
@@ -1008,7 +1007,7 @@ func TestClose(t *testing.T) {
 	gt := newGatedTrainer()
 	f := dadctest.NewFlagger[int](nil)
 	m := gt.model("m0")
-	l, err := dadc.NewLoop[int](m, f, dadc.Manual(), baseOpts(dadctest.NewClock(t0)))
+	l, err := dadc.NewLoop[int](m, f, dadc.Manual(), 10, baseOpts(dadctest.NewClock(t0)))
 	require.NoError(t, err)
 	events, _ := l.Subscribe(64)
 	_, err = l.Flag(t.Context(), 1, 1, "")
@@ -1056,7 +1055,7 @@ func TestClose_WaitsForInFlightFlag(t *testing.T) {
 		<-release
 		return nil
 	}})
-	l, err := dadc.NewLoop[int](dadctest.NewModel("m0", 10, accurateOn(0)), f, dadc.Manual(), baseOpts(dadctest.NewClock(t0)))
+	l, err := dadc.NewLoop[int](dadctest.NewModel("m0", 10, accurateOn(0)), f, dadc.Manual(), 10, baseOpts(dadctest.NewClock(t0)))
 	require.NoError(t, err)
 
 	flagDone := make(chan error, 1)
@@ -1085,7 +1084,7 @@ func TestClose_WaitsForInFlightFlag(t *testing.T) {
 
 func TestClose_ReportsFlushError(t *testing.T) {
 	f := dadctest.NewFlagger(&dadctest.FlaggerScript[int]{FlushErr: errors.New("hub down")})
-	l, err := dadc.NewLoop[int](dadctest.NewModel("m0", 10, truth), f, dadc.Manual(), baseOpts(dadctest.NewClock(t0)))
+	l, err := dadc.NewLoop[int](dadctest.NewModel("m0", 10, truth), f, dadc.Manual(), 10, baseOpts(dadctest.NewClock(t0)))
 	require.NoError(t, err)
 	err = l.Close(t.Context())
 	require.ErrorContains(t, err, "dadc: close: flushing the flagger: hub down")
@@ -1291,7 +1290,7 @@ func TestRetrain_UserCodePanicsNeverCrash(t *testing.T) {
 
 func TestNewLoop_RefusesAbsurdStoredRound(t *testing.T) {
 	f := dadctest.NewFlagger(&dadctest.FlaggerScript[int]{Preload: []dadc.Sample[int]{{SampleMeta: dadc.SampleMeta{ID: "a", Label: 1, Round: 1 << 30}}}})
-	_, err := dadc.NewLoop[int](dadctest.NewModel("m0", 10, truth), f, dadc.Manual(), &dadc.Options[int]{Classes: 10})
+	_, err := dadc.NewLoop[int](dadctest.NewModel("m0", 10, truth), f, dadc.Manual(), 10, nil)
 	require.ErrorContains(t, err, "the store is damaged")
 }
 
@@ -1312,7 +1311,7 @@ func TestClose_LeavesNoGoroutines(t *testing.T) {
 			opts.Now = nil // the bubble's fake clock
 			opts.CheckInterval = time.Millisecond
 			gt := newGatedTrainer()
-			l, err := dadc.NewLoop[int](gt.model("m0"), dadctest.NewFlagger[int](nil), dadc.EveryN(1), opts)
+			l, err := dadc.NewLoop[int](gt.model("m0"), dadctest.NewFlagger[int](nil), dadc.EveryN(1), 10, opts)
 			require.NoError(t, err)
 			_, cancel := l.Subscribe(1)
 			_, err = l.Flag(t.Context(), 1, wrongLabel(1), "")
@@ -1381,4 +1380,16 @@ func TestPromotionEvent_HistoryIsDurableFirst(t *testing.T) {
 		return
 	}
 	t.Fatal("the event stream ended without a promotion")
+}
+
+// TestNewLoop_NilOptionsMeanTheDefaults: only the parts and the number of
+// classes are required.
+func TestNewLoop_NilOptionsMeanTheDefaults(t *testing.T) {
+	l, err := dadc.NewLoop[int](dadctest.NewModel("m0", 3, func(n int) int { return n % 3 }), dadctest.NewFlagger[int](nil), dadc.Manual(), 3, nil)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, l.Close(context.Background())) }()
+	res, err := l.Flag(t.Context(), 4, 2, "s")
+	require.NoError(t, err)
+	assert.True(t, res.Fooled)
+	assert.Len(t, l.Stats().PerLabel, 3)
 }

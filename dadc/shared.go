@@ -42,8 +42,8 @@ func (l *Loop[In]) Ingest(ctx context.Context, samples []Sample[In]) (added int,
 		if s.ID == "" {
 			return added, errors.New("dadc: Ingest: a sample has an empty ID; every sample needs the ID it was stored under")
 		}
-		if s.Label < 0 || s.Label >= l.opts.Classes {
-			return added, fmt.Errorf("dadc: Ingest: sample %s: %w: got %d, want a class in [0, %d)", s.ID, ErrInvalidLabel, s.Label, l.opts.Classes)
+		if s.Label < 0 || s.Label >= l.opts.classes {
+			return added, fmt.Errorf("dadc: Ingest: sample %s: %w: got %d, want a class in [0, %d)", s.ID, ErrInvalidLabel, s.Label, l.opts.classes)
 		}
 		if s.Round < 0 || s.Round > maxRecoveredRound {
 			return added, fmt.Errorf("dadc: Ingest: sample %s has round %d, outside [0, %d]; the source is damaged", s.ID, s.Round, maxRecoveredRound)

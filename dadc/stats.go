@@ -19,7 +19,7 @@ type Stats struct {
 	Attempts int `json:"attempts"`
 	// ModelErrorRate is FlaggedTotal / (FlaggedTotal + Attempts), 0 when both are 0.
 	ModelErrorRate float64 `json:"model_error_rate"`
-	// PerLabel[c] counts adversarial samples whose correct label is c; its length is Options.Classes.
+	// PerLabel[c] counts adversarial samples whose correct label is c; its length is the classes argument of NewLoop.
 	PerLabel []int `json:"per_label"`
 	// TrainingPool counts the adversarial samples a retrain would learn from.
 	TrainingPool int `json:"training_pool"`

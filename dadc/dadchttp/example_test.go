@@ -41,7 +41,7 @@ func Example() {
 		return 0
 	})
 	flagger := dadctest.NewFlagger[string](nil)
-	loop, err := dadc.NewLoop[string](model, flagger, dadc.Manual(), &dadc.Options[string]{Classes: 2})
+	loop, err := dadc.NewLoop[string](model, flagger, dadc.Manual(), 2, nil)
 	if err != nil {
 		fmt.Println(err)
 		return

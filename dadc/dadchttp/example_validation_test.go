@@ -23,7 +23,7 @@ func Example_validation() {
 		return 0
 	})
 	vals, _ := dadc.NewValidations(1, 2)
-	loop, err := dadc.NewLoop[string](model, dadctest.NewFlagger[string](nil), dadc.Manual(), &dadc.Options[string]{Classes: 2})
+	loop, err := dadc.NewLoop[string](model, dadctest.NewFlagger[string](nil), dadc.Manual(), 2, nil)
 	if err != nil {
 		fmt.Println(err)
 		return

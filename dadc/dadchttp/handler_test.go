@@ -65,7 +65,7 @@ func TestAPIOverIntegers(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	loop, err := dadc.NewLoop[int](dadctest.NewModel("m", 3, func(int) int { return 0 }), dadctest.NewFlagger[int](nil), dadc.Manual(), &dadc.Options[int]{Classes: 3})
+	loop, err := dadc.NewLoop[int](dadctest.NewModel("m", 3, func(int) int { return 0 }), dadctest.NewFlagger[int](nil), dadc.Manual(), 3, nil)
 	require.NoError(t, err)
 	defer loop.Close(context.Background())
 	tests := []struct {
@@ -150,7 +150,7 @@ advspace_http_requests_total{code="400",method="POST",route="flag"} 1
 // bubble fails the test if one does). Time is the bubble's fake clock.
 func TestEventsKeepAliveAndClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		loop, err := dadc.NewLoop[int](dadctest.NewModel("m", 3, func(int) int { return 0 }), dadctest.NewFlagger[int](nil), dadc.Manual(), &dadc.Options[int]{Classes: 3})
+		loop, err := dadc.NewLoop[int](dadctest.NewModel("m", 3, func(int) int { return 0 }), dadctest.NewFlagger[int](nil), dadc.Manual(), 3, nil)
 		require.NoError(t, err)
 		h, err := dadchttp.New(loop, dadchttp.Codec[int](numberCodec{}), nil)
 		require.NoError(t, err)

@@ -115,7 +115,7 @@ func newFixture(t *testing.T, flagger dadc.Flagger[int], opts *dadchttp.Options)
 	}
 	f := &fixture{t: t, clock: newClock(), logs: &syncBuffer{}, reg: prometheus.NewRegistry(), flagger: flagger}
 	model := dadctest.NewModel("mod3", 3, func(n int) int { return n % 3 })
-	loop, err := dadc.NewLoop[int](model, flagger, dadc.Manual(), &dadc.Options[int]{Classes: 3})
+	loop, err := dadc.NewLoop[int](model, flagger, dadc.Manual(), 3, nil)
 	require.NoError(t, err)
 	if o.Now == nil {
 		o.Now = f.clock.Now

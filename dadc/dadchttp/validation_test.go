@@ -48,7 +48,7 @@ func newValFixture(t *testing.T, k int, opts *dadchttp.Options, records ...dadc.
 		return dadctest.NewModel("mod3-r1", 3, func(n int) int { return n % 3 }), nil
 	}
 	flagger := dadctest.NewFlagger[int](nil)
-	loop, err := dadc.NewLoop[int](model, flagger, dadc.Manual(), &dadc.Options[int]{Classes: 3, HoldoutEvery: -1,
+	loop, err := dadc.NewLoop[int](model, flagger, dadc.Manual(), 3, &dadc.Options[int]{HoldoutEvery: -1,
 		Trainable: func(m dadc.SampleMeta) bool { return vals.Trainable(m.ID) }})
 	require.NoError(t, err)
 	var o dadchttp.Options

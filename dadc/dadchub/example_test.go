@@ -37,8 +37,8 @@ func Example() {
 	}
 
 	// The replica: a Loop serving v0 that follows the model repo.
-	loop, _ := dadc.NewLoop[int](dadctest.NewModel("v0", 10, func(int) int { return 0 }), dadctest.NewFlagger[int](nil), dadc.Manual(),
-		&dadc.Options[int]{Classes: 10})
+	loop, _ := dadc.NewLoop[int](dadctest.NewModel("v0", 10, func(int) int { return 0 }), dadctest.NewFlagger[int](nil), dadc.Manual(), 10,
+		&dadc.Options[int]{})
 	defer loop.Close(ctx)
 	loader := dadc.LoaderFunc[int](func(_ context.Context, card dadc.ModelCard, r io.Reader) (dadc.Model[int], error) {
 		return dadctest.NewModel(card.Version, 10, func(int) int { return 0 }), nil

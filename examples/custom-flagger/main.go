@@ -232,9 +232,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	handlers := advflag.NewFanOut[*image.Gray](dir, outbox)
 
 	n := 0
-	loop, err := dadc.NewLoop[*image.Gray](brightnessModel{}, handlers, dadc.Manual(), &dadc.Options[*image.Gray]{
-		Classes: 10,
-		NewID:   func() string { n++; return fmt.Sprintf("flag-%04d", n) }, // deterministic output
+	loop, err := dadc.NewLoop[*image.Gray](brightnessModel{}, handlers, dadc.Manual(), 10, &dadc.Options[*image.Gray]{
+		NewID: func() string { n++; return fmt.Sprintf("flag-%04d", n) }, // deterministic output
 	})
 	if err != nil {
 		return err

@@ -271,8 +271,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *verbose || *httpAddr != "" {
 		logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
-	loop, err := dadc.NewLoop[Point](model, flagger, dadc.EveryN(*every), &dadc.Options[Point]{
-		Classes:    len(classes),
+	loop, err := dadc.NewLoop[Point](model, flagger, dadc.EveryN(*every), len(classes), &dadc.Options[Point]{
 		CleanTest:  randomPoints(rng, 1000),
 		Logger:     logger,
 		NewVersion: func(round int) string { return fmt.Sprintf("proto-r%d", round) },

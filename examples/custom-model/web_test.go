@@ -24,7 +24,7 @@ func TestServePointModelOverHTTP(t *testing.T) {
 	require.NoError(t, err)
 	defer closeLog()
 	model := newProtoModel("proto-r0", randomPointsForTest())
-	loop, err := dadc.NewLoop[Point](model, flagger, dadc.Manual(), &dadc.Options[Point]{Classes: len(classes)})
+	loop, err := dadc.NewLoop[Point](model, flagger, dadc.Manual(), len(classes), nil)
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithCancel(t.Context())

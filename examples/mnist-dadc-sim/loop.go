@@ -31,9 +31,8 @@ func newSimLoop(model *mnist.Model, clean *mnist.Dataset, cfg simConfig, logger 
 			return dadc.GateDecision{Promote: true, Reasons: []string{"ok -no-gate: every candidate is promoted"}}
 		})
 	}
-	l, err := dadc.NewLoop[*image.Gray](model, &memFlagger{}, dadc.Manual(), &dadc.Options[*image.Gray]{
+	l, err := dadc.NewLoop[*image.Gray](model, &memFlagger{}, dadc.Manual(), mnist.Classes, &dadc.Options[*image.Gray]{
 		Gate:          gate,
-		Classes:       mnist.Classes,
 		CleanTest:     clean.Examples(),
 		Store:         store,
 		Loader:        mnist.Loader(nil),

@@ -328,8 +328,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if *weights != "" {
 		log.Info("mnist-space: -weights forces the model to serve; it is stored as the latest version", "weights", *weights, "version", model.Version())
 	}
-	loop, err := dadc.NewLoop[*image.Gray](model, flagger, policy, &dadc.Options[*image.Gray]{
-		Classes:         mnist.Classes,
+	loop, err := dadc.NewLoop[*image.Gray](model, flagger, policy, mnist.Classes, &dadc.Options[*image.Gray]{
 		CleanTest:       clean,
 		Store:           store,
 		Loader:          mnist.Loader(modelOpts),

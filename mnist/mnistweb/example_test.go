@@ -36,7 +36,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	loop, err := dadc.NewLoop(model, dadc.Flagger[*image.Gray](store), dadc.EveryN(10), &dadc.Options[*image.Gray]{Classes: 10})
+	loop, err := dadc.NewLoop(model, dadc.Flagger[*image.Gray](store), dadc.EveryN(10), 10, nil)
 	if err != nil {
 		fmt.Println(err)
 		return

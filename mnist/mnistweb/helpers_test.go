@@ -107,7 +107,7 @@ func newFixture(t *testing.T, o *fixtureOptions) *fixture {
 	promote := dadc.GateFunc(func(dadc.GateInput) dadc.GateDecision {
 		return dadc.GateDecision{Promote: true, Reasons: []string{"ok test fixture gate: promotes every candidate"}}
 	})
-	loop, err := dadc.NewLoop(o.model, dadc.Flagger[*image.Gray](dir), o.policy, &dadc.Options[*image.Gray]{Classes: 10, CleanTest: o.cleanTest, Gate: promote})
+	loop, err := dadc.NewLoop(o.model, dadc.Flagger[*image.Gray](dir), o.policy, 10, &dadc.Options[*image.Gray]{CleanTest: o.cleanTest, Gate: promote})
 	require.NoError(t, err)
 	// Confirmation is off unless a test turns it on: most tests flag
 	// confident disagreements on purpose.

@@ -66,7 +66,7 @@ func TestLoad(t *testing.T) {
 	root := t.TempDir()
 	dir, err := flag.NewDir(root, flag.GrayPNG(), nil)
 	require.NoError(t, err)
-	loop, err := dadc.NewLoop(model, dadc.Flagger[*image.Gray](dir), dadc.Manual(), &dadc.Options[*image.Gray]{Classes: 10, CleanTest: test.Examples()})
+	loop, err := dadc.NewLoop(model, dadc.Flagger[*image.Gray](dir), dadc.Manual(), 10, &dadc.Options[*image.Gray]{CleanTest: test.Examples()})
 	require.NoError(t, err)
 	sp, err := mnistweb.New(loop, &mnistweb.Options{HTTP: &dadchttp.Options{FlagRate: rate.Inf}})
 	require.NoError(t, err)
