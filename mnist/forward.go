@@ -155,7 +155,6 @@ func convPoolReLU(out []float32, arg []int32, in []float32, inSide, inChans int,
 	convSide := 2 * poolSide
 	wSize := inChans * kernelArea
 	outPlane := poolSide * poolSide
-	var blk [2 * rowBlock]float32
 	for o, bias := range b {
 		wo := w[o*wSize : (o+1)*wSize]
 		po := out[o*outPlane : (o+1)*outPlane]
@@ -167,28 +166,8 @@ func convPoolReLU(out []float32, arg []int32, in []float32, inSide, inChans int,
 					kernels.ConvPool2x8(dst, in, inSide, inPlane, inChans, wo, 2*py*inSide+x0, bias)
 					continue
 				}
-				kernels.Conv2x8(&blk, in, inSide, inPlane, inChans, wo, 2*py*inSide+x0)
 				ao := (*[pooledBlock]int32)(arg[o*outPlane+base:])
-				for i := range dst {
-					m, at := blk[2*i], int32(0)
-					if v := blk[2*i+1]; v > m {
-						m, at = v, 1
-					}
-					if v := blk[rowBlock+2*i]; v > m {
-						m, at = v, int32(convSide)
-					}
-					if v := blk[rowBlock+2*i+1]; v > m {
-						m, at = v, int32(convSide)+1
-					}
-					v := m + bias
-					if v > 0 {
-						dst[i] = v
-						ao[i] = int32(2*py*convSide+x0+2*i) + at
-					} else {
-						dst[i] = 0
-						ao[i] = -1
-					}
-				}
+				kernels.ConvPoolArg2x8(dst, ao, in, inSide, inPlane, inChans, wo, 2*py*inSide+x0, bias, int32(2*py*convSide+x0), int32(convSide))
 			}
 		}
 	}
