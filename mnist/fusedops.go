@@ -116,6 +116,24 @@ func (op *convPoolOp) parallel(n int, f func(worker, lo, hi int)) {
 	wg.Wait()
 }
 
+// splitRange splits [0, n) into up to GOMAXPROCS contiguous ranges and
+// runs f on each in its own goroutine (the caller's for the first),
+// returning when all are done. Each index is visited by exactly one call,
+// so results that are written per index do not depend on the split.
+func splitRange(n int, f func(lo, hi int)) {
+	workers := max(1, min(runtime.GOMAXPROCS(0), n))
+	if workers == 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for k := 1; k < workers; k++ {
+		wg.Go(func() { f(k*n/workers, (k+1)*n/workers) })
+	}
+	f(0, n/workers)
+	wg.Wait()
+}
+
 // float32s returns the float32 backing of v and checks its length. (A
 // *tensor.Dense's Float32s does not box the slice, unlike Data.)
 func float32s(v G.Value, want int, what string) ([]float32, error) {
