@@ -1,13 +1,42 @@
 package mnist
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"runtime"
 	"sync"
 
+	"github.com/advspace/advspace/dadc"
 	"github.com/advspace/advspace/internal/kernels"
 )
+
+// PredictPixelsInto is PredictPixels that writes its answer into p and
+// reuses p.Probabilities when it has room for Classes values, so that a
+// caller that keeps one Prediction per goroutine classifies without
+// allocating. p's other fields are overwritten; p.Probabilities is replaced
+// by a new slice only when its capacity is under Classes. The answer equals
+// PredictPixels'. Errors are those of PredictPixels (ErrBadInput for a
+// length other than InputSize, ctx's error), and leave p unchanged. Safe
+// for concurrent use with distinct p.
+func (m *Model) PredictPixelsInto(ctx context.Context, pixels []uint8, p *dadc.Prediction) error {
+	if len(pixels) != InputSize {
+		return fmt.Errorf("%w: got %d pixels, want %d", ErrBadInput, len(pixels), InputSize)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	logp := m.fwd.logProbs((*[InputSize]uint8)(pixels))
+	if cap(p.Probabilities) < Classes {
+		p.Probabilities = make([]float64, Classes)
+	}
+	p.Probabilities = p.Probabilities[:Classes]
+	for i, lp := range logp {
+		p.Probabilities[i] = math.Exp(lp)
+	}
+	p.Label, p.ModelVersion = argmax(&logp), m.version
+	return nil
+}
 
 // The inference path: a direct float32 implementation of the network's
 // eval-mode forward pass (dropout off) over an immutable copy of the weights.
