@@ -406,18 +406,23 @@ func (op *convPoolOp) gradW(dw, x, g []float32) {
 
 // gradB writes dL/db: the sum of the unclipped outputs' gradients per channel.
 func (op *convPoolOp) gradB(db, g []float32) {
-	clear(db)
-	pp := op.poolSide() * op.poolSide()
-	for i := 0; i < len(op.arg); i += pp {
-		o := (i % op.outSize()) / pp
-		var s float32
-		gi := g[i : i+pp]
-		for j, a := range op.arg[i : i+pp] {
-			// Branch-free: the gradient's bits where a >= 0, +0 where clipped.
-			s += math.Float32frombits(math.Float32bits(gi[j]) & uint32(^a>>31))
+	pp, os := op.poolSide()*op.poolSide(), op.outSize()
+	splitRange(op.outC, func(lo, hi int) {
+		for o := lo; o < hi; o++ {
+			var sum float32
+			for i := range op.batch {
+				at := i*os + o*pp
+				gi := g[at : at+pp]
+				var s float32
+				for j, a := range op.arg[at : at+pp] {
+					// Branch-free: the gradient's bits where a >= 0, +0 where clipped.
+					s += math.Float32frombits(math.Float32bits(gi[j]) & uint32(^a>>31))
+				}
+				sum += s
+			}
+			db[o] = sum
 		}
-		db[o] += s
-	}
+	})
 }
 
 func (op *convPoolDiffOp) ReturnsPtr() bool     { return true }
