@@ -177,8 +177,9 @@ func (f *forwardNet) logProbsMany(out [][Classes]float64, in [][]uint8) {
 // The bias is added after the pooling: max(a+b, c+b) = max(a, c)+b, exactly
 // so in floating point because rounding is monotonic, and it saves three
 // quarters of the additions. The convolution sums come from
-// kernels.Conv2x8 (SIMD where the CPU has it), two output rows by eight
-// columns at a time, which is exactly one row of eight pooled inputs.
+// kernels.ConvPool2x8, or kernels.ConvPoolArg2x8 when arg is wanted (SIMD
+// where the CPU has it), two output rows by eight columns at a time, which
+// is exactly one row of eight pooled inputs.
 func convPoolReLU(out []float32, arg []int32, in []float32, inSide, inChans int, w, b []float32, poolSide int) {
 	inPlane := inSide * inSide
 	convSide := 2 * poolSide
