@@ -177,7 +177,7 @@ func (f *forwardNet) logProbsMany(out [][Classes]float64, in [][]uint8) {
 // The bias is added after the pooling: max(a+b, c+b) = max(a, c)+b, exactly
 // so in floating point because rounding is monotonic, and it saves three
 // quarters of the additions. The convolution sums come from
-// kernels.ConvPool2x8, or kernels.ConvPoolArg2x8 when arg is wanted (SIMD
+// kernels.ConvPool2x8, or kernels.ConvPoolArgPlane when arg is wanted (SIMD
 // where the CPU has it), two output rows by eight columns at a time, which
 // is exactly one row of eight pooled inputs.
 func convPoolReLU(out []float32, arg []int32, in []float32, inSide, inChans int, w, b []float32, poolSide int) {
@@ -188,16 +188,15 @@ func convPoolReLU(out []float32, arg []int32, in []float32, inSide, inChans int,
 	for o, bias := range b {
 		wo := w[o*wSize : (o+1)*wSize]
 		po := out[o*outPlane : (o+1)*outPlane]
+		if arg != nil {
+			kernels.ConvPoolArgPlane(po, arg[o*outPlane:(o+1)*outPlane], in, inSide, inPlane, inChans, wo, bias, poolSide)
+			continue
+		}
 		for py := 0; py < poolSide; py++ {
 			for x0 := 0; x0 < convSide; x0 += rowBlock {
 				base := py*poolSide + x0/2
 				dst := (*[pooledBlock]float32)(po[base:])
-				if arg == nil {
-					kernels.ConvPool2x8(dst, in, inSide, inPlane, inChans, wo, 2*py*inSide+x0, bias)
-					continue
-				}
-				ao := (*[pooledBlock]int32)(arg[o*outPlane+base:])
-				kernels.ConvPoolArg2x8(dst, ao, in, inSide, inPlane, inChans, wo, 2*py*inSide+x0, bias, int32(2*py*convSide+x0), int32(convSide))
+				kernels.ConvPool2x8(dst, in, inSide, inPlane, inChans, wo, 2*py*inSide+x0, bias)
 			}
 		}
 	}

@@ -140,3 +140,34 @@ func TestAddPatch5x5(t *testing.T) {
 	}
 	require.Panics(t, func() { AddPatch5x5(make([]float32, 144), 12, 144, 1, make([]float32, KernelArea), 8*12) })
 }
+
+func TestConvPoolArgPlane(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, tc := range []struct{ side, chans, poolSide int }{{28, 1, 12}, {12, 10, 4}, {13, 2, 4}, {12, 0, 4}} {
+		plane := tc.side * tc.side
+		in := randSlice(rng, max(tc.chans, 1)*plane)
+		w := randSlice(rng, max(tc.chans, 1)*KernelArea)
+		for _, bias := range []float32{-0.3, 0.4} {
+			n := tc.poolSide * tc.poolSide
+			dst, arg := make([]float32, n), make([]int32, n)
+			ConvPoolArgPlane(dst, arg, in, tc.side, plane, tc.chans, w, bias, tc.poolSide)
+			convSide := 2 * tc.poolSide
+			for py := range tc.poolSide {
+				for x0 := 0; x0 < convSide; x0 += BlockCols {
+					var want [BlockCols / 2]float32
+					var wantArg [BlockCols / 2]int32
+					ConvPoolArg2x8(&want, &wantArg, in, tc.side, plane, tc.chans, w, 2*py*tc.side+x0, bias, int32(2*py*convSide+x0), int32(convSide))
+					base := py*tc.poolSide + x0/2
+					assert.Equal(t, want[:], dst[base:base+BlockCols/2], "%+v bias %v row %d block %d", tc, bias, py, x0)
+					assert.Equal(t, wantArg[:], arg[base:base+BlockCols/2], "%+v bias %v row %d block %d", tc, bias, py, x0)
+				}
+			}
+		}
+	}
+	require.Panics(t, func() {
+		ConvPoolArgPlane(make([]float32, 16), make([]int32, 16), make([]float32, 144), 11, 144, 1, make([]float32, KernelArea), 0, 4)
+	}, "plane wider than the input allows")
+	require.Panics(t, func() {
+		ConvPoolArgPlane(make([]float32, 15), make([]int32, 16), make([]float32, 144), 12, 144, 1, make([]float32, KernelArea), 0, 4)
+	}, "dst too short")
+}

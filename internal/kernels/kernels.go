@@ -305,3 +305,36 @@ func addPatch5x5Generic(dst []float32, side, plane, inChans int, patch []float32
 		}
 	}
 }
+
+// ConvPoolArgPlane runs ConvPoolArg2x8 over a whole output plane: dst and
+// arg ([poolSide, poolSide], row-major) receive the pooled outputs and the
+// positions of their maxima in the convolution plane of side 2*poolSide,
+// which must be a multiple of BlockCols and fit in the input (2*poolSide+4
+// <= side). It panics if it does not, or if a slice is too short.
+func ConvPoolArgPlane(dst []float32, arg []int32, in []float32, side, plane, inChans int, w []float32, bias float32, poolSide int) {
+	convSide := 2 * poolSide
+	if convSide%BlockCols != 0 || convSide+Kernel-1 > side || poolSide <= 0 {
+		panic("kernels: ConvPoolArgPlane needs 2*poolSide a multiple of 8 and at most side-4")
+	}
+	_ = dst[poolSide*poolSide-1]
+	_ = arg[poolSide*poolSide-1]
+	if inChans <= 0 {
+		for i := range poolSide * poolSide {
+			dst[i], arg[i] = max(0, bias), -1
+			if bias > 0 {
+				arg[i] = int32(i/poolSide*2*convSide + i%poolSide*2)
+			}
+		}
+		return
+	}
+	_ = in[(inChans-1)*plane+(convSide-2)*side+Kernel*side+convSide-BlockCols+blockIn-1]
+	_ = w[inChans*KernelArea-1]
+	for py := range poolSide {
+		for x0 := 0; x0 < convSide; x0 += BlockCols {
+			base := py*poolSide + x0/2
+			convPoolArg2x8(
+				(*[BlockCols / 2]float32)(dst[base:]), (*[BlockCols / 2]int32)(arg[base:]),
+				in, side, plane, inChans, w, 2*py*side+x0, bias, int32(2*py*convSide+x0), int32(convSide))
+		}
+	}
+}
