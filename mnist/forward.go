@@ -1,13 +1,42 @@
 package mnist
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"runtime"
 	"sync"
 
+	"github.com/advspace/advspace/dadc"
 	"github.com/advspace/advspace/internal/kernels"
 )
+
+// PredictPixelsInto is PredictPixels that writes its answer into p and
+// reuses p.Probabilities when it has room for Classes values, so that a
+// caller that keeps one Prediction per goroutine classifies without
+// allocating. p's other fields are overwritten; p.Probabilities is replaced
+// by a new slice only when its capacity is under Classes. The answer equals
+// PredictPixels'. Errors are those of PredictPixels (ErrBadInput for a
+// length other than InputSize, ctx's error), and leave p unchanged. Safe
+// for concurrent use with distinct p.
+func (m *Model) PredictPixelsInto(ctx context.Context, pixels []uint8, p *dadc.Prediction) error {
+	if len(pixels) != InputSize {
+		return fmt.Errorf("%w: got %d pixels, want %d", ErrBadInput, len(pixels), InputSize)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	logp := m.fwd.logProbs((*[InputSize]uint8)(pixels))
+	if cap(p.Probabilities) < Classes {
+		p.Probabilities = make([]float64, Classes)
+	}
+	p.Probabilities = p.Probabilities[:Classes]
+	for i, lp := range logp {
+		p.Probabilities[i] = math.Exp(lp)
+	}
+	p.Label, p.ModelVersion = argmax(&logp), m.version
+	return nil
+}
 
 // The inference path: a direct float32 implementation of the network's
 // eval-mode forward pass (dropout off) over an immutable copy of the weights.
@@ -148,47 +177,26 @@ func (f *forwardNet) logProbsMany(out [][Classes]float64, in [][]uint8) {
 // The bias is added after the pooling: max(a+b, c+b) = max(a, c)+b, exactly
 // so in floating point because rounding is monotonic, and it saves three
 // quarters of the additions. The convolution sums come from
-// kernels.Conv2x8 (SIMD where the CPU has it), two output rows by eight
-// columns at a time, which is exactly one row of eight pooled inputs.
+// kernels.ConvPool2x8, or kernels.ConvPoolArgPlane when arg is wanted (SIMD
+// where the CPU has it), two output rows by eight columns at a time, which
+// is exactly one row of eight pooled inputs.
 func convPoolReLU(out []float32, arg []int32, in []float32, inSide, inChans int, w, b []float32, poolSide int) {
 	inPlane := inSide * inSide
 	convSide := 2 * poolSide
 	wSize := inChans * kernelArea
 	outPlane := poolSide * poolSide
-	var blk [2 * rowBlock]float32
 	for o, bias := range b {
 		wo := w[o*wSize : (o+1)*wSize]
 		po := out[o*outPlane : (o+1)*outPlane]
+		if arg != nil {
+			kernels.ConvPoolArgPlane(po, arg[o*outPlane:(o+1)*outPlane], in, inSide, inPlane, inChans, wo, bias, poolSide)
+			continue
+		}
 		for py := 0; py < poolSide; py++ {
 			for x0 := 0; x0 < convSide; x0 += rowBlock {
 				base := py*poolSide + x0/2
 				dst := (*[pooledBlock]float32)(po[base:])
-				if arg == nil {
-					kernels.ConvPool2x8(dst, in, inSide, inPlane, inChans, wo, 2*py*inSide+x0, bias)
-					continue
-				}
-				kernels.Conv2x8(&blk, in, inSide, inPlane, inChans, wo, 2*py*inSide+x0)
-				ao := (*[pooledBlock]int32)(arg[o*outPlane+base:])
-				for i := range dst {
-					m, at := blk[2*i], int32(0)
-					if v := blk[2*i+1]; v > m {
-						m, at = v, 1
-					}
-					if v := blk[rowBlock+2*i]; v > m {
-						m, at = v, int32(convSide)
-					}
-					if v := blk[rowBlock+2*i+1]; v > m {
-						m, at = v, int32(convSide)+1
-					}
-					v := m + bias
-					if v > 0 {
-						dst[i] = v
-						ao[i] = int32(2*py*convSide+x0+2*i) + at
-					} else {
-						dst[i] = 0
-						ao[i] = -1
-					}
-				}
+				kernels.ConvPool2x8(dst, in, inSide, inPlane, inChans, wo, 2*py*inSide+x0, bias)
 			}
 		}
 	}

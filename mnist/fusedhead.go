@@ -189,20 +189,22 @@ func (op *fcOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	out := op.out.Float32s()
-	for i := range op.batch {
-		oi := out[i*op.outN : (i+1)*op.outN]
-		copy(oi, b)
-		for k, v := range x[i*op.in : (i+1)*op.in] {
-			if v != 0 { // ReLU and dropout leave many zeros
-				kernels.Axpy(oi, w[k*op.outN:(k+1)*op.outN], v)
+	splitRange(op.batch, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			oi := out[i*op.outN : (i+1)*op.outN]
+			copy(oi, b)
+			for k, v := range x[i*op.in : (i+1)*op.in] {
+				if v != 0 { // ReLU and dropout leave many zeros
+					kernels.Axpy(oi, w[k*op.outN:(k+1)*op.outN], v)
+				}
+			}
+			if op.relu {
+				for j, v := range oi {
+					oi[j] = max(0, v)
+				}
 			}
 		}
-		if op.relu {
-			for j, v := range oi {
-				oi[j] = max(0, v)
-			}
-		}
-	}
+	})
 	return op.out, nil
 }
 
@@ -274,25 +276,29 @@ func (op *fcDiffOp) Do(vals ...G.Value) (G.Value, error) {
 		}
 	}
 	switch op.wrt {
-	case 0: // dx = gr · Wᵀ
+	case 0: // dx = gr · Wᵀ, images split over the cores
 		dx := f.dx.Float32s()
-		for i := range f.batch {
-			gi := gr[i*f.outN : (i+1)*f.outN]
-			for k := range f.in {
-				dx[i*f.in+k] = kernels.Dot(gi, w[k*f.outN:(k+1)*f.outN])
-			}
-		}
-	case 1: // dW = xᵀ · gr
-		dw := f.dw.Float32s()
-		clear(dw)
-		for i := range f.batch {
-			gi := gr[i*f.outN : (i+1)*f.outN]
-			for k, v := range x[i*f.in : (i+1)*f.in] {
-				if v != 0 {
-					kernels.Axpy(dw[k*f.outN:(k+1)*f.outN], gi, v)
+		splitRange(f.batch, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				gi := gr[i*f.outN : (i+1)*f.outN]
+				for k := range f.in {
+					dx[i*f.in+k] = kernels.Dot(gi, w[k*f.outN:(k+1)*f.outN])
 				}
 			}
-		}
+		})
+	case 1: // dW = xᵀ · gr, rows of dW split over the cores (each sums the batch in order)
+		dw := f.dw.Float32s()
+		splitRange(f.in, func(lo, hi int) {
+			clear(dw[lo*f.outN : hi*f.outN])
+			for i := range f.batch {
+				gi := gr[i*f.outN : (i+1)*f.outN]
+				for k := lo; k < hi; k++ {
+					if v := x[i*f.in+k]; v != 0 {
+						kernels.Axpy(dw[k*f.outN:(k+1)*f.outN], gi, v)
+					}
+				}
+			}
+		})
 	default: // db = column sums of gr
 		db := f.db.Float32s()
 		clear(db)

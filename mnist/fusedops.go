@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
+	"math"
 	"runtime"
 	"sync"
 
@@ -49,7 +50,10 @@ type convPoolOp struct {
 
 	dx, dw, db *tensor.Dense // gradients, owned and reused
 	dwPart     [][]float32   // partial weight gradients, one per gradShards part of the batch
-	patch      [][]float32   // per-worker scratch: one input patch or its gradient (inC*25)
+	patch      [][]float32   // per-worker scratch: the input gradients of one window's four slots (4*inC*25)
+	hitOff     [][]int32     // per gradShards part: window offsets in x of one channel's unclipped outputs
+	hitG       [][]float32   // per gradShards part: those outputs' gradients
+	base       []int32       // base[a+1]: the offset in an image's input of the window of convolution position a (base[0] = 0)
 	workers    int
 }
 
@@ -67,7 +71,19 @@ func newConvPoolOp(batch, inC, outC, inSide int, flat, needDX bool) *convPoolOp 
 	}
 	op.patch = make([][]float32, op.workers)
 	for i := range op.patch {
-		op.patch[i] = make([]float32, inC*kernelArea)
+		op.patch[i] = make([]float32, 4*inC*kernelArea)
+	}
+	cs := 2 * op.poolSide()
+	op.base = make([]int32, 1+cs*cs)
+	for a := range cs * cs {
+		op.base[a+1] = int32(op.patchBase(int32(a)))
+	}
+	op.hitOff = make([][]int32, gradShards)
+	op.hitG = make([][]float32, gradShards)
+	partLen := (batch/gradShards+1)*op.poolSide()*op.poolSide() + 1
+	for i := range op.hitOff {
+		op.hitOff[i] = make([]int32, partLen)
+		op.hitG[i] = make([]float32, partLen)
 	}
 	return op
 }
@@ -97,6 +113,24 @@ func (op *convPoolOp) parallel(n int, f func(worker, lo, hi int)) {
 		wg.Go(func() { f(k, k*n/workers, (k+1)*n/workers) })
 	}
 	f(0, 0, n/workers)
+	wg.Wait()
+}
+
+// splitRange splits [0, n) into up to GOMAXPROCS contiguous ranges and
+// runs f on each in its own goroutine (the caller's for the first),
+// returning when all are done. Each index is visited by exactly one call,
+// so results that are written per index do not depend on the split.
+func splitRange(n int, f func(lo, hi int)) {
+	workers := max(1, min(runtime.GOMAXPROCS(0), n))
+	if workers == 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for k := 1; k < workers; k++ {
+		wg.Go(func() { f(k*n/workers, (k+1)*n/workers) })
+	}
+	f(0, n/workers)
 	wg.Wait()
 }
 
@@ -257,12 +291,18 @@ func (op *convPoolDiffOp) Do(vals ...G.Value) (G.Value, error) {
 	return op.result(), nil
 }
 
-// The backward passes visit, per image, each pooled position p and each of
-// the four convolution positions a of its window; the output channels whose
-// maximum was at a (recorded by the forward pass) share the input patch
-// under a, the inC*5*5 values that the kernel met there. So the patch is
-// gathered (gradW) or scattered (gradX) once per position, and the work per
-// channel is one contiguous multiply-add of inC*25 values (kernels.Axpy).
+// The backward passes visit only the outputs the ReLU let through, at the
+// convolution position of their maximum (recorded by the forward pass).
+//
+// gradX: per image and pooled position p, the output channels whose maximum
+// was at window slot k share the input window under it, so their weights,
+// scaled by their gradients, are summed into one patch per slot
+// (kernels.Axpy over inC*25 values) and each patch is added into dx once
+// (kernels.AddPatch5x5).
+//
+// gradW: per output channel, the unclipped outputs of a part of the batch
+// are listed (the offset of their window in x and their gradient); the
+// channel's weight gradient is then one kernels.PatchSum5x5 over that list.
 
 // windowPos returns the convolution-plane position of slot k (0 top-left,
 // 1 top-right, 2 bottom-left, 3 bottom-right) of pooled position p.
@@ -284,39 +324,39 @@ func (op *convPoolOp) gradX(dx, w, g []float32) {
 	in, os, pp := op.inSize(), op.outSize(), op.poolSide()*op.poolSide()
 	wSize := op.inC * kernelArea
 	plane := op.inSide * op.inSide
+	cs := int32(2 * op.poolSide())
 	op.parallel(op.batch, func(worker, lo, hi int) {
 		patch := op.patch[worker]
 		clear(dx[lo*in : hi*in])
 		for i := lo; i < hi; i++ {
 			dxi, argi, gi := dx[i*in:(i+1)*in], op.arg[i*os:(i+1)*os], g[i*os:(i+1)*os]
 			for p := range pp {
-				for k := range 4 {
-					a := op.windowPos(p, k)
-					hit := false
-					for o := range op.outC {
-						if argi[o*pp+p] != a {
-							continue
-						}
-						if !hit {
-							clear(patch)
-							hit = true
-						}
-						kernels.Axpy(patch, w[o*wSize:(o+1)*wSize], gi[o*pp+p])
-					}
-					if !hit {
+				a0 := op.windowPos(p, 0)
+				var hit [4]bool
+				for o := range op.outC {
+					a := argi[o*pp+p]
+					if a < 0 {
 						continue
 					}
-					base := op.patchBase(a)
-					for c := range op.inC {
-						for ky := range kernel {
-							d := (*[kernel]float32)(dxi[c*plane+base+ky*op.inSide:])
-							s := (*[kernel]float32)(patch[c*kernelArea+ky*kernel:])
-							d[0] += s[0]
-							d[1] += s[1]
-							d[2] += s[2]
-							d[3] += s[3]
-							d[4] += s[4]
-						}
+					k := 0
+					switch a - a0 {
+					case 1:
+						k = 1
+					case cs:
+						k = 2
+					case cs + 1:
+						k = 3
+					}
+					pk := patch[k*wSize : (k+1)*wSize]
+					if !hit[k] {
+						clear(pk)
+						hit[k] = true
+					}
+					kernels.Axpy(pk, w[o*wSize:(o+1)*wSize], gi[o*pp+p])
+				}
+				for k, h := range hit {
+					if h {
+						kernels.AddPatch5x5(dxi, op.inSide, plane, op.inC, patch[k*wSize:(k+1)*wSize], op.patchBase(op.windowPos(p, k)))
 					}
 				}
 			}
@@ -332,36 +372,27 @@ func (op *convPoolOp) gradW(dw, x, g []float32) {
 	in, os, pp := op.inSize(), op.outSize(), op.poolSide()*op.poolSide()
 	wSize := op.inC * kernelArea
 	plane := op.inSide * op.inSide
-	op.parallel(gradShards, func(worker, sLo, sHi int) {
-		patch := op.patch[worker]
+	op.parallel(gradShards, func(_, sLo, sHi int) {
 		for shard := sLo; shard < sHi; shard++ {
 			part := op.dwPart[shard]
 			clear(part)
-			for i := shard * op.batch / gradShards; i < (shard+1)*op.batch/gradShards; i++ {
-				xi, argi, gi := x[i*in:(i+1)*in], op.arg[i*os:(i+1)*os], g[i*os:(i+1)*os]
-				for p := range pp {
-					for k := range 4 {
-						a := op.windowPos(p, k)
-						hit := false
-						for o := range op.outC {
-							if argi[o*pp+p] != a {
-								continue
-							}
-							if !hit {
-								base := op.patchBase(a)
-								for c := range op.inC {
-									for ky := range kernel {
-										d := (*[kernel]float32)(patch[c*kernelArea+ky*kernel:])
-										r := (*[kernel]float32)(xi[c*plane+base+ky*op.inSide:])
-										d[0], d[1], d[2], d[3], d[4] = r[0], r[1], r[2], r[3], r[4]
-									}
-								}
-								hit = true
-							}
-							kernels.Axpy(part[o*wSize:(o+1)*wSize], patch, gi[o*pp+p])
-						}
+			iLo, iHi := shard*op.batch/gradShards, (shard+1)*op.batch/gradShards
+			for o := range op.outC {
+				// Branch-free: every entry is written, only the unclipped
+				// ones (a >= 0) advance n; base[0] serves the clipped ones.
+				offs, gs := op.hitOff[shard], op.hitG[shard]
+				n := 0
+				for i := iLo; i < iHi; i++ {
+					argi, gi := op.arg[i*os+o*pp:i*os+(o+1)*pp], g[i*os+o*pp:i*os+(o+1)*pp]
+					img := int32(i * in)
+					for p, a := range argi {
+						offs[n] = img + op.base[a+1]
+						gs[n] = gi[p]
+						n += int(uint32(^a) >> 31)
 					}
 				}
+				offs, gs = offs[:n], gs[:n]
+				kernels.PatchSum5x5(part[o*wSize:(o+1)*wSize], x, op.inSide, plane, op.inC, offs, gs)
 			}
 		}
 	})
@@ -375,18 +406,23 @@ func (op *convPoolOp) gradW(dw, x, g []float32) {
 
 // gradB writes dL/db: the sum of the unclipped outputs' gradients per channel.
 func (op *convPoolOp) gradB(db, g []float32) {
-	clear(db)
-	pp := op.poolSide() * op.poolSide()
-	for i := 0; i < len(op.arg); i += pp {
-		o := (i % op.outSize()) / pp
-		var s float32
-		for j, a := range op.arg[i : i+pp] {
-			if a >= 0 {
-				s += g[i+j]
+	pp, os := op.poolSide()*op.poolSide(), op.outSize()
+	splitRange(op.outC, func(lo, hi int) {
+		for o := lo; o < hi; o++ {
+			var sum float32
+			for i := range op.batch {
+				at := i*os + o*pp
+				gi := g[at : at+pp]
+				var s float32
+				for j, a := range op.arg[at : at+pp] {
+					// Branch-free: the gradient's bits where a >= 0, +0 where clipped.
+					s += math.Float32frombits(math.Float32bits(gi[j]) & uint32(^a>>31))
+				}
+				sum += s
 			}
+			db[o] = sum
 		}
-		db[o] += s
-	}
+	})
 }
 
 func (op *convPoolDiffOp) ReturnsPtr() bool     { return true }

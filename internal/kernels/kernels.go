@@ -182,3 +182,159 @@ func axpyGeneric(dst, src []float32, a float32) {
 		dst[i] += a * v
 	}
 }
+
+// ConvPoolArg2x8 is ConvPool2x8 that also records, for each of the four
+// pooled outputs, where its maximum came from, as training's backward pass
+// needs: arg[i] = pos0 + 2i + at, where at is 0, 1, convSide or convSide+1
+// for the top-left, top-right, bottom-left or bottom-right value of the 2x2
+// window (ties go to the first of these, as in PyTorch), or -1 when the
+// ReLU clipped the output to zero. pos0 is the convolution-plane position
+// of the block's top-left output and convSide the side of that plane.
+// dst[i] is max(window)+bias when that is > 0, else 0. Bounds and panics
+// are those of Conv2x8.
+func ConvPoolArg2x8(dst *[BlockCols / 2]float32, arg *[BlockCols / 2]int32, in []float32, side, plane, inChans int, w []float32, off int, bias float32, pos0, convSide int32) {
+	if inChans <= 0 {
+		var blk [2 * BlockCols]float32
+		poolArg(dst, arg, &blk, bias, pos0, convSide)
+		return
+	}
+	_ = in[off]
+	_ = in[(inChans-1)*plane+off+Kernel*side+blockIn-1]
+	_ = w[inChans*KernelArea-1]
+	convPoolArg2x8(dst, arg, in, side, plane, inChans, w, off, bias, pos0, convSide)
+}
+
+func convPoolArg2x8Generic(dst *[BlockCols / 2]float32, arg *[BlockCols / 2]int32, in []float32, side, plane, inChans int, w []float32, off int, bias float32, pos0, convSide int32) {
+	var blk [2 * BlockCols]float32
+	conv2x8Generic(&blk, in, side, plane, inChans, w, off)
+	poolArg(dst, arg, &blk, bias, pos0, convSide)
+}
+
+// poolArg is the pooling, bias, ReLU and argmax of ConvPoolArg2x8 on a
+// computed block.
+func poolArg(dst *[BlockCols / 2]float32, arg *[BlockCols / 2]int32, blk *[2 * BlockCols]float32, bias float32, pos0, convSide int32) {
+	for i := range dst {
+		m, at := blk[2*i], int32(0)
+		if v := blk[2*i+1]; v > m {
+			m, at = v, 1
+		}
+		if v := blk[BlockCols+2*i]; v > m {
+			m, at = v, convSide
+		}
+		if v := blk[BlockCols+2*i+1]; v > m {
+			m, at = v, convSide+1
+		}
+		if v := m + bias; v > 0 {
+			dst[i], arg[i] = v, pos0+int32(2*i)+at
+		} else {
+			dst[i], arg[i] = 0, -1
+		}
+	}
+}
+
+// PatchSum5x5 adds to dst, inChans 5x5 kernels ([inChans, 5, 5],
+// row-major), the sums over j of gs[j] times the 5x5 windows of src whose
+// top-left values are src[offs[j] + c*plane], rows side values apart: the
+// weight gradient of a 5x5 convolution over inChans input planes at the
+// given output positions. It panics if a window is not inside src, if dst
+// is shorter than inChans*25 or if gs is shorter than offs.
+func PatchSum5x5(dst []float32, src []float32, side, plane, inChans int, offs []int32, gs []float32) {
+	gs = gs[:len(offs)]
+	if len(offs) == 0 || inChans <= 0 {
+		return
+	}
+	_ = dst[inChans*KernelArea-1]
+	lo, hi := offs[0], offs[0]
+	for _, o := range offs {
+		lo, hi = min(lo, o), max(hi, o)
+	}
+	if lo < 0 {
+		panic("kernels: PatchSum5x5 offset is negative")
+	}
+	_ = src[int(hi)+(inChans-1)*plane+(Kernel-1)*side+Kernel-1]
+	patchSum5x5(dst, src, side, plane, inChans, offs, gs)
+}
+
+func patchSum5x5Generic(dst []float32, src []float32, side, plane, inChans int, offs []int32, gs []float32) {
+	for c := range inChans {
+		var acc [KernelArea]float32
+		for j, o := range offs {
+			g := gs[j]
+			for ky := range Kernel {
+				r := (*[Kernel]float32)(src[int(o)+c*plane+ky*side:])
+				a := (*[Kernel]float32)(acc[ky*Kernel:])
+				a[0] += g * r[0]
+				a[1] += g * r[1]
+				a[2] += g * r[2]
+				a[3] += g * r[3]
+				a[4] += g * r[4]
+			}
+		}
+		d := (*[KernelArea]float32)(dst[c*KernelArea:])
+		for i, v := range acc {
+			d[i] += v
+		}
+	}
+}
+
+// AddPatch5x5 adds the inChans 5x5 kernels of patch ([inChans, 5, 5],
+// row-major) into dst at the windows whose top-left values are dst[off +
+// c*plane], rows side values apart: the input gradient of a 5x5 convolution
+// at one output position. It panics if a window is not inside dst or patch
+// is shorter than inChans*25.
+func AddPatch5x5(dst []float32, side, plane, inChans int, patch []float32, off int) {
+	if inChans <= 0 {
+		return
+	}
+	_ = patch[inChans*KernelArea-1]
+	_ = dst[off]
+	_ = dst[off+(inChans-1)*plane+(Kernel-1)*side+Kernel-1]
+	addPatch5x5(dst, side, plane, inChans, patch, off)
+}
+
+func addPatch5x5Generic(dst []float32, side, plane, inChans int, patch []float32, off int) {
+	for c := range inChans {
+		for ky := range Kernel {
+			d := (*[Kernel]float32)(dst[off+c*plane+ky*side:])
+			s := (*[Kernel]float32)(patch[c*KernelArea+ky*Kernel:])
+			d[0] += s[0]
+			d[1] += s[1]
+			d[2] += s[2]
+			d[3] += s[3]
+			d[4] += s[4]
+		}
+	}
+}
+
+// ConvPoolArgPlane runs ConvPoolArg2x8 over a whole output plane: dst and
+// arg ([poolSide, poolSide], row-major) receive the pooled outputs and the
+// positions of their maxima in the convolution plane of side 2*poolSide,
+// which must be a multiple of BlockCols and fit in the input (2*poolSide+4
+// <= side). It panics if it does not, or if a slice is too short.
+func ConvPoolArgPlane(dst []float32, arg []int32, in []float32, side, plane, inChans int, w []float32, bias float32, poolSide int) {
+	convSide := 2 * poolSide
+	if convSide%BlockCols != 0 || convSide+Kernel-1 > side || poolSide <= 0 {
+		panic("kernels: ConvPoolArgPlane needs 2*poolSide a multiple of 8 and at most side-4")
+	}
+	_ = dst[poolSide*poolSide-1]
+	_ = arg[poolSide*poolSide-1]
+	if inChans <= 0 {
+		for i := range poolSide * poolSide {
+			dst[i], arg[i] = max(0, bias), -1
+			if bias > 0 {
+				arg[i] = int32(i/poolSide*2*convSide + i%poolSide*2)
+			}
+		}
+		return
+	}
+	_ = in[(inChans-1)*plane+(convSide-2)*side+Kernel*side+convSide-BlockCols+blockIn-1]
+	_ = w[inChans*KernelArea-1]
+	for py := range poolSide {
+		for x0 := 0; x0 < convSide; x0 += BlockCols {
+			base := py*poolSide + x0/2
+			convPoolArg2x8(
+				(*[BlockCols / 2]float32)(dst[base:]), (*[BlockCols / 2]int32)(arg[base:]),
+				in, side, plane, inChans, w, 2*py*side+x0, bias, int32(2*py*convSide+x0), int32(convSide))
+		}
+	}
+}

@@ -60,3 +60,44 @@ func conv2x8AVX2(dst *[2 * BlockCols]float32, in *float32, side, plane, inChans 
 //
 //go:noescape
 func dotAVX2(a, b *float32, n int) float32
+
+func convPoolArg2x8(dst *[BlockCols / 2]float32, arg *[BlockCols / 2]int32, in []float32, side, plane, inChans int, w []float32, off int, bias float32, pos0, convSide int32) {
+	if useAVX2 {
+		convPoolArg2x8AVX2(dst, arg, &in[off], side, plane, inChans, &w[0], bias, pos0, convSide)
+		return
+	}
+	convPoolArg2x8Generic(dst, arg, in, side, plane, inChans, w, off, bias, pos0, convSide)
+}
+
+// convPoolArg2x8AVX2 is ConvPoolArg2x8 in AVX2+FMA assembly.
+//
+//go:noescape
+func convPoolArg2x8AVX2(dst *[BlockCols / 2]float32, arg *[BlockCols / 2]int32, in *float32, side, plane, inChans int, w *float32, bias float32, pos0, convSide int32)
+
+func patchSum5x5(dst []float32, src []float32, side, plane, inChans int, offs []int32, gs []float32) {
+	if useAVX2 {
+		patchSum5x5AVX2(&dst[0], &src[0], side, plane, inChans, &offs[0], &gs[0], len(offs))
+		return
+	}
+	patchSum5x5Generic(dst, src, side, plane, inChans, offs, gs)
+}
+
+// patchSum5x5AVX2 is PatchSum5x5 for n >= 1 and inChans >= 1, with masked
+// loads and stores of the five values of each row.
+//
+//go:noescape
+func patchSum5x5AVX2(dst *float32, src *float32, side, plane, inChans int, offs *int32, gs *float32, n int)
+
+func addPatch5x5(dst []float32, side, plane, inChans int, patch []float32, off int) {
+	if useAVX2 {
+		addPatch5x5AVX2(&dst[off], side, plane, inChans, &patch[0])
+		return
+	}
+	addPatch5x5Generic(dst, side, plane, inChans, patch, off)
+}
+
+// addPatch5x5AVX2 is AddPatch5x5 (inChans >= 1) with masked loads and
+// stores of the five values of each row.
+//
+//go:noescape
+func addPatch5x5AVX2(dst *float32, side, plane, inChans int, patch *float32)

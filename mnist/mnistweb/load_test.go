@@ -182,7 +182,16 @@ func TestLoad(t *testing.T) {
 	defer cancel()
 	require.NoError(t, loop.WaitIdle(ctx))
 	st := loop.Stats()
-	last := st.Rounds[len(st.Rounds)-2]
+	// The round whose retrain ran: the last one with a retrain recorded (a
+	// promotion opens a new, empty round after it).
+	require.NotEmpty(t, st.Rounds)
+	last := st.Rounds[len(st.Rounds)-1]
+	for i := len(st.Rounds) - 1; i >= 0; i-- {
+		if len(st.Rounds[i].Retrains) > 0 {
+			last = st.Rounds[i]
+			break
+		}
+	}
 	flags := summarize(during, 0, 0, 0)
 	t.Logf("flag during retrain: %d flags, p50 %s, p99 %s, max %s; retrain of round %d: promoted=%v clean=%v adversarial=%v error=%q",
 		len(during), flags.p(50), flags.p(99), flags.max(), last.Round, last.Promoted, fmtAcc(last.CleanAccuracy), fmtAcc(last.AdversarialAccuracy), last.Error)
@@ -273,7 +282,9 @@ func flagOnce(t *testing.T, client *http.Client, base string, body []byte, label
 		}
 		label = (p.Label + 1) % 10
 	}
-	req, err := json.Marshal(map[string]any{"image": "data:image/png;base64," + base64.StdEncoding.EncodeToString(body), "label": label})
+	// confirm: the person stands by a label the model is confident against
+	// (without it the server answers 409 and stores nothing).
+	req, err := json.Marshal(map[string]any{"image": "data:image/png;base64," + base64.StdEncoding.EncodeToString(body), "label": label, "confirm": true})
 	if err != nil {
 		return 0, map[string]any{"error": err.Error()}
 	}
