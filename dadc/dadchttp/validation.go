@@ -262,7 +262,11 @@ func (h *Handler[In]) record(w http.ResponseWriter, r *http.Request, rec dadc.Va
 		writeJSON(w, http.StatusOK, st)
 		return
 	case errors.Is(err, dadc.ErrUnknownSample):
-		writeError(w, http.StatusNotFound, "there is no sample with id "+rec.SampleID+": ask /api/validate/next for one")
+		msg := "there is no sample with id " + rec.SampleID + ": ask /api/validate/next for one"
+		if rec.Kind == dadc.RecordRetraction {
+			msg = "there is no sample with id " + rec.SampleID + ": send the id that /api/flag answered when you flagged it"
+		}
+		writeError(w, http.StatusNotFound, msg)
 	case errors.Is(err, dadc.ErrOwnSample):
 		writeError(w, http.StatusForbidden, "you cannot validate your own sample: other people validate it; ask /api/validate/next for someone else's")
 	case errors.Is(err, dadc.ErrNotOwner):

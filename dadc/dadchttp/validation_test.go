@@ -215,7 +215,7 @@ func TestRetract(t *testing.T) {
 		msg                 string
 	}{
 		{"someone else", "other", `{"id": "` + id + `"}`, http.StatusForbidden, "only the session that flagged"},
-		{"unknown", "writer", `{"id": "nope"}`, http.StatusNotFound, "no sample with id nope"},
+		{"unknown", "writer", `{"id": "nope"}`, http.StatusNotFound, "no sample with id nope: send the id that /api/flag answered"},
 		{"malformed", "writer", `{"id": 3}`, http.StatusBadRequest, "id must be"},
 		{"the writer", "writer", `{"id": "` + id + `"}`, http.StatusOK, `"status":"retracted"`},
 		{"twice", "writer", `{"id": "` + id + `"}`, http.StatusConflict, "already retracted"},
