@@ -235,6 +235,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	verbose := fs.Bool("v", false, "log the loop's steps to stderr")
 	httpAddr := fs.String("http", "", "serve the model over the HTTP API on this address (host:port) instead of simulating people")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h asked for the usage, which is printed
+		}
 		return 2
 	}
 	fail := func(code int, format string, a ...any) int {

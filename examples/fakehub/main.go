@@ -30,9 +30,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "fakehub:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0) // -h asked for the usage, which is printed
 		}
+		fmt.Fprintln(os.Stderr, "fakehub:", err)
 		os.Exit(2)
 	}
 }
@@ -42,6 +43,11 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(addr string)) error {
 	fs := flag.NewFlagSet("fakehub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: fakehub [-addr 127.0.0.1:8080] -token T [-user NAME] [-v]")
+		fmt.Fprintln(stderr, "Serves the fake Hugging Face Hub of hfhub/hubtest in memory, for offline development; point HF_ENDPOINT at it.")
+		fs.PrintDefaults()
+	}
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address HOST:PORT (port 0 picks a free one)")
 	token := fs.String("token", "", "write token the fake accepts (required)")
 	user := fs.String("user", hubtest.DefaultUser, "user name owning -token (its default namespace)")

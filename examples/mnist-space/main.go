@@ -120,6 +120,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, goflag.ErrHelp) {
+			return 0 // -h asked for the usage, which is printed
+		}
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
