@@ -143,6 +143,15 @@ func ExampleNewHub() {
 		return
 	}
 	defer dir.Close()
+	ctx := context.Background()
+	// Samples stored while no Hub was configured (or it was down) ...
+	for _, id := range []string{"h1", "h2", "h3"} {
+		if err := dir.Flag(ctx, sample(id, 7, 1)); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	// ... are pushed by the Hub it gets, in one commit.
 	repo := hfhub.RepoID{Namespace: hubtest.DefaultUser, Name: "mnist-adversarial"}
 	hub, err := flag.NewHub(client, repo, dir, &flag.HubOptions{MaxBatch: 100})
 	if err != nil {
@@ -150,12 +159,15 @@ func ExampleNewHub() {
 		return
 	}
 	defer hub.Close()
-	ctx := context.Background()
-	for _, id := range []string{"h1", "h2", "h3"} {
-		if err := hub.Flag(ctx, sample(id, 7, 1)); err != nil {
-			fmt.Println(err)
-			return
-		}
+	if err := hub.Flush(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	// New flags go through the Hub: durable in the Dir at once, on the Hub
+	// with the next batch (every Interval, MaxBatch flags, or Flush).
+	if err := hub.Flag(ctx, sample("h4", 7, 1)); err != nil {
+		fmt.Println(err)
+		return
 	}
 	if err := hub.Flush(ctx); err != nil {
 		fmt.Println(err)
@@ -164,5 +176,5 @@ func ExampleNewHub() {
 	meta, _ := srv.File("dataset", repo.String(), "main", "data/server-1/metadata.jsonl")
 	fmt.Println("pending:", hub.Pending(), "commits:", hub.Commits(), "rows on the Hub:", strings.Count(string(meta), "\n"))
 	// Output:
-	// pending: 0 commits: 1 rows on the Hub: 3
+	// pending: 0 commits: 2 rows on the Hub: 4
 }
