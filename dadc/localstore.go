@@ -119,12 +119,28 @@ type localEntry struct {
 
 // entries lists the complete stored versions, oldest first.
 func (s *LocalStore) entries() ([]localEntry, error) {
+	// A version pruned while we list means a newer one was saved first (the
+	// latest is never pruned): list again, so that a reader never sees fewer
+	// versions than there are, and never none (with Keep 1 the only folder
+	// listed may be gone by the time its card is read).
+	for range 8 {
+		out, pruned, err := s.listEntries()
+		if err != nil || !pruned {
+			return out, err
+		}
+	}
+	out, _, err := s.listEntries()
+	return out, err
+}
+
+// listEntries lists the stored versions once; pruned reports that a listed
+// version vanished before its card was read.
+func (s *LocalStore) listEntries() (out []localEntry, pruned bool, err error) {
 	models := filepath.Join(s.dir, localModelsDir)
 	des, err := os.ReadDir(models)
 	if err != nil {
-		return nil, fmt.Errorf("dadc: local store: %w", err)
+		return nil, false, fmt.Errorf("dadc: local store: %w", err)
 	}
-	var out []localEntry
 	for _, de := range des {
 		seq, err := strconv.Atoi(de.Name())
 		if err != nil || !de.IsDir() {
@@ -133,19 +149,20 @@ func (s *LocalStore) entries() ([]localEntry, error) {
 		p := filepath.Join(models, de.Name())
 		b, err := os.ReadFile(filepath.Join(p, localCardFile))
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // pruned while we listed
+			pruned = true // pruned while we listed
+			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("dadc: local store: reading the card of %s: %w", p, err)
+			return nil, false, fmt.Errorf("dadc: local store: reading the card of %s: %w", p, err)
 		}
 		var c ModelCard
 		if err := json.Unmarshal(b, &c); err != nil {
-			return nil, fmt.Errorf("dadc: local store: the card %s is damaged: %w", filepath.Join(p, localCardFile), err)
+			return nil, false, fmt.Errorf("dadc: local store: the card %s is damaged: %w", filepath.Join(p, localCardFile), err)
 		}
 		out = append(out, localEntry{seq: seq, path: p, card: c})
 	}
 	slices.SortFunc(out, func(a, b localEntry) int { return a.seq - b.seq })
-	return out, nil
+	return out, pruned, nil
 }
 
 // Save implements ModelStore.
