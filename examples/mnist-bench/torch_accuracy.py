@@ -9,33 +9,15 @@ MNIST_Model with load_state_dict(strict=True) and prints one JSON object
 with the accuracy on the 10,000 MNIST test images (eval mode, inputs
 normalised with mean 0.1307 and std 0.3081).
 """
-import gzip
 import json
 import struct
 import sys
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-
-class MNIST_Model(nn.Module):  # the seed's architecture
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
-        self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
-        self.conv2_drop = nn.Dropout2d()
-        self.fc1 = nn.Linear(320, 50)
-        self.fc2 = nn.Linear(50, 10)
-
-    def forward(self, x):
-        x = F.relu(F.max_pool2d(self.conv1(x), 2))
-        x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
-        x = x.view(-1, 320)
-        x = F.relu(self.fc1(x))
-        x = F.dropout(x, training=self.training)
-        return F.log_softmax(self.fc2(x), dim=1)
+# The anchor next to this file: the seed's MNIST_Model and its IDX reader.
+from torch_baseline import MNIST_Model, idx
 
 
 def load_safetensors(path):
@@ -52,16 +34,6 @@ def load_safetensors(path):
         arr = np.frombuffer(data[begin:end], dtype="<f4").reshape(info["shape"])
         out[name] = torch.tensor(arr.copy())
     return out
-
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    magic, n = struct.unpack(">II", data[:8])
-    if magic == 2051:
-        r, c = struct.unpack(">II", data[8:16])
-        return np.frombuffer(data, np.uint8, offset=16).reshape(n, 1, r, c)
-    return np.frombuffer(data, np.uint8, offset=8)
 
 
 def main():
