@@ -1,0 +1,18 @@
+// Package pngluma decodes the common PNG layouts straight into the 8-bit
+// luminance plane that MNIST preprocessing starts from, without building the
+// full-colour image first: 8-bit greyscale, greyscale with alpha, RGB, RGBA
+// and palette images (with or without a palette's transparency), not
+// interlaced. That is what browsers' canvas snapshots and image editors
+// write. Anything else (16-bit or 1-, 2-, 4-bit samples, Adam7 interlacing,
+// transparency keys on greyscale or RGB images, unknown critical chunks, and
+// damaged files) returns ErrUnsupported, and the caller decodes with
+// image/png instead, which also gives the precise error for a damaged file.
+//
+// The luminance is image/color's GrayModel formula (ITU-R BT.601 weights
+// 0.299, 0.587, 0.114, rounded) after compositing non-premultiplied alpha
+// onto a background level, byte for byte what converting image/png's result
+// gives. Every chunk's CRC-32 is checked; the zlib stream's Adler-32 is not
+// (as with libpng's PNG_IGNORE_ADLER32 option): the chunk CRCs already cover
+// every compressed byte, and checksumming the inflated pixels would cost as
+// much as the rest of the decode.
+package pngluma

@@ -1,0 +1,246 @@
+package pngluma
+
+import (
+	"bytes"
+	"encoding/binary"
+)
+
+const (
+	lowBits  = 0x7f7f7f7f7f7f7f7f
+	highBits = 0x8080808080808080
+	ones     = 0x0101010101010101
+)
+
+// addBytes adds a and b byte by byte, modulo 256, in one 64-bit word.
+func addBytes(a, b uint64) uint64 {
+	return ((a & lowBits) + (b & lowBits)) ^ ((a ^ b) & highBits)
+}
+
+// PNG filter types (PNG specification, section 9.2).
+const (
+	filterNone = iota
+	filterSub
+	filterUp
+	filterAverage
+	filterPaeth
+)
+
+// upRow undoes the Up filter of the row cur (cur[i] += prev[i]) and writes
+// the row's luminance into out, eight pixels at a time: where the eight
+// pixels' filtered bytes are all zero, they repeat the row above, so their
+// luminance is copied from above (prevOut) rather than converted again. It
+// reports whether any converted pixel is not fully opaque (copied ones were
+// reported with the row above).
+func (h *header) upRow(out, prevOut, cur, prev []byte, bg uint8) bool {
+	bpp, n := h.bpp, len(out)
+	translucent := false
+	x := 0
+	for ; x+8 <= n; x += 8 {
+		c := cur[x*bpp : (x+8)*bpp]
+		p := prev[x*bpp : (x+8)*bpp]
+		var nonZero uint64
+		for i := 0; i < len(c); i += 8 {
+			nonZero |= binary.LittleEndian.Uint64(c[i:])
+		}
+		if nonZero == 0 {
+			copy(c, p)
+			binary.LittleEndian.PutUint64(out[x:], binary.LittleEndian.Uint64(prevOut[x:]))
+			continue
+		}
+		for i := 0; i < len(c); i += 8 {
+			binary.LittleEndian.PutUint64(c[i:], addBytes(binary.LittleEndian.Uint64(c[i:]), binary.LittleEndian.Uint64(p[i:])))
+		}
+		if h.toLuma(out[x:x+8], c, bg) {
+			translucent = true
+		}
+	}
+	if x < n {
+		c, p := cur[x*bpp:], prev[x*bpp:]
+		for i := range c {
+			c[i] += p[i]
+		}
+		if h.toLuma(out[x:], c, bg) {
+			translucent = true
+		}
+	}
+	return translucent
+}
+
+// unfilter undoes the PNG filter ft (PNG specification, section 9) of the
+// row cur in place, given the previous unfiltered row prev (zero before the
+// first row) and bpp bytes per pixel. Runs of zero filtered bytes, which
+// a drawing's background makes, are handled eight at a time.
+func unfilter(ft byte, cur, prev []byte, bpp int) error {
+	n := len(cur)
+	switch ft {
+	case filterNone:
+	case filterSub: // cur[i] += cur[i-bpp]
+		i := bpp
+		for i < n {
+			if i+8 <= n && binary.LittleEndian.Uint64(cur[i:]) == 0 {
+				// Zero differences repeat the last pixel: when its bytes
+				// are all one value, the next eight bytes are that value.
+				if v := cur[i-1]; sameBytes(cur[i-bpp:i], v) {
+					binary.LittleEndian.PutUint64(cur[i:], uint64(v)*ones)
+					i += 8
+					continue
+				}
+			}
+			cur[i] += cur[i-bpp]
+			i++
+		}
+	case filterUp: // cur[i] += prev[i]
+		i := 0
+		for ; i+8 <= n; i += 8 {
+			c := binary.LittleEndian.Uint64(cur[i:])
+			binary.LittleEndian.PutUint64(cur[i:], addBytes(c, binary.LittleEndian.Uint64(prev[i:])))
+		}
+		for ; i < n; i++ {
+			cur[i] += prev[i]
+		}
+	case filterAverage: // cur[i] += (cur[i-bpp] + prev[i]) / 2
+		for i := range bpp {
+			cur[i] += prev[i] / 2
+		}
+		for i := bpp; i < n; i++ {
+			cur[i] += uint8((int(cur[i-bpp]) + int(prev[i])) / 2)
+		}
+	case filterPaeth:
+		for i := range bpp {
+			cur[i] += prev[i] // the predictor of the first pixel is b
+		}
+		i := bpp
+		for i < n {
+			if i+8 <= n && binary.LittleEndian.Uint64(cur[i:]) == 0 {
+				// Zero differences where left, above and upper left are all
+				// one value v predict v: eight bytes of background at once.
+				v := cur[i-1]
+				if w := binary.LittleEndian.Uint64(prev[i:]); w == uint64(v)*ones && sameBytes(cur[i-bpp:i], v) && sameBytes(prev[i-bpp:i], v) {
+					binary.LittleEndian.PutUint64(cur[i:], w)
+					i += 8
+					continue
+				}
+			}
+			cur[i] += paeth(cur[i-bpp], prev[i], prev[i-bpp])
+			i++
+		}
+	default:
+		return unsupported("filter type %d", ft)
+	}
+	return nil
+}
+
+// zeros is compared against; it is never written.
+var zeros [4096]byte
+
+// allZero reports whether b holds only zero bytes.
+func allZero(b []byte) bool {
+	for len(b) > len(zeros) {
+		if !bytes.Equal(b[:len(zeros)], zeros[:]) {
+			return false
+		}
+		b = b[len(zeros):]
+	}
+	return bytes.Equal(b, zeros[:len(b)])
+}
+
+func sameBytes(b []byte, v byte) bool {
+	for _, c := range b {
+		if c != v {
+			return false
+		}
+	}
+	return true
+}
+
+// paeth is the Paeth predictor of left a, above b and upper-left c, with
+// the specification's tie-breaking (a, then b, then c), written so that the
+// compiler can use conditional moves rather than branches.
+func paeth(a, b, c uint8) uint8 {
+	pa := int(b) - int(c) // p - a, where p = a + b - c
+	pb := int(a) - int(c) // p - b
+	pc := pa + pb         // p - c
+	pa, pb, pc = abs(pa), abs(pb), abs(pc)
+	r := c
+	if pb <= pc {
+		r = b
+	}
+	if pa <= pb && pa <= pc {
+		r = a
+	}
+	return r
+}
+
+func abs(x int) int {
+	m := x >> 63
+	return (x ^ m) - m
+}
+
+// gray8 is color.GrayModel's formula on 8-bit channels (the weights sum to
+// 65536); gray8(v, v, v) == v.
+func gray8(r, g, b uint32) uint8 { return uint8((19595*r + 38470*g + 7471*b + 1<<15) >> 16) }
+
+// mix composites a non-premultiplied channel c with alpha a onto bg.
+func mix(c, a, bg uint32) uint32 { return (c*a + bg*(0xff-a) + 0x7f) / 0xff }
+
+// toLuma writes the luminance of the unfiltered row src into out and
+// reports whether any of its pixels is not fully opaque.
+func (h *header) toLuma(out, src []byte, bg uint8) bool {
+	bgc := uint32(bg)
+	translucent := false
+	switch h.colorType {
+	case colorGray:
+		copy(out, src)
+	case colorPalette:
+		for x, i := range src {
+			out[x] = h.palette[i]
+			if h.translucent[i] {
+				translucent = true
+			}
+		}
+	case colorGrayAlpha:
+		for x := range out {
+			v, a := uint32(src[2*x]), uint32(src[2*x+1])
+			if a != 0xff {
+				translucent = true
+				v = mix(v, a, bgc)
+			}
+			out[x] = uint8(v)
+		}
+	case colorRGB:
+		x := 0
+		for ; x+8 <= len(out); x += 8 {
+			// Eight pixels of one grey (a drawing's background) are that grey.
+			p := src[3*x : 3*x+24 : 3*x+24]
+			w0 := binary.LittleEndian.Uint64(p)
+			if w0 == uint64(p[0])*ones && w0 == binary.LittleEndian.Uint64(p[8:]) && w0 == binary.LittleEndian.Uint64(p[16:]) {
+				binary.LittleEndian.PutUint64(out[x:], w0)
+				continue
+			}
+			for k := range 8 {
+				q := p[3*k : 3*k+3 : 3*k+3]
+				out[x+k] = gray8(uint32(q[0]), uint32(q[1]), uint32(q[2]))
+			}
+		}
+		for ; x < len(out); x++ {
+			q := src[3*x : 3*x+3 : 3*x+3]
+			out[x] = gray8(uint32(q[0]), uint32(q[1]), uint32(q[2]))
+		}
+	case colorRGBA:
+		for x := range out {
+			q := src[4*x : 4*x+4 : 4*x+4]
+			a := uint32(q[3])
+			if a == 0xff {
+				if q[0] == q[1] && q[1] == q[2] {
+					out[x] = q[0]
+					continue
+				}
+				out[x] = gray8(uint32(q[0]), uint32(q[1]), uint32(q[2]))
+				continue
+			}
+			translucent = true
+			out[x] = gray8(mix(uint32(q[0]), a, bgc), mix(uint32(q[1]), a, bgc), mix(uint32(q[2]), a, bgc))
+		}
+	}
+	return translucent
+}
