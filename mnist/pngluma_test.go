@@ -244,3 +244,58 @@ func TestPreprocessPNGFastPathMatchesImagePNG(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPNGLuma checks, for any filtered pixel stream (filter types
+// included) in any of the handled layouts, that the fast decoder and
+// image/png agree: both refuse, or both decode to the same luminance and
+// translucency. The fuzzer writes the rows; the chunks and CRCs are made
+// here, so that the decoder's pixel paths are what gets explored.
+func FuzzPNGLuma(f *testing.F) {
+	f.Add(uint8(2), uint8(9), []byte{2, 255, 255, 255, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(uint8(4), uint8(3), []byte{4, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(uint8(3), uint8(5), []byte{0, 0, 1, 2, 3, 9, 3, 1, 1, 1, 1, 1})
+	f.Fuzz(func(t *testing.T, layout, width uint8, filtered []byte) {
+		types := []struct {
+			ct  byte
+			bpp int
+		}{{0, 1}, {2, 3}, {3, 1}, {4, 2}, {6, 4}}
+		ty := types[int(layout)%len(types)]
+		w := 1 + int(width)%40
+		rowLen := 1 + w*ty.bpp
+		h := len(filtered) / rowLen
+		if h == 0 {
+			return
+		}
+		var z bytes.Buffer
+		zw := zlib.NewWriter(&z)
+		_, _ = zw.Write(filtered[:h*rowLen])
+		require.NoError(t, zw.Close())
+		var data bytes.Buffer
+		data.WriteString("\x89PNG\r\n\x1a\n")
+		ihdr := make([]byte, 13)
+		binary.BigEndian.PutUint32(ihdr, uint32(w))
+		binary.BigEndian.PutUint32(ihdr[4:], uint32(h))
+		ihdr[8], ihdr[9] = 8, ty.ct
+		pngChunk(&data, "IHDR", ihdr)
+		if ty.ct == 3 {
+			pngChunk(&data, "PLTE", []byte{1, 2, 3, 200, 100, 50, 7, 7, 7})
+			pngChunk(&data, "tRNS", []byte{128})
+		}
+		pngChunk(&data, "IDAT", z.Bytes())
+		pngChunk(&data, "IEND", nil)
+
+		ref, refErr := png.Decode(bytes.NewReader(data.Bytes()))
+		for _, bg := range []uint8{0xff, 0} {
+			got, gotTranslucent, err := pngluma.Decode(data.Bytes(), bg, nil)
+			if err != nil {
+				require.ErrorIs(t, err, pngluma.ErrUnsupported)
+				require.Error(t, refErr, "pngluma refused what image/png decodes: %v", err)
+				continue
+			}
+			require.NoError(t, refErr, "pngluma decoded what image/png refuses")
+			want, wantTranslucent := luminance(ref, bg)
+			require.Equal(t, want.Pix, got.Pix)
+			require.Equal(t, wantTranslucent, gotTranslucent)
+		}
+	})
+}
