@@ -299,3 +299,44 @@ func FuzzPNGLuma(f *testing.F) {
 		}
 	})
 }
+
+// TestPNGLumaLargeImages covers the decoder's two-goroutine path (images
+// that inflate to 4 MB or more), its block boundaries, and a stream cut
+// short in the middle, with no goroutine left behind.
+func TestPNGLumaLargeImages(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const w, h = 1200, 1300 // 1,300 rows of 3,601 bytes: 4.7 MB
+	raw := drawingLikeRows(rng, w, h, 3, 0)
+	data := encodeFiltered(t, pngSpec{w: w, h: h, ct: 2, filterOf: func(y int) byte { return byte(y / 3 % 5) }}, raw)
+	ref, err := png.Decode(bytes.NewReader(data))
+	require.NoError(t, err)
+	want, _ := luminance(ref, 0xff)
+	got, translucent, err := pngluma.Decode(data, 0xff, nil)
+	require.NoError(t, err)
+	assert.False(t, translucent)
+	require.Equal(t, want.Pix, got.Pix)
+
+	// The same pixels with the last 500 rows missing from the stream.
+	short := encodeFiltered(t, pngSpec{w: w, h: h - 500, ct: 2, filterOf: func(y int) byte { return byte(y / 3 % 5) }}, raw[:(h-500)*w*3])
+	// Claim the full height in the header.
+	short = bytes.Replace(short, []byte{0, 0, byte((h - 500) >> 8), byte((h - 500) & 0xff), 8, 2}, []byte{0, 0, byte(h >> 8), byte(h & 0xff), 8, 2}, 1)
+	fixIHDRCRC(short)
+	_, _, err = pngluma.Decode(short, 0xff, nil)
+	require.ErrorIs(t, err, pngluma.ErrUnsupported)
+	require.ErrorContains(t, err, "pixel data")
+
+	// A row with an undefined filter type late in the image stops the
+	// unfiltering goroutine's partner too.
+	bad := encodeFiltered(t, pngSpec{w: w, h: h, ct: 2, filterOf: func(y int) byte { return byte(min(y/1000*7, 7)) }}, raw)
+	_, _, err = pngluma.Decode(bad, 0xff, nil)
+	require.ErrorIs(t, err, pngluma.ErrUnsupported)
+	require.ErrorContains(t, err, "filter type 7")
+	_, err = png.Decode(bytes.NewReader(bad))
+	require.Error(t, err, "image/png refuses it too")
+}
+
+// fixIHDRCRC recomputes the CRC of the IHDR chunk of a PNG file in place.
+func fixIHDRCRC(data []byte) {
+	const at = 8 // after the signature
+	binary.BigEndian.PutUint32(data[at+8+13:], crc32.ChecksumIEEE(data[at+4:at+8+13]))
+}

@@ -256,37 +256,122 @@ func (f *File) Luminance(bg uint8, buf []byte) (*image.Gray, bool, error) {
 	return img, translucent, nil
 }
 
+// parallelBytes is the inflated size from which rows inflates on one
+// goroutine while it unfilters on another: a 4000x4000 RGB image (48 MB)
+// takes about as long to inflate as to unfilter, and a small one is done
+// before a goroutine would be worth starting.
+const parallelBytes = 4 << 20
+
 // rows inflates, unfilters and converts every row.
 func (h *header) rows(zr io.Reader, img *image.Gray, bg uint8) (bool, error) {
-	rowLen := h.width * h.bpp
-	cur, prev := make([]byte, 1+rowLen), make([]byte, 1+rowLen)
-	translucent := false
-	for y := range h.height {
-		if _, err := io.ReadFull(zr, cur); err != nil {
-			return false, unsupported("row %d: %v", y, err)
+	rowLen := 1 + h.width*h.bpp
+	if h.height*rowLen < parallelBytes {
+		buf := make([]byte, h.height*rowLen)
+		if _, err := io.ReadFull(zr, buf); err != nil {
+			return false, unsupported("pixel data: %v", err)
 		}
+		t, _, err := h.block(buf, 0, nil, img, bg)
+		return t, err
+	}
+
+	// Blocks of rows go from the inflating goroutine to this one and back.
+	type block struct {
+		buf []byte
+		n   int
+		err error
+	}
+	per := max(1, (256<<10)/rowLen)
+	const blocks = 4
+	free, full := make(chan []byte, blocks), make(chan block, blocks)
+	for range blocks {
+		free <- make([]byte, per*rowLen)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(full)
+		for y := 0; y < h.height; y += per {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-done:
+				return
+			}
+			n := min(per, h.height-y)
+			_, err := io.ReadFull(zr, buf[:n*rowLen])
+			select {
+			case full <- block{buf, n, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	// The inflater goes back to the pool only after the goroutine stopped.
+	defer func() {
+		close(done)
+		wg.Wait()
+	}()
+
+	above := make([]byte, rowLen) // the last unfiltered row of the previous block
+	var prev []byte
+	translucent, y := false, 0
+	for b := range full {
+		if b.err != nil {
+			return false, unsupported("pixel data: %v", b.err)
+		}
+		t, last, err := h.block(b.buf[:b.n*rowLen], y, prev, img, bg)
+		if err != nil {
+			return false, err
+		}
+		translucent = translucent || t
+		copy(above, last)
+		prev = above
+		y += b.n
+		free <- b.buf
+	}
+	return translucent, nil
+}
+
+// block unfilters and converts the rows in buf (each 1+width*bpp bytes, a
+// filter type first), which are rows y0, y0+1, ... of the image, given
+// the unfiltered row above them (nil for the first row of the image). It
+// returns the last unfiltered row, which may be prev itself.
+func (h *header) block(buf []byte, y0 int, prev []byte, img *image.Gray, bg uint8) (translucent bool, last []byte, err error) {
+	rowLen := 1 + h.width*h.bpp
+	zero := prev == nil
+	if zero {
+		prev = make([]byte, rowLen)
+	}
+	for r := 0; r*rowLen < len(buf); r++ {
+		y := y0 + r
+		cur := buf[r*rowLen : (r+1)*rowLen]
 		out := img.Pix[y*img.Stride : y*img.Stride+h.width]
-		if cur[0] == filterUp && y > 0 && allZero(cur[1:]) {
+		switch {
+		case cur[0] == filterUp && y > 0 && allZero(cur[1:]):
 			// The row repeats the one above (a drawing's background, or a
-			// stroke that runs down): keep prev, copy the luminance.
+			// stroke that runs down): prev stays, the luminance is copied.
 			copy(out, img.Pix[(y-1)*img.Stride:])
 			continue
-		}
-		if cur[0] == filterUp && y > 0 {
+		case cur[0] == filterUp && y > 0:
 			// The filter most rows of a drawing use: fused with the
 			// conversion, so that unchanged pixels are copied, not converted.
 			if h.upRow(out, img.Pix[(y-1)*img.Stride:], cur[1:], prev[1:], bg) {
 				translucent = true
 			}
-		} else {
+		default:
 			if err := unfilter(cur[0], cur[1:], prev[1:], h.bpp); err != nil {
-				return false, err
+				return false, nil, err
 			}
 			if h.toLuma(out, cur[1:], bg) {
 				translucent = true
 			}
 		}
-		cur, prev = prev, cur
+		prev = cur
 	}
-	return translucent, nil
+	return translucent, prev, nil
 }
