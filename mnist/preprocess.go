@@ -319,17 +319,17 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	crop := lum.SubImage(box).(*image.Gray)
 
 	// Scale to the intermediate resolution when the drawing is large.
-	var mid *image.Gray16
+	var mid *plane16
 	cw, ch := box.Dx(), box.Dy()
 	if long := max(cw, ch); long > midSide {
 		mid = scaleTent(scaledSide(cw, long, midSide), scaledSide(ch, long, midSide), cw, ch, grayRows(crop), sameGrayRows(crop))
 	} else {
-		mid = image.NewGray16(image.Rect(0, 0, cw, ch))
+		mid = newPlane16(cw, ch)
 		for y := range ch {
 			src := crop.Pix[y*crop.Stride : y*crop.Stride+cw]
-			dst := mid.Pix[y*mid.Stride : y*mid.Stride+2*cw]
+			dst := mid.px[y*cw : (y+1)*cw]
 			for x, v := range src {
-				dst[2*x], dst[2*x+1] = v, v // v*0x101, as color.Gray's RGBA
+				dst[x] = uint16(v) * 0x101 // as color.Gray's RGBA
 			}
 		}
 	}
@@ -339,9 +339,9 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	mid = thickenThinStrokes(mid)
 
 	// Scale the longer side to 20 pixels.
-	mw, mh := mid.Rect.Dx(), mid.Rect.Dy()
+	mw, mh := mid.w, mid.h
 	long := max(mw, mh)
-	digit := scaleTent(scaledSide(mw, long, boxSide), scaledSide(mh, long, boxSide), mw, mh, gray16Rows(mid), nil)
+	digit := scaleTent(scaledSide(mw, long, boxSide), scaledSide(mh, long, boxSide), mw, mh, mid.rows, nil)
 	if !stretch16(digit) {
 		return nil, fmt.Errorf("%w (the strokes are too small to read)", ErrEmptyImage)
 	}
@@ -485,14 +485,14 @@ func median(px []uint8) uint8 {
 // the maximum, so that one bright spot, such as two strokes crossing, does not
 // leave the rest of the digit dim; brighter pixels are clipped. It reports
 // false if g is black.
-func stretch16(g *image.Gray16) bool {
+func stretch16(g *plane16) bool {
 	// The 90th percentile, found by a histogram of the high bytes and a
 	// sort of the one bucket that holds it (the same value as sorting all).
 	var hist [256]int
 	n := 0
-	for i := 0; i < len(g.Pix); i += 2 {
-		if g.Pix[i]|g.Pix[i+1] != 0 {
-			hist[g.Pix[i]]++
+	for _, v := range g.px {
+		if v != 0 {
+			hist[v>>8]++
 			n++
 		}
 	}
@@ -508,16 +508,29 @@ func stretch16(g *image.Gray16) bool {
 		seen += c
 	}
 	bucket := make([]uint16, 0, hist[hiByte])
-	for i := 0; i < len(g.Pix); i += 2 {
-		if int(g.Pix[i]) == hiByte && g.Pix[i]|g.Pix[i+1] != 0 {
-			bucket = append(bucket, uint16(g.Pix[i])<<8|uint16(g.Pix[i+1]))
+	for _, v := range g.px {
+		if int(v>>8) == hiByte && v != 0 {
+			bucket = append(bucket, v)
 		}
 	}
 	slices.Sort(bucket)
 	ref := uint32(bucket[rank-seen])
-	for i := 0; i < len(g.Pix); i += 2 {
-		v := min(0xffff, (uint32(g.Pix[i])<<8|uint32(g.Pix[i+1]))*0xffff/ref)
-		g.Pix[i], g.Pix[i+1] = uint8(v>>8), uint8(v)
+	// v*0xffff/ref for every pixel, by a multiplication with the reciprocal
+	// and a correction of at most one, which is exact (v*0xffff < 2^32)
+	// and several times cheaper than dividing.
+	inv := 1 / float64(ref)
+	for i, v := range g.px {
+		if v == 0 {
+			continue
+		}
+		num := uint32(v) * 0xffff
+		q := uint32(float64(num) * inv)
+		if q*ref > num {
+			q--
+		} else if (q+1)*ref <= num {
+			q++
+		}
+		g.px[i] = uint16(min(q, 0xffff))
 	}
 	return true
 }
@@ -525,24 +538,34 @@ func stretch16(g *image.Gray16) bool {
 // thickenThinStrokes returns g, or a dilated copy of g when its strokes are much thinner than MNIST's
 // relative to the digit size. The stroke width is estimated as
 // 2*ink area/ink perimeter, which is exact for long thin strokes.
-func thickenThinStrokes(g *image.Gray16) *image.Gray16 {
-	w, h := g.Rect.Dx(), g.Rect.Dy()
-	at := func(x, y int) uint32 {
-		i := y*g.Stride + 2*x
-		return uint32(g.Pix[i])<<8 | uint32(g.Pix[i+1])
-	}
-	on := func(x, y int) bool { return x >= 0 && y >= 0 && x < w && y < h && at(x, y) >= 0x8000 }
+func thickenThinStrokes(g *plane16) *plane16 {
+	w, h := g.w, g.h
+	// on[y*w+x]: the pixel is at least half bright (part of a stroke).
+	on := make([]bool, w*h)
 	var area float64
+	for i, v := range g.px {
+		area += float64(v) / 0xffff
+		on[i] = v >= 0x8000
+	}
+	// The perimeter: the sides of stroke pixels that face a non-stroke
+	// pixel or the frame.
 	perimeter := 0
 	for y := range h {
 		for x := range w {
-			area += float64(at(x, y)) / 0xffff
-			if on(x, y) {
-				for _, d := range [4][2]int{{1, 0}, {-1, 0}, {0, 1}, {0, -1}} {
-					if !on(x+d[0], y+d[1]) {
-						perimeter++
-					}
-				}
+			if !on[y*w+x] {
+				continue
+			}
+			if x == 0 || !on[y*w+x-1] {
+				perimeter++
+			}
+			if x == w-1 || !on[y*w+x+1] {
+				perimeter++
+			}
+			if y == 0 || !on[(y-1)*w+x] {
+				perimeter++
+			}
+			if y == h-1 || !on[(y+1)*w+x] {
+				perimeter++
 			}
 		}
 	}
@@ -569,18 +592,17 @@ func thickenThinStrokes(g *image.Gray16) *image.Gray16 {
 			}
 		}
 	}
-	out := image.NewGray16(image.Rect(0, 0, w+2*r, h+2*r))
-	for y := range h + 2*r {
-		for x := range w + 2*r {
-			var m uint32
+	out := newPlane16(w+2*r, h+2*r)
+	for y := range out.h {
+		for x := range out.w {
+			var m uint16
 			for _, d := range disc {
 				sx, sy := x-r+d.X, y-r+d.Y
 				if sx >= 0 && sy >= 0 && sx < w && sy < h {
-					m = max(m, at(sx, sy))
+					m = max(m, g.px[sy*w+sx])
 				}
 			}
-			i := y*out.Stride + 2*x
-			out.Pix[i], out.Pix[i+1] = uint8(m>>8), uint8(m)
+			out.px[y*out.w+x] = m
 		}
 	}
 	return out
@@ -590,13 +612,12 @@ func thickenThinStrokes(g *image.Gray16) *image.Gray16 {
 // that its intensity-weighted centre of mass, in pixel-index coordinates, is
 // at (14,14) as in MNIST (the MNIST training set's mean is 14.0, 14.0),
 // shifting by whole pixels and staying inside the frame.
-func centerOfMassPlace(digit *image.Gray16) *image.Gray {
-	w, h := digit.Rect.Dx(), digit.Rect.Dy()
+func centerOfMassPlace(digit *plane16) *image.Gray {
+	w, h := digit.w, digit.h
 	var sum, sx, sy float64
 	for y := range h {
 		for x := range w {
-			i := y*digit.Stride + 2*x
-			v := float64(uint32(digit.Pix[i])<<8 | uint32(digit.Pix[i+1]))
+			v := float64(digit.px[y*w+x])
 			sum += v
 			sx += v * float64(x)
 			sy += v * float64(y)
@@ -608,8 +629,7 @@ func centerOfMassPlace(digit *image.Gray16) *image.Gray {
 	out := image.NewGray(image.Rect(0, 0, Side, Side))
 	for y := range h {
 		for x := range w {
-			i := y*digit.Stride + 2*x
-			v := uint32(digit.Pix[i])<<8 | uint32(digit.Pix[i+1])
+			v := uint32(digit.px[y*w+x])
 			out.Pix[(oy+y)*out.Stride+ox+x] = uint8((v*0xff + 0x7fff) / 0xffff)
 		}
 	}
@@ -684,11 +704,11 @@ func tentFilter(dw, sw int) []tentTaps {
 }
 
 // scaleTent scales the sw x sh image whose rows row(y, buf) writes into buf
-// (as 16-bit levels, 0-65535, in float32) to a new dw x dh Gray16 with the
+// (as 16-bit levels, 0-65535, in float32) to a new dw x dh plane16 with the
 // tent filter of tentFilter: horizontally row by row, then vertically. When
 // same is not nil and same(y) reports row y equal to row y-1, row y's
 // horizontal result is copied rather than computed again.
-func scaleTent(dw, dh, sw, sh int, row func(y int, buf []float32), same func(y int) bool) *image.Gray16 {
+func scaleTent(dw, dh, sw, sh int, row func(y int, buf []float32), same func(y int) bool) *plane16 {
 	hx, hy := tentFilter(dw, sw), tentFilter(dh, sh)
 	tmp := make([]float32, sh*dw) // horizontally scaled rows
 	buf := make([]float32, sw)
@@ -707,7 +727,7 @@ func scaleTent(dw, dh, sw, sh int, row func(y int, buf []float32), same func(y i
 			out[x] = s
 		}
 	}
-	dst := image.NewGray16(image.Rect(0, 0, dw, dh))
+	dst := newPlane16(dw, dh)
 	acc := make([]float32, dw)
 	for y, t := range hy {
 		clear(acc)
@@ -715,8 +735,7 @@ func scaleTent(dw, dh, sw, sh int, row func(y int, buf []float32), same func(y i
 			kernels.Axpy(acc, tmp[(t.first+k)*dw:(t.first+k+1)*dw], wt)
 		}
 		for x, v := range acc {
-			u := uint16(min(max(v+0.5, 0), 0xffff))
-			dst.Pix[y*dst.Stride+2*x], dst.Pix[y*dst.Stride+2*x+1] = uint8(u>>8), uint8(u)
+			dst.px[y*dw+x] = uint16(min(max(v+0.5, 0), 0xffff))
 		}
 	}
 	return dst
@@ -743,12 +762,18 @@ func sameGrayRows(g *image.Gray) func(y int) bool {
 	}
 }
 
-// gray16Rows returns a row reader of g for scaleTent.
-func gray16Rows(g *image.Gray16) func(y int, buf []float32) {
-	return func(y int, buf []float32) {
-		off := g.PixOffset(g.Rect.Min.X, g.Rect.Min.Y+y)
-		for x := range buf {
-			buf[x] = float32(uint32(g.Pix[off+2*x])<<8 | uint32(g.Pix[off+2*x+1]))
-		}
+// plane16 is a w x h image of 16-bit levels (0-65535), row-major, in
+// native uint16s: the intermediate images of preprocessing.
+type plane16 struct {
+	w, h int
+	px   []uint16
+}
+
+func newPlane16(w, h int) *plane16 { return &plane16{w: w, h: h, px: make([]uint16, w*h)} }
+
+// rows is the row reader of p for scaleTent.
+func (p *plane16) rows(y int, buf []float32) {
+	for x, v := range p.px[y*p.w : (y+1)*p.w] {
+		buf[x] = float32(v)
 	}
 }

@@ -86,8 +86,10 @@ func unfilter(ft byte, cur, prev []byte, bpp int) error {
 					continue
 				}
 			}
-			cur[i] += cur[i-bpp]
-			i++
+			// Eight bytes one at a time before the next look for a run.
+			for end := min(i+8, n); i < end; i++ {
+				cur[i] += cur[i-bpp]
+			}
 		}
 	case filterUp: // cur[i] += prev[i]
 		i := 0
@@ -121,8 +123,21 @@ func unfilter(ft byte, cur, prev []byte, bpp int) error {
 					continue
 				}
 			}
-			cur[i] += paeth(cur[i-bpp], prev[i], prev[i-bpp])
-			i++
+			// Eight bytes one at a time before the next look for a run.
+			for end := min(i+8, n); i < end; i++ {
+				// b == c predicts a, a == c predicts b (then pa = pc >
+				// pb = 0, or all three are equal): the cases of a
+				// drawing's flat areas, without the full predictor.
+				a, b, c := cur[i-bpp], prev[i], prev[i-bpp]
+				switch {
+				case b == c:
+					cur[i] += a
+				case a == c:
+					cur[i] += b
+				default:
+					cur[i] += paeth(a, b, c)
+				}
+			}
 		}
 	default:
 		return unsupported("filter type %d", ft)
