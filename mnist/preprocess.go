@@ -10,6 +10,7 @@ import (
 	_ "image/jpeg" // registers the JPEG decoder for image.Decode
 	_ "image/png"  // registers the PNG decoder for image.Decode
 	"math"
+	"math/bits"
 	"slices"
 	"sync"
 
@@ -292,13 +293,25 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 		return nil, ErrEmptyImage
 	}
 	var level [256]uint8 // raw byte -> ink level before the noise floor
+	span := uint32(255 - bg)
+	inv := 1 / float64(span)
 	for v := range level {
 		u := v
 		if invert {
 			u = 255 - v
 		}
 		if u > bg {
-			level[v] = uint8((u - bg) * 255 / (255 - bg))
+			// (u-bg)*255/span, by the reciprocal with an exact correction
+			// (256 divisions by a variable cost more than the rest of a
+			// small drawing's levels).
+			num := uint32(u-bg) * 255
+			q := uint32(float64(num) * inv)
+			if q*span > num {
+				q--
+			} else if (q+1)*span <= num {
+				q++
+			}
+			level[v] = uint8(q)
 		}
 	}
 	lo, hi := byteRange(ink, w)
@@ -323,18 +336,11 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	cw, ch := box.Dx(), box.Dy()
 	if long := max(cw, ch); long > midSide {
 		mid = scaleTent(scaledSide(cw, long, midSide), scaledSide(ch, long, midSide), cw, ch, grayRows(crop), sameGrayRows(crop))
-	} else {
-		mid = newPlane16(cw, ch)
-		for y := range ch {
-			src := crop.Pix[y*crop.Stride : y*crop.Stride+cw]
-			dst := mid.px[y*cw : (y+1)*cw]
-			for x, v := range src {
-				dst[x] = uint16(v) * 0x101 // as color.Gray's RGBA
-			}
+		if !stretch16(mid) {
+			return nil, fmt.Errorf("%w (the strokes are too small to read)", ErrEmptyImage)
 		}
-	}
-	if !stretch16(mid) {
-		return nil, fmt.Errorf("%w (the strokes are too small to read)", ErrEmptyImage)
+	} else {
+		mid = stretchedCopy(crop)
 	}
 	mid = thickenThinStrokes(mid)
 
@@ -535,38 +541,79 @@ func stretch16(g *plane16) bool {
 	return true
 }
 
+// stretchedCopy returns the 8-bit levels of g as 16-bit ones (v*0x101, as
+// color.Gray's RGBA) stretched as stretch16 does, the same values in two
+// passes: with only 256 levels, the percentile comes from a histogram and
+// the stretch is a table. g has ink (applyInkLevels found some).
+func stretchedCopy(g *image.Gray) *plane16 {
+	w, h := g.Rect.Dx(), g.Rect.Dy()
+	var hist [256]int
+	for y := range h {
+		for _, v := range g.Pix[y*g.Stride : y*g.Stride+w] {
+			hist[v]++
+		}
+	}
+	n := w*h - hist[0]
+	// stretch16's reference: the high byte of v*0x101 is v, so its bucket
+	// holds one value.
+	rank, seen, ref := n*9/10, 0, uint32(0)
+	for v := 1; v < 256; v++ {
+		if seen+hist[v] > rank {
+			ref = uint32(v) * 0x101
+			break
+		}
+		seen += hist[v]
+	}
+	var table [256]uint16
+	for v := 1; v < 256 && ref > 0; v++ {
+		table[v] = uint16(min(0xffff, uint32(v)*0x101*0xffff/ref))
+	}
+	out := newPlane16(w, h)
+	for y := range h {
+		dst := out.px[y*w : (y+1)*w]
+		for x, v := range g.Pix[y*g.Stride : y*g.Stride+w] {
+			dst[x] = table[v]
+		}
+	}
+	return out
+}
+
 // thickenThinStrokes returns g, or a dilated copy of g when its strokes are much thinner than MNIST's
 // relative to the digit size. The stroke width is estimated as
 // 2*ink area/ink perimeter, which is exact for long thin strokes.
 func thickenThinStrokes(g *plane16) *plane16 {
 	w, h := g.w, g.h
-	// on[y*w+x]: the pixel is at least half bright (part of a stroke).
-	on := make([]bool, w*h)
-	var area float64
-	for i, v := range g.px {
-		area += float64(v) / 0xffff
-		on[i] = v >= 0x8000
+	// The ink area in full-white pixels, and the perimeter: the sides of
+	// stroke pixels (at least half bright) that face a non-stroke pixel or
+	// the frame, counted with one bit a pixel, a row at a time.
+	words := (w + 63) / 64
+	on := make([]uint64, (h+2)*words) // rows -1 and h stay empty
+	var sum uint64
+	for y := range h {
+		row := on[(y+1)*words : (y+2)*words]
+		for x, v := range g.px[y*w : (y+1)*w] {
+			sum += uint64(v)
+			if v >= 0x8000 {
+				row[x/64] |= 1 << (x % 64)
+			}
+		}
 	}
-	// The perimeter: the sides of stroke pixels that face a non-stroke
-	// pixel or the frame.
+	area := float64(sum) / 0xffff
 	perimeter := 0
 	for y := range h {
-		for x := range w {
-			if !on[y*w+x] {
-				continue
+		above, row, below := on[y*words:(y+1)*words], on[(y+1)*words:(y+2)*words], on[(y+2)*words:(y+3)*words]
+		for k, b := range row {
+			var left, right uint64 // the neighbours' bits, shifted into place
+			left = b << 1
+			if k > 0 {
+				left |= row[k-1] >> 63
 			}
-			if x == 0 || !on[y*w+x-1] {
-				perimeter++
+			right = b >> 1
+			if k+1 < words {
+				right |= row[k+1] << 63
 			}
-			if x == w-1 || !on[y*w+x+1] {
-				perimeter++
-			}
-			if y == 0 || !on[(y-1)*w+x] {
-				perimeter++
-			}
-			if y == h-1 || !on[(y+1)*w+x] {
-				perimeter++
-			}
+			perimeter += bits.OnesCount64(b&^left) + bits.OnesCount64(b&^right) +
+				bits.OnesCount64(b&^above[k]) + bits.OnesCount64(b&^below[k])
 		}
 	}
 	if perimeter == 0 {
@@ -616,11 +663,13 @@ func centerOfMassPlace(digit *plane16) *image.Gray {
 	w, h := digit.w, digit.h
 	var sum, sx, sy float64
 	for y := range h {
-		for x := range w {
-			v := float64(digit.px[y*w+x])
+		fy, fx := float64(y), 0.0
+		for _, p := range digit.px[y*w : (y+1)*w] {
+			v := float64(p)
 			sum += v
-			sx += v * float64(x)
-			sy += v * float64(y)
+			sx += v * fx
+			sy += v * fy
+			fx++
 		}
 	}
 	// sum > 0: the callers stretched digit to full white.
@@ -628,9 +677,9 @@ func centerOfMassPlace(digit *plane16) *image.Gray {
 	oy := min(max(int(math.Round(Side/2-sy/sum)), 0), Side-h)
 	out := image.NewGray(image.Rect(0, 0, Side, Side))
 	for y := range h {
-		for x := range w {
-			v := uint32(digit.px[y*w+x])
-			out.Pix[(oy+y)*out.Stride+ox+x] = uint8((v*0xff + 0x7fff) / 0xffff)
+		dst := out.Pix[(oy+y)*out.Stride+ox : (oy+y)*out.Stride+ox+w]
+		for x, p := range digit.px[y*w : (y+1)*w] {
+			dst[x] = uint8((uint32(p)*0xff + 0x7fff) / 0xffff)
 		}
 	}
 	return out
@@ -721,8 +770,9 @@ func scaleTent(dw, dh, sw, sh int, row func(y int, buf []float32), same func(y i
 		row(y, buf)
 		for x, t := range hx {
 			var s float32
+			src := buf[t.first : t.first+len(t.weights)]
 			for k, wt := range t.weights {
-				s += wt * buf[t.first+k]
+				s += wt * src[k]
 			}
 			out[x] = s
 		}
@@ -735,7 +785,15 @@ func scaleTent(dw, dh, sw, sh int, row func(y int, buf []float32), same func(y i
 			kernels.Axpy(acc, tmp[(t.first+k)*dw:(t.first+k+1)*dw], wt)
 		}
 		for x, v := range acc {
-			dst.px[y*dw+x] = uint16(min(max(v+0.5, 0), 0xffff))
+			// Rounded and clamped to 0-65535 (comparisons, not min and
+			// max, which must also handle NaN).
+			v += 0.5
+			if v < 0 {
+				v = 0
+			} else if v > 0xffff {
+				v = 0xffff
+			}
+			dst.px[y*dw+x] = uint16(v)
 		}
 	}
 	return dst

@@ -185,6 +185,9 @@ func (h *header) paletteLevels(bg uint8) error {
 // each) across calls; the pool holds no state a caller can observe.
 var inflaters sync.Pool
 
+// inflated recycles the buffers small images are inflated into, whole.
+var inflated sync.Pool
+
 func inflater(r io.Reader) io.ReadCloser {
 	if f, ok := inflaters.Get().(io.ReadCloser); ok {
 		if err := f.(flate.Resetter).Reset(r, nil); err == nil {
@@ -266,7 +269,13 @@ const parallelBytes = 4 << 20
 func (h *header) rows(zr io.Reader, img *image.Gray, bg uint8) (bool, error) {
 	rowLen := 1 + h.width*h.bpp
 	if h.height*rowLen < parallelBytes {
-		buf := make([]byte, h.height*rowLen)
+		p, _ := inflated.Get().(*[]byte)
+		if p == nil || cap(*p) < h.height*rowLen {
+			p = &[]byte{}
+			*p = make([]byte, h.height*rowLen)
+		}
+		defer inflated.Put(p)
+		buf := (*p)[:h.height*rowLen]
 		if _, err := io.ReadFull(zr, buf); err != nil {
 			return false, unsupported("pixel data: %v", err)
 		}
