@@ -173,18 +173,34 @@ func uniform(level uint8) *image.Gray {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout)
+	var usage usageError
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		// -h: the usage is printed.
+	case errors.As(err, &usage):
+		stop()
+		os.Exit(2) // the flag package printed what is wrong and the usage
+	default:
 		fmt.Fprintln(os.Stderr, "custom-flagger:", err)
+		stop()
 		os.Exit(1)
 	}
 }
+
+// usageError is a command line the flag package refused (it has said why).
+type usageError struct{ error }
 
 func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs := flag.NewFlagSet("custom-flagger", flag.ContinueOnError)
 	data := fs.String("data", "", "folder for the local dataset and the outbox (default: a temporary folder, removed at exit)")
 	failFirst := fs.Int("fail-first", 2, "the webhook refuses this many first requests with 503")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
 	}
 	if *failFirst < 0 {
 		return errors.New("-fail-first must not be negative")

@@ -45,10 +45,20 @@ var torchBaseline []byte
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		var usage usageError
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			return // -h: the usage is printed
+		case errors.As(err, &usage):
+			os.Exit(2) // the flag package printed what is wrong and the usage
+		}
 		fmt.Fprintln(os.Stderr, "mnist-bench:", err)
 		os.Exit(1)
 	}
 }
+
+// usageError is a command line the flag package refused (it has said why).
+type usageError struct{ error }
 
 // goFigures are the Go side's measurements.
 type goFigures struct {
@@ -89,7 +99,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	steps := fs.Int("steps", 400, "training steps to time (batch 64)")
 	asJSON := fs.Bool("json", false, "print the figures as one JSON object instead of a table")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
 	}
 	if *steps < 20 {
 		return fmt.Errorf("-steps %d is too few to time; use at least 20", *steps)
