@@ -75,6 +75,13 @@ func readObject(r *http.Request, allowed []string, shape string) (map[string]jso
 	var m map[string]json.RawMessage
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(&m); err != nil {
+		// A body that is both malformed and over the size limit gets the
+		// 413 (what the client must change first), not a 400 about its
+		// first bytes: the rest is read, up to the limit, to find out.
+		var mbe *http.MaxBytesError
+		if _, rerr := io.Copy(io.Discard, r.Body); errors.As(rerr, &mbe) {
+			return nil, rerr
+		}
 		e := jsonError(err)
 		if ae, ok := e.(*Error); ok && ae.Status == http.StatusBadRequest {
 			ae.Message += "; send " + shape

@@ -297,3 +297,17 @@ func TestRateLimitBodyAgreesWithRetryAfter(t *testing.T) {
 		assert.Equal(t, c.want, dadchttp.RetryAfterSeconds(c.wait), c.wait)
 	}
 }
+
+// Kind 5: a body that is not JSON and is over the limit gets the 413 (what
+// the client must change first), not a 400 about its first byte; a small
+// one that is not JSON still gets the 400.
+func TestErrorsAClientCanRead_MalformedAndTooLarge(t *testing.T) {
+	f := newFixture(t, nil, &dadchttp.Options{MaxBodyBytes: 1024})
+	for _, path := range []string{"/api/flag", "/api/predict"} {
+		rec := f.do("POST", path, "application/json", strings.Repeat("\x01garbage", 1000))
+		assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code, "%s: %s", path, rec.Body.String())
+		rec = f.do("POST", path, "application/json", "\x01garbage")
+		assert.Equal(t, http.StatusBadRequest, rec.Code, "%s: %s", path, rec.Body.String())
+		assert.Contains(t, rec.Body.String(), "malformed JSON")
+	}
+}
