@@ -2,7 +2,6 @@ package flag
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +31,8 @@ var recordShardRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 type RecordLogOptions struct {
 	// Logger receives the warnings (a torn last line cut off). Default: discard.
 	Logger *slog.Logger
+
+	fs fileSystem // tests inject faults here; nil means the real one
 }
 
 // RecordLog is one writer's durable, append-only log of validation records
@@ -74,39 +75,32 @@ func OpenRecordLog(root, shard string, opts *RecordLogOptions) (*RecordLog, erro
 	if !recordShardRE.MatchString(shard) {
 		return nil, fmt.Errorf("flag: OpenRecordLog: shard %q must be 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", shard)
 	}
+	fsys := o.fs
+	if fsys == nil {
+		fsys = osFS{}
+	}
 	dir := filepath.Join(root, ValidationsDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("flag: OpenRecordLog: %w", err)
 	}
 	path := filepath.Join(dir, shard+".jsonl")
-	data, err := os.ReadFile(path)
-	existed := err == nil
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("flag: OpenRecordLog: %w", err)
-	}
-	_, good, err := parseRecords(data)
-	if err != nil {
-		return nil, fmt.Errorf("flag: OpenRecordLog: %s: %w; move the damaged file away or repair it by hand", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	// A torn last line (a crash in the middle of an append) is cut off, as
+	// a Dir does with its metadata log.
+	_, size, existed, err := readRepaired(fsys, o.Logger, path, parseRecords)
 	if err != nil {
 		return nil, fmt.Errorf("flag: OpenRecordLog: %w", err)
 	}
-	if good < len(data) {
-		o.Logger.Warn("flag: cutting off a torn last validation record (an unacknowledged write interrupted by a crash)",
-			"file", path, "bytes", len(data)-good)
-		if err := errors.Join(f.Truncate(int64(good)), f.Sync()); err != nil {
-			_ = f.Close()
-			return nil, fmt.Errorf("flag: OpenRecordLog: repairing %s: %w", path, err)
-		}
+	f, err := fsys.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("flag: OpenRecordLog: %w", err)
 	}
 	if !existed {
-		if err := syncDir(dir); err != nil {
+		if err := fsys.SyncDir(dir); err != nil {
 			_ = f.Close()
 			return nil, fmt.Errorf("flag: OpenRecordLog: syncing %s: %w", dir, err)
 		}
 	}
-	return &RecordLog{f: f, size: int64(good), path: path, log: o.Logger}, nil
+	return &RecordLog{f: f, size: size, path: path, log: o.Logger}, nil
 }
 
 // Path returns the file the log appends to.
@@ -243,12 +237,4 @@ func parseRecords(data []byte) ([]dadc.ValidationRecord, int, error) {
 		off = next
 	}
 	return recs, off, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return cmp.Or(d.Sync(), d.Close())
 }
