@@ -38,7 +38,6 @@ type header struct {
 	// background and whether it is translucent; indices past the palette
 	// are opaque black, as image/png makes them.
 	palette     [256]uint8
-	paletteSeen bool
 	translucent [256]bool
 	plte        []byte
 	trns        []byte
