@@ -9,6 +9,8 @@ import (
 	"image"
 	"image/png"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -339,4 +341,30 @@ func TestPNGLumaLargeImages(t *testing.T) {
 func fixIHDRCRC(data []byte) {
 	const at = 8 // after the signature
 	binary.BigEndian.PutUint32(data[at+8+13:], crc32.ChecksumIEEE(data[at+4:at+8+13]))
+}
+
+// TestPNGLumaChromiumCanvas decodes two snapshots that Chromium's
+// canvas.toDataURL("image/png") wrote (8-bit RGBA, the image data in two
+// IDAT chunks): the page's kind, a seven on a white-filled canvas, and a
+// ring on a transparent one. The fast path takes both and agrees with
+// image/png.
+func TestPNGLumaChromiumCanvas(t *testing.T) {
+	for _, name := range []string{"chromium-canvas-seven-84.png", "chromium-canvas-ring-transparent-84.png"} {
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", name))
+			require.NoError(t, err)
+			ref, err := png.Decode(bytes.NewReader(data))
+			require.NoError(t, err)
+			for _, bg := range []uint8{0xff, 0} {
+				want, wantTranslucent := luminance(ref, bg)
+				got, gotTranslucent, err := pngluma.Decode(data, bg, nil)
+				require.NoError(t, err, "the fast path must take the browser's snapshot")
+				require.Equal(t, want.Pix, got.Pix)
+				require.Equal(t, wantTranslucent, gotTranslucent)
+			}
+			out, err := Preprocess(data, nil)
+			require.NoError(t, err)
+			assert.Equal(t, image.Rect(0, 0, Side, Side), out.Rect)
+		})
+	}
 }
