@@ -28,6 +28,9 @@ const (
 
 var signature = []byte("\x89PNG\r\n\x1a\n")
 
+// maxPixels bounds the planes Luminance allocates (1 GiB).
+const maxPixels = 1 << 30
+
 // header is what Decode needs of a PNG file: its IHDR, its palette as
 // luminance levels and the zlib stream, split over the IDAT chunks.
 type header struct {
@@ -236,6 +239,11 @@ func (f *File) Luminance(bg uint8, buf []byte) (*image.Gray, bool, error) {
 		return nil, false, unsupported("zlib header %x", zh)
 	}
 	w, ht := h.width, h.height
+	if w > maxPixels/ht {
+		// Callers check the size against their own, smaller limit first;
+		// this only keeps an absurd header from reaching make.
+		return nil, false, unsupported("%dx%d pixels is more than %d", w, ht, maxPixels)
+	}
 	if cap(buf) >= w*ht {
 		buf = buf[:w*ht]
 	} else {
