@@ -412,42 +412,33 @@ func applyInkLevels(ink []uint8, w, h int, level *[256]uint8) (box image.Rectang
 // non-zero positions (-1 for none) and the sum of the result.
 func mapInkRow(row []uint8, level *[256]uint8) (first, last, mass int) {
 	first, last = -1, -1
-	x := 0
-	for ; x+8 <= len(row); x += 8 {
-		word := binary.LittleEndian.Uint64(row[x:])
-		if b := uint8(word); word == uint64(b)*0x0101010101010101 {
-			l := level[b]
-			binary.LittleEndian.PutUint64(row[x:], uint64(l)*0x0101010101010101)
+	for x := 0; x < len(row); {
+		if x+8 <= len(row) {
+			word := binary.LittleEndian.Uint64(row[x:])
+			if b := uint8(word); word == uint64(b)*0x0101010101010101 {
+				l := level[b]
+				binary.LittleEndian.PutUint64(row[x:], uint64(l)*0x0101010101010101)
+				if l != 0 {
+					if first < 0 {
+						first = x
+					}
+					last = x + 7
+					mass += 8 * int(l)
+				}
+				x += 8
+				continue
+			}
+		}
+		for end := min(x+8, len(row)); x < end; x++ {
+			l := level[row[x]]
+			row[x] = l
 			if l != 0 {
 				if first < 0 {
 					first = x
 				}
-				last = x + 7
-				mass += 8 * int(l)
-			}
-			continue
-		}
-		for k := x; k < x+8; k++ {
-			l := level[row[k]]
-			row[k] = l
-			if l != 0 {
-				if first < 0 {
-					first = k
-				}
-				last = k
+				last = x
 				mass += int(l)
 			}
-		}
-	}
-	for ; x < len(row); x++ {
-		l := level[row[x]]
-		row[x] = l
-		if l != 0 {
-			if first < 0 {
-				first = x
-			}
-			last = x
-			mass += int(l)
 		}
 	}
 	return first, last, mass
