@@ -1,0 +1,133 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// requireAVX512 skips the test unless the CPU runs both the AVX2 and the
+// AVX-512 kernels (whatever the build tags: the test calls both directly).
+func requireAVX512(t *testing.T) {
+	t.Helper()
+	if !useAVX2 {
+		t.Skip("the CPU lacks AVX2 or FMA: no assembly kernels to compare")
+	}
+	if !hasAVX512 {
+		t.Skip("the CPU lacks AVX-512F or AVX-512VL: no AVX-512 kernels to compare with AVX2")
+	}
+}
+
+// bits returns the IEEE 754 encodings of s, for exact comparisons that tell
+// -0 from +0.
+func bits(s []float32) []uint32 {
+	b := make([]uint32, len(s))
+	for i, v := range s {
+		b[i] = math.Float32bits(v)
+	}
+	return b
+}
+
+func TestDotAVX512MatchesAVX2(t *testing.T) {
+	requireAVX512(t)
+	rng := rand.New(rand.NewPCG(21, 22))
+	// The network's lengths (10 and 50 outputs, 320 inputs) and every path
+	// through the blocks of 64, 32 and 8 and the scalar tail.
+	ns := []int{16, 17, 23, 24, 31, 32, 33, 40, 47, 48, 50, 63, 64, 65, 71, 95, 96, 97, 100, 127, 128, 129, 250, 320, 321, 1000}
+	for n := 16; n < 140; n++ {
+		ns = append(ns, n)
+	}
+	for _, n := range ns {
+		for range 4 {
+			a, b := randSlice(rng, n), randSlice(rng, n)
+			got, want := dotAVX512(&a[0], &b[0], n), dotAVX2(&a[0], &b[0], n)
+			require.Equal(t, math.Float32bits(want), math.Float32bits(got), "n=%d: avx512 %v, avx2 %v", n, got, want)
+		}
+	}
+}
+
+func TestAxpyAVX512MatchesAVX2(t *testing.T) {
+	requireAVX512(t)
+	rng := rand.New(rand.NewPCG(23, 24))
+	ns := []int{8, 9, 10, 15, 16, 17, 25, 31, 32, 33, 50, 63, 64, 65, 79, 80, 250, 257, 320}
+	for n := 8; n < 140; n++ {
+		ns = append(ns, n)
+	}
+	for _, n := range ns {
+		// One value past dst in both copies: the masked tail must leave it.
+		dst, src := randSlice(rng, n+1), randSlice(rng, n)
+		a := float32(rng.NormFloat64())
+		got, want := append([]float32(nil), dst...), append([]float32(nil), dst...)
+		axpyAVX512(&got[0], &src[0], n, a)
+		axpyAVX2(&want[0], &src[0], n, a)
+		require.Equal(t, bits(want), bits(got), "n=%d", n)
+		require.Equal(t, math.Float32bits(dst[n]), math.Float32bits(got[n]), "n=%d: the value past dst changed", n)
+	}
+}
+
+// convLayerCase is a convolution layer shape: the network's two layers and
+// others that exercise more column blocks, groups of rows and padding.
+type convLayerCase struct{ side, inChans, outChans, poolSide int }
+
+var convLayerCases = []convLayerCase{
+	{28, 1, 10, 12}, // conv1
+	{12, 10, 20, 4}, // conv2
+	{13, 3, 2, 4},   // input wider than the convolution needs
+	{20, 2, 3, 8},   // two column blocks, two groups of rows
+	{12, 1, 1, 4},
+}
+
+func TestConvPoolLayerAVX512MatchesAVX2(t *testing.T) {
+	requireAVX512(t)
+	rng := rand.New(rand.NewPCG(25, 26))
+	for _, tc := range convLayerCases {
+		for _, fill := range []string{"random", "ties", "relu-heavy"} {
+			for _, withArg := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%+v_%s_arg%v", tc, fill, withArg), func(t *testing.T) {
+					in := randSlice(rng, tc.inChans*tc.side*tc.side)
+					w := randSlice(rng, tc.outChans*tc.inChans*KernelArea)
+					b := randSlice(rng, tc.outChans)
+					switch fill {
+					case "ties":
+						for i := range in {
+							in[i] = float32(rng.IntN(3))
+						}
+						for i := range w {
+							w[i] = float32(rng.IntN(3) - 1)
+						}
+					case "relu-heavy":
+						for i := range b {
+							b[i] -= 3
+						}
+					}
+					n := tc.outChans * tc.poolSide * tc.poolSide
+					got, want := make([]float32, n), make([]float32, n)
+					var gotArg, wantArg []int32
+					if withArg {
+						gotArg, wantArg = make([]int32, n), make([]int32, n)
+					}
+					require.True(t, convPoolLayerAVX512(got, gotArg, in, tc.side, tc.inChans, w, b, tc.poolSide), "the AVX-512 kernels take this shape")
+					convPoolLayerBlocks(want, wantArg, in, tc.side, tc.inChans, w, b, tc.poolSide)
+					require.Equal(t, bits(want), bits(got))
+					require.Equal(t, wantArg, gotArg)
+				})
+			}
+		}
+	}
+}
+
+func TestConvPoolLayerAVX512DeclinesOtherShapes(t *testing.T) {
+	requireAVX512(t)
+	// poolSide 8 with 40 channels needs a copy larger than qCap.
+	in := make([]float32, 40*20*20)
+	w := make([]float32, 40*KernelArea)
+	assert.False(t, convPoolLayerAVX512(make([]float32, 64), nil, in, 20, 40, w, []float32{0}, 8))
+	// poolSide 12 is 3 groups of 4 rows, poolSide 8+... 20 is not a multiple of 4.
+	assert.False(t, convPoolLayerAVX512(make([]float32, 100), nil, make([]float32, 24*24), 24, 1, w, []float32{0}, 10))
+}
