@@ -155,3 +155,4 @@ azscalar:
 azdone:
 	VZEROUPPER
 	RET
+

@@ -131,3 +131,60 @@ func TestConvPoolLayerAVX512DeclinesOtherShapes(t *testing.T) {
 	// poolSide 12 is 3 groups of 4 rows, poolSide 8+... 20 is not a multiple of 4.
 	assert.False(t, convPoolLayerAVX512(make([]float32, 100), nil, make([]float32, 24*24), 24, 1, w, []float32{0}, 10))
 }
+
+// BenchmarkAVX512VsAVX2 times each kernel's two implementations in the
+// same run, on the network's shapes, so that their ratio survives a busy
+// machine better than two separate runs.
+func BenchmarkAVX512VsAVX2(b *testing.B) {
+	if !useAVX2 || !hasAVX512 {
+		b.Skip("the CPU lacks AVX2+FMA or AVX-512F/VL")
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{50, 320} {
+		x, y := randSlice(rng, n), randSlice(rng, n)
+		var s float32
+		b.Run(fmt.Sprintf("dot%d/avx2", n), func(b *testing.B) {
+			for b.Loop() {
+				s += dotAVX2(&x[0], &y[0], n)
+			}
+		})
+		b.Run(fmt.Sprintf("dot%d/avx512", n), func(b *testing.B) {
+			for b.Loop() {
+				s += dotAVX512(&x[0], &y[0], n)
+			}
+		})
+	}
+	for _, n := range []int{10, 25, 50, 250} {
+		x, y := randSlice(rng, n), randSlice(rng, n)
+		b.Run(fmt.Sprintf("axpy%d/avx2", n), func(b *testing.B) {
+			for b.Loop() {
+				axpyAVX2(&x[0], &y[0], n, 1e-3)
+			}
+		})
+		b.Run(fmt.Sprintf("axpy%d/avx512", n), func(b *testing.B) {
+			for b.Loop() {
+				axpyAVX512(&x[0], &y[0], n, 1e-3)
+			}
+		})
+	}
+	for _, tc := range []convLayerCase{convLayerCases[0], convLayerCases[1]} {
+		in := randSlice(rng, tc.inChans*tc.side*tc.side)
+		w := randSlice(rng, tc.outChans*tc.inChans*KernelArea)
+		bias := randSlice(rng, tc.outChans)
+		n := tc.outChans * tc.poolSide * tc.poolSide
+		dst, arg := make([]float32, n), make([]int32, n)
+		for _, a := range [][]int32{nil, arg} {
+			name := fmt.Sprintf("layer_in%d_arg%v", tc.inChans, a != nil)
+			b.Run(name+"/avx2", func(b *testing.B) {
+				for b.Loop() {
+					convPoolLayerBlocks(dst, a, in, tc.side, tc.inChans, w, bias, tc.poolSide)
+				}
+			})
+			b.Run(name+"/avx512", func(b *testing.B) {
+				for b.Loop() {
+					convPoolLayerAVX512(dst, a, in, tc.side, tc.inChans, w, bias, tc.poolSide)
+				}
+			})
+		}
+	}
+}
