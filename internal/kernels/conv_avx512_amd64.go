@@ -5,7 +5,9 @@ package kernels
 // qCap is the largest input copy (in float32 values) that the AVX-512
 // convolution keeps on the stack: 5 kernel columns x (convSide/8) column
 // blocks x inChans x (convSide+4) rows x 8 values; the MNIST network needs
-// 3,360 (conv1) and 4,800 (conv2). Larger layers take the AVX2 path.
+// 3,360 (conv1) and 4,800 (conv2). Larger layers take the AVX2 path. The
+// assembly reserves qCap*4 bytes of its frame for the copy: change both
+// together.
 const qCap = 6144
 
 func convPoolLayerFast(dst []float32, arg []int32, in []float32, side, inChans int, w, b []float32, poolSide int) bool {

@@ -22,7 +22,7 @@
 //
 // relu(max-pool(conv) + bias) as convPool2x8AVX2 computes it. arg is unused.
 TEXT ·convPoolLayerQAVX512(SB), 0, $24600-96
-	// The input copy q, at 64(SP): q[kx][xb][c][s][0:8] =
+	// The input copy q in the frame: q[kx][xb][c][s][0:8] =
 	// in[c*plane + s*side + 8*xb + kx:][:8].
 	LEAQ q-24576(SP), DI
 	MOVQ in+16(FP), R8
@@ -256,7 +256,7 @@ GLOBL even8<>(SB), RODATA|NOPTR, $32
 // corner comparisons and blends, on eight pooled outputs (two blocks) at a
 // time.
 TEXT ·convPoolArgLayerQAVX512(SB), 0, $24600-96
-	// The input copy q, at 64(SP): q[kx][xb][c][s][0:8] =
+	// The input copy q in the frame: q[kx][xb][c][s][0:8] =
 	// in[c*plane + s*side + 8*xb + kx:][:8].
 	LEAQ q-24576(SP), DI
 	MOVQ in+16(FP), R8

@@ -128,7 +128,7 @@ func TestConvPoolLayerAVX512DeclinesOtherShapes(t *testing.T) {
 	in := make([]float32, 40*20*20)
 	w := make([]float32, 40*KernelArea)
 	assert.False(t, convPoolLayerAVX512(make([]float32, 64), nil, in, 20, 40, w, []float32{0}, 8))
-	// poolSide 12 is 3 groups of 4 rows, poolSide 8+... 20 is not a multiple of 4.
+	// poolSide 10 is not a whole number of groups of four pooled rows.
 	assert.False(t, convPoolLayerAVX512(make([]float32, 100), nil, make([]float32, 24*24), 24, 1, w, []float32{0}, 10))
 }
 
