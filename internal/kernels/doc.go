@@ -11,8 +11,9 @@
 //   - "avx512": on amd64 CPUs with AVX-512F and AVX-512VL (and AVX2 and
 //     FMA), Go assembly with 16-lane registers for the convolution layer
 //     (a whole 2x8 block per register), the dot product and axpy of 64
-//     values or more; the other kernels, where the wider registers measured
-//     no faster, run the AVX2 code.
+//     values or more, and the AVX2 weight-gradient sum with AVX-512's masked
+//     loads; the other kernels, where the wider registers measured no
+//     faster, run the AVX2 code.
 //   - "avx2+fma": on amd64 CPUs with AVX2 and FMA, Go assembly with 8-lane
 //     registers; also on AVX-512 CPUs in builds with the noavx512 tag.
 //   - "go": plain Go, elsewhere and in builds with the purego tag.

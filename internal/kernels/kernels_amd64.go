@@ -90,6 +90,10 @@ func convPoolArg2x8(dst *[BlockCols / 2]float32, arg *[BlockCols / 2]int32, in [
 func convPoolArg2x8AVX2(dst *[BlockCols / 2]float32, arg *[BlockCols / 2]int32, in *float32, side, plane, inChans int, w *float32, bias float32, pos0, convSide int32)
 
 func patchSum5x5(dst []float32, src []float32, side, plane, inChans int, offs []int32, gs []float32) {
+	if useAVX512 {
+		patchSum5x5AVX512(&dst[0], &src[0], side, plane, inChans, &offs[0], &gs[0], len(offs))
+		return
+	}
 	if useAVX2 {
 		patchSum5x5AVX2(&dst[0], &src[0], side, plane, inChans, &offs[0], &gs[0], len(offs))
 		return
@@ -127,3 +131,9 @@ func dotAVX512(a, b *float32, n int) float32
 //
 //go:noescape
 func axpyAVX512(dst, src *float32, n int, a float32)
+
+// patchSum5x5AVX512 is patchSum5x5AVX2 with AVX-512VL masked loads and
+// stores: the same result, bit for bit.
+//
+//go:noescape
+func patchSum5x5AVX512(dst *float32, src *float32, side, plane, inChans int, offs *int32, gs *float32, n int)

@@ -132,6 +132,34 @@ func TestConvPoolLayerAVX512DeclinesOtherShapes(t *testing.T) {
 	assert.False(t, convPoolLayerAVX512(make([]float32, 100), nil, make([]float32, 24*24), 24, 1, w, []float32{0}, 10))
 }
 
+func TestPatchSum5x5AVX512MatchesAVX2(t *testing.T) {
+	requireAVX512(t)
+	rng := rand.New(rand.NewPCG(27, 28))
+	// conv1's and conv2's weight gradients (1 channel of 28x28, 10 of
+	// 12x12), window lists of every parity, windows at the buffer's ends.
+	for _, tc := range []struct{ side, chans, n int }{
+		{28, 1, 1}, {28, 1, 2}, {28, 1, 7}, {28, 1, 300}, {12, 10, 1}, {12, 10, 40}, {12, 10, 41}, {12, 3, 5},
+	} {
+		plane, images := tc.side*tc.side, 3
+		src := randSlice(rng, images*tc.chans*plane)
+		offs, gs := make([]int32, tc.n), randSlice(rng, tc.n)
+		for j := range offs {
+			img, y, x := rng.IntN(images), rng.IntN(tc.side-Kernel+1), rng.IntN(tc.side-Kernel+1)
+			offs[j] = int32(img*tc.chans*plane + y*tc.side + x)
+		}
+		offs[0] = int32((images-1)*tc.chans*plane + (tc.side-Kernel)*(tc.side+1)) // ends at src's last value
+		if tc.n > 1 {
+			offs[1] = 0 // starts at src's first value
+		}
+		// One value past the kernels in both copies: it must not change.
+		dst := randSlice(rng, tc.chans*KernelArea+1)
+		got, want := append([]float32(nil), dst...), append([]float32(nil), dst...)
+		patchSum5x5AVX512(&got[0], &src[0], tc.side, plane, tc.chans, &offs[0], &gs[0], tc.n)
+		patchSum5x5AVX2(&want[0], &src[0], tc.side, plane, tc.chans, &offs[0], &gs[0], tc.n)
+		require.Equal(t, bits(want), bits(got), "%+v", tc)
+	}
+}
+
 // BenchmarkAVX512VsAVX2 times each kernel's two implementations in the
 // same run, on the network's shapes, so that their ratio survives a busy
 // machine better than two separate runs.
@@ -164,6 +192,28 @@ func BenchmarkAVX512VsAVX2(b *testing.B) {
 		b.Run(fmt.Sprintf("axpy%d/avx512", n), func(b *testing.B) {
 			for b.Loop() {
 				axpyAVX512(&x[0], &y[0], n, 1e-3)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name              string
+		side, chans, n, m int
+	}{{"patchSum_conv1", 28, 1, 300, 8}, {"patchSum_conv2", 12, 10, 40, 8}} {
+		plane := tc.side * tc.side
+		src := randSlice(rng, tc.m*tc.chans*plane)
+		offs, gs := make([]int32, tc.n), randSlice(rng, tc.n)
+		for j := range offs {
+			offs[j] = int32(rng.IntN(tc.m)*tc.chans*plane + rng.IntN(tc.side-Kernel+1)*tc.side + rng.IntN(tc.side-Kernel+1))
+		}
+		dst := make([]float32, tc.chans*KernelArea)
+		b.Run(tc.name+"/avx2", func(b *testing.B) {
+			for b.Loop() {
+				patchSum5x5AVX2(&dst[0], &src[0], tc.side, plane, tc.chans, &offs[0], &gs[0], tc.n)
+			}
+		})
+		b.Run(tc.name+"/avx512", func(b *testing.B) {
+			for b.Loop() {
+				patchSum5x5AVX512(&dst[0], &src[0], tc.side, plane, tc.chans, &offs[0], &gs[0], tc.n)
 			}
 		})
 	}
