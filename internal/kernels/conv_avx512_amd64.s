@@ -3,28 +3,34 @@
 #include "textflag.h"
 
 // The AVX-512 convolution layer. The input is first copied into the frame
-// so that, for every kernel column kx, the eight-value windows of
-// consecutive rows lie next to each other; a 16-lane register then holds a
+// so that, for every kernel column kx, each row's eight-value window lies
+// next to the window of the row below it (q[kx][xb][c][s] = 16 values: rows
+// s and s+1, columns 8*xb+kx to 8*xb+kx+7); a 16-lane register then holds a
 // whole 2x8 block (top row in lanes 0-7, bottom row in lanes 8-15) and the
-// fused multiply-adds load it straight from the copy. Each output keeps the
-// AVX2 kernel's five accumulators (one per kernel column, each summed over
-// channels and kernel rows in the same order) and their final sum; the
-// pooling that follows is the AVX2 kernel's, eight outputs at a time.
+// fused multiply-adds load it straight from the copy, one aligned cache line
+// at a time. Each output keeps the AVX2 kernel's five accumulators (one per
+// kernel column, each summed over channels and kernel rows in the same
+// order) and their final sum; the pooling that follows is the AVX2 kernel's,
+// eight outputs at a time.
 //
 // Blocks are done four at a time, one above the other (four pooled rows of
 // one column block xb): Z(5j+kx) accumulates block j's column kx; Z20-Z24
 // hold one kernel row's broadcast weights.
 //
-// Frame: the copy q (24576 bytes, qCap float32 values) and the loop
+// Frame: the copy q (36864 bytes, qCap float32 values, from the first
+// 64-byte boundary of a 36928-byte area), its address qb and the loop
 // counters o (output channel), xb (column block), py (first pooled row).
 
 // func convPoolLayerQAVX512(dst *float32, arg *int32, in *float32, side, plane, inChans, nb, rows int, w, b *float32, outChans, poolSide int)
 //
 // relu(max-pool(conv) + bias) as convPool2x8AVX2 computes it. arg is unused.
-TEXT ·convPoolLayerQAVX512(SB), 0, $24600-96
-	// The input copy q in the frame: q[kx][xb][c][s][0:8] =
-	// in[c*plane + s*side + 8*xb + kx:][:8].
-	LEAQ q-24576(SP), DI
+TEXT ·convPoolLayerQAVX512(SB), 0, $36960-96
+	// The input copy q in the frame: for s < rows-1, q[kx][xb][c][s][r*8:][:8]
+	// = in[c*plane + (s+r)*side + 8*xb + kx:][:8], r = 0, 1.
+	LEAQ q-36928(SP), DI
+	ADDQ $63, DI
+	ANDQ $-64, DI               // q starts on a cache line
+	MOVQ DI, qb-36960(SP)
 	MOVQ in+16(FP), R8
 	MOVQ side+24(FP), BX
 	SHLQ $2, BX
@@ -43,11 +49,14 @@ cqxb:
 cqchan:
 	MOVQ R10, R11
 	MOVQ rows+56(FP), CX
+	DECQ CX
 
 cqrow:
 	VMOVUPS (R11), Y0
+	VMOVUPS (R11)(BX*1), Y1
 	VMOVUPS Y0, (DI)
-	ADDQ $32, DI
+	VMOVUPS Y1, 32(DI)
+	ADDQ $64, DI
 	ADDQ BX, R11
 	DECQ CX
 	JNZ  cqrow
@@ -65,33 +74,36 @@ cqrow:
 	JNZ  cqkx
 
 	// R12 = ks, the distance in bytes between kernel columns in q, R13 =
-	// 3*ks, R8 = cs, between channels.
+	// 3*ks, R8 = cs, between channels (rows-1 pairs of 64 bytes).
 	MOVQ rows+56(FP), R8
-	SHLQ $5, R8
+	DECQ R8
+	SHLQ $6, R8
 	MOVQ nb+48(FP), R12
 	IMULQ inChans+40(FP), R12
 	IMULQ R8, R12
 	LEAQ (R12)(R12*2), R13
 
-	MOVQ $0, o-24584(SP)
+	MOVQ $0, o-36936(SP)
 
 cout:
-	MOVQ $0, xb-24592(SP)
+	MOVQ $0, xb-36944(SP)
 
 cxb:
-	MOVQ $0, py-24600(SP)
+	MOVQ $0, py-36952(SP)
 
 cpy:
 	// SI = &q[0][xb][0][2*py], DX = output channel o's weights, CX = inChans.
-	MOVQ xb-24592(SP), AX
+	MOVQ xb-36944(SP), AX
 	IMULQ inChans+40(FP), AX
-	IMULQ rows+56(FP), AX
-	MOVQ py-24600(SP), BX
+	MOVQ rows+56(FP), R14
+	DECQ R14
+	IMULQ R14, AX
+	MOVQ py-36952(SP), BX
 	LEAQ (AX)(BX*2), AX
-	SHLQ $5, AX
-	LEAQ q-24576(SP), SI
+	SHLQ $6, AX
+	MOVQ qb-36960(SP), SI
 	ADDQ AX, SI
-	MOVQ o-24584(SP), AX
+	MOVQ o-36936(SP), AX
 	IMULQ inChans+40(FP), AX
 	IMULQ $100, AX
 	MOVQ w+64(FP), DX
@@ -134,23 +146,23 @@ crow:
 	VFMADD231PS 0(R9)(R12*2), Z22, Z2
 	VFMADD231PS 0(R9)(R13*1), Z23, Z3
 	VFMADD231PS 0(R9)(R12*4), Z24, Z4
-	VFMADD231PS 64(R9), Z20, Z5
-	VFMADD231PS 64(R9)(R12*1), Z21, Z6
-	VFMADD231PS 64(R9)(R12*2), Z22, Z7
-	VFMADD231PS 64(R9)(R13*1), Z23, Z8
-	VFMADD231PS 64(R9)(R12*4), Z24, Z9
-	VFMADD231PS 128(R9), Z20, Z10
-	VFMADD231PS 128(R9)(R12*1), Z21, Z11
-	VFMADD231PS 128(R9)(R12*2), Z22, Z12
-	VFMADD231PS 128(R9)(R13*1), Z23, Z13
-	VFMADD231PS 128(R9)(R12*4), Z24, Z14
-	VFMADD231PS 192(R9), Z20, Z15
-	VFMADD231PS 192(R9)(R12*1), Z21, Z16
-	VFMADD231PS 192(R9)(R12*2), Z22, Z17
-	VFMADD231PS 192(R9)(R13*1), Z23, Z18
-	VFMADD231PS 192(R9)(R12*4), Z24, Z19
+	VFMADD231PS 128(R9), Z20, Z5
+	VFMADD231PS 128(R9)(R12*1), Z21, Z6
+	VFMADD231PS 128(R9)(R12*2), Z22, Z7
+	VFMADD231PS 128(R9)(R13*1), Z23, Z8
+	VFMADD231PS 128(R9)(R12*4), Z24, Z9
+	VFMADD231PS 256(R9), Z20, Z10
+	VFMADD231PS 256(R9)(R12*1), Z21, Z11
+	VFMADD231PS 256(R9)(R12*2), Z22, Z12
+	VFMADD231PS 256(R9)(R13*1), Z23, Z13
+	VFMADD231PS 256(R9)(R12*4), Z24, Z14
+	VFMADD231PS 384(R9), Z20, Z15
+	VFMADD231PS 384(R9)(R12*1), Z21, Z16
+	VFMADD231PS 384(R9)(R12*2), Z22, Z17
+	VFMADD231PS 384(R9)(R13*1), Z23, Z18
+	VFMADD231PS 384(R9)(R12*4), Z24, Z19
 	ADDQ $20, DX
-	ADDQ $32, R9
+	ADDQ $64, R9
 	DECQ R10
 	JNZ  crow
 
@@ -182,20 +194,20 @@ crow:
 	VSHUFF64X2 $0x44, Z15, Z10, Z27
 	VSHUFF64X2 $0xEE, Z15, Z10, Z28
 	MOVQ b+72(FP), AX
-	MOVQ o-24584(SP), BX
+	MOVQ o-36936(SP), BX
 	VBROADCASTSS (AX)(BX*4), Z29
 	VXORPS Z30, Z30, Z30
 
 	// AX = o*poolSide^2 + py*poolSide + 4*xb: the first pooled output's
 	// index; R11 = poolSide*4, the distance in bytes between pooled rows.
 	MOVQ poolSide+88(FP), R11
-	MOVQ o-24584(SP), AX
+	MOVQ o-36936(SP), AX
 	IMULQ R11, AX
 	IMULQ R11, AX
-	MOVQ py-24600(SP), BX
+	MOVQ py-36952(SP), BX
 	IMULQ R11, BX
 	ADDQ BX, AX
-	MOVQ xb-24592(SP), BX
+	MOVQ xb-36944(SP), BX
 	LEAQ (AX)(BX*4), AX
 	SHLQ $2, R11
 	MOVQ dst+0(FP), DI
@@ -220,19 +232,19 @@ crow:
 	VEXTRACTF128 $1, Y0, X1
 	VMOVUPS X1, (DI)(R11*1)
 
-	MOVQ py-24600(SP), AX
+	MOVQ py-36952(SP), AX
 	ADDQ $4, AX
-	MOVQ AX, py-24600(SP)
+	MOVQ AX, py-36952(SP)
 	CMPQ AX, poolSide+88(FP)
 	JLT  cpy
-	MOVQ xb-24592(SP), AX
+	MOVQ xb-36944(SP), AX
 	INCQ AX
-	MOVQ AX, xb-24592(SP)
+	MOVQ AX, xb-36944(SP)
 	CMPQ AX, nb+48(FP)
 	JLT  cxb
-	MOVQ o-24584(SP), AX
+	MOVQ o-36936(SP), AX
 	INCQ AX
-	MOVQ AX, o-24584(SP)
+	MOVQ AX, o-36936(SP)
 	CMPQ AX, outChans+80(FP)
 	JLT  cout
 	VZEROUPPER
@@ -255,10 +267,13 @@ GLOBL even8<>(SB), RODATA|NOPTR, $32
 // convPoolLayerQAVX512 with the argmax of convPoolArg2x8AVX2: the same
 // corner comparisons and blends, on eight pooled outputs (two blocks) at a
 // time.
-TEXT ·convPoolArgLayerQAVX512(SB), 0, $24600-96
-	// The input copy q in the frame: q[kx][xb][c][s][0:8] =
-	// in[c*plane + s*side + 8*xb + kx:][:8].
-	LEAQ q-24576(SP), DI
+TEXT ·convPoolArgLayerQAVX512(SB), 0, $36960-96
+	// The input copy q in the frame: for s < rows-1, q[kx][xb][c][s][r*8:][:8]
+	// = in[c*plane + (s+r)*side + 8*xb + kx:][:8], r = 0, 1.
+	LEAQ q-36928(SP), DI
+	ADDQ $63, DI
+	ANDQ $-64, DI               // q starts on a cache line
+	MOVQ DI, qb-36960(SP)
 	MOVQ in+16(FP), R8
 	MOVQ side+24(FP), BX
 	SHLQ $2, BX
@@ -277,11 +292,14 @@ aqxb:
 aqchan:
 	MOVQ R10, R11
 	MOVQ rows+56(FP), CX
+	DECQ CX
 
 aqrow:
 	VMOVUPS (R11), Y0
+	VMOVUPS (R11)(BX*1), Y1
 	VMOVUPS Y0, (DI)
-	ADDQ $32, DI
+	VMOVUPS Y1, 32(DI)
+	ADDQ $64, DI
 	ADDQ BX, R11
 	DECQ CX
 	JNZ  aqrow
@@ -299,33 +317,36 @@ aqrow:
 	JNZ  aqkx
 
 	// R12 = ks, the distance in bytes between kernel columns in q, R13 =
-	// 3*ks, R8 = cs, between channels.
+	// 3*ks, R8 = cs, between channels (rows-1 pairs of 64 bytes).
 	MOVQ rows+56(FP), R8
-	SHLQ $5, R8
+	DECQ R8
+	SHLQ $6, R8
 	MOVQ nb+48(FP), R12
 	IMULQ inChans+40(FP), R12
 	IMULQ R8, R12
 	LEAQ (R12)(R12*2), R13
 
-	MOVQ $0, o-24584(SP)
+	MOVQ $0, o-36936(SP)
 
 aout:
-	MOVQ $0, xb-24592(SP)
+	MOVQ $0, xb-36944(SP)
 
 axb:
-	MOVQ $0, py-24600(SP)
+	MOVQ $0, py-36952(SP)
 
 apy:
 	// SI = &q[0][xb][0][2*py], DX = output channel o's weights, CX = inChans.
-	MOVQ xb-24592(SP), AX
+	MOVQ xb-36944(SP), AX
 	IMULQ inChans+40(FP), AX
-	IMULQ rows+56(FP), AX
-	MOVQ py-24600(SP), BX
+	MOVQ rows+56(FP), R14
+	DECQ R14
+	IMULQ R14, AX
+	MOVQ py-36952(SP), BX
 	LEAQ (AX)(BX*2), AX
-	SHLQ $5, AX
-	LEAQ q-24576(SP), SI
+	SHLQ $6, AX
+	MOVQ qb-36960(SP), SI
 	ADDQ AX, SI
-	MOVQ o-24584(SP), AX
+	MOVQ o-36936(SP), AX
 	IMULQ inChans+40(FP), AX
 	IMULQ $100, AX
 	MOVQ w+64(FP), DX
@@ -368,23 +389,23 @@ arow:
 	VFMADD231PS 0(R9)(R12*2), Z22, Z2
 	VFMADD231PS 0(R9)(R13*1), Z23, Z3
 	VFMADD231PS 0(R9)(R12*4), Z24, Z4
-	VFMADD231PS 64(R9), Z20, Z5
-	VFMADD231PS 64(R9)(R12*1), Z21, Z6
-	VFMADD231PS 64(R9)(R12*2), Z22, Z7
-	VFMADD231PS 64(R9)(R13*1), Z23, Z8
-	VFMADD231PS 64(R9)(R12*4), Z24, Z9
-	VFMADD231PS 128(R9), Z20, Z10
-	VFMADD231PS 128(R9)(R12*1), Z21, Z11
-	VFMADD231PS 128(R9)(R12*2), Z22, Z12
-	VFMADD231PS 128(R9)(R13*1), Z23, Z13
-	VFMADD231PS 128(R9)(R12*4), Z24, Z14
-	VFMADD231PS 192(R9), Z20, Z15
-	VFMADD231PS 192(R9)(R12*1), Z21, Z16
-	VFMADD231PS 192(R9)(R12*2), Z22, Z17
-	VFMADD231PS 192(R9)(R13*1), Z23, Z18
-	VFMADD231PS 192(R9)(R12*4), Z24, Z19
+	VFMADD231PS 128(R9), Z20, Z5
+	VFMADD231PS 128(R9)(R12*1), Z21, Z6
+	VFMADD231PS 128(R9)(R12*2), Z22, Z7
+	VFMADD231PS 128(R9)(R13*1), Z23, Z8
+	VFMADD231PS 128(R9)(R12*4), Z24, Z9
+	VFMADD231PS 256(R9), Z20, Z10
+	VFMADD231PS 256(R9)(R12*1), Z21, Z11
+	VFMADD231PS 256(R9)(R12*2), Z22, Z12
+	VFMADD231PS 256(R9)(R13*1), Z23, Z13
+	VFMADD231PS 256(R9)(R12*4), Z24, Z14
+	VFMADD231PS 384(R9), Z20, Z15
+	VFMADD231PS 384(R9)(R12*1), Z21, Z16
+	VFMADD231PS 384(R9)(R12*2), Z22, Z17
+	VFMADD231PS 384(R9)(R13*1), Z23, Z18
+	VFMADD231PS 384(R9)(R12*4), Z24, Z19
 	ADDQ $20, DX
-	ADDQ $32, R9
+	ADDQ $64, R9
 	DECQ R10
 	JNZ  arow
 
@@ -419,13 +440,13 @@ arow:
 	// AX = o*poolSide^2 + py*poolSide + 4*xb: the first pooled output's
 	// index; R11 = poolSide*4, the distance in bytes between pooled rows.
 	MOVQ poolSide+88(FP), R11
-	MOVQ o-24584(SP), AX
+	MOVQ o-36936(SP), AX
 	IMULQ R11, AX
 	IMULQ R11, AX
-	MOVQ py-24600(SP), BX
+	MOVQ py-36952(SP), BX
 	IMULQ R11, BX
 	ADDQ BX, AX
-	MOVQ xb-24592(SP), BX
+	MOVQ xb-36944(SP), BX
 	LEAQ (AX)(BX*4), AX
 	SHLQ $2, R11
 	MOVQ dst+0(FP), DI
@@ -438,7 +459,7 @@ arow:
 	// 2*convSide in the second block's lanes. BX = the first block's
 	// position in the convolution plane, 2*py*convSide + 8*xb.
 	MOVQ b+72(FP), AX
-	MOVQ o-24584(SP), BX
+	MOVQ o-36936(SP), BX
 	VBROADCASTSS (AX)(BX*4), Y12
 	MOVL $1, AX
 	VMOVD AX, X8
@@ -454,10 +475,10 @@ arow:
 	VXORPS X14, X14, X14
 	VINSERTI128 $1, X15, Y14, Y15
 	VPADDD even8<>(SB), Y15, Y15
-	MOVQ py-24600(SP), BX
+	MOVQ py-36952(SP), BX
 	IMULQ poolSide+88(FP), BX
 	SHLQ $2, BX
-	MOVQ xb-24592(SP), AX
+	MOVQ xb-36944(SP), AX
 	LEAQ (BX)(AX*8), BX
 	VPMOVQD Z25, Y3                  // top-left corners
 	VPSRLQ $32, Z25, Z25
@@ -528,19 +549,19 @@ arow:
 	VEXTRACTF128 $1, Y13, X13
 	VMOVUPS X13, (SI)(R11*1)
 
-	MOVQ py-24600(SP), AX
+	MOVQ py-36952(SP), AX
 	ADDQ $4, AX
-	MOVQ AX, py-24600(SP)
+	MOVQ AX, py-36952(SP)
 	CMPQ AX, poolSide+88(FP)
 	JLT  apy
-	MOVQ xb-24592(SP), AX
+	MOVQ xb-36944(SP), AX
 	INCQ AX
-	MOVQ AX, xb-24592(SP)
+	MOVQ AX, xb-36944(SP)
 	CMPQ AX, nb+48(FP)
 	JLT  axb
-	MOVQ o-24584(SP), AX
+	MOVQ o-36936(SP), AX
 	INCQ AX
-	MOVQ AX, o-24584(SP)
+	MOVQ AX, o-36936(SP)
 	CMPQ AX, outChans+80(FP)
 	JLT  aout
 	VZEROUPPER
