@@ -197,6 +197,9 @@ func TestConvPoolLayer(t *testing.T) {
 			}
 		})
 	}
+	assert.NotPanics(t, func() {
+		ConvPoolLayer(nil, nil, make([]float32, 144), 12, 1, nil, nil, 4)
+	}, "no output channels")
 	assert.Panics(t, func() {
 		ConvPoolLayer(make([]float32, 16), nil, make([]float32, 144), 11, 1, make([]float32, KernelArea), []float32{0}, 4)
 	}, "plane wider than the input allows")
