@@ -53,14 +53,13 @@ func (m *Model) PredictPixelsInto(ctx context.Context, pixels []uint8, p *dadc.P
 // Geometry of the convolutional layers (valid 5x5 convolutions, stride 1,
 // each followed by a 2x2 max-pool of stride 2).
 const (
-	kernel      = 5                       // convolution kernel side
-	kernelArea  = kernel * kernel         // taps per input channel
-	conv1Chans  = 10                      // conv1 output channels
-	pool1Side   = (Side - kernel + 1) / 2 // 12: side of conv1's pooled planes
-	pool1Plane  = pool1Side * pool1Side
-	pool2Side   = (pool1Side - kernel + 1) / 2 // 4: side of conv2's pooled planes
-	rowBlock    = kernels.BlockCols            // conv output columns computed together by kernels.Conv2x8
-	pooledBlock = rowBlock / 2                 // pooled outputs per row block
+	kernel     = 5                       // convolution kernel side
+	kernelArea = kernel * kernel         // taps per input channel
+	conv1Chans = 10                      // conv1 output channels
+	pool1Side  = (Side - kernel + 1) / 2 // 12: side of conv1's pooled planes
+	pool1Plane = pool1Side * pool1Side
+	pool2Side  = (pool1Side - kernel + 1) / 2 // 4: side of conv2's pooled planes
+	rowBlock   = kernels.BlockCols            // conv output columns computed together by the kernels
 )
 
 // Compile-time checks of the geometry the loops below rely on: the conv
@@ -176,30 +175,11 @@ func (f *forwardNet) logProbsMany(out [][Classes]float64, in [][]uint8) {
 //
 // The bias is added after the pooling: max(a+b, c+b) = max(a, c)+b, exactly
 // so in floating point because rounding is monotonic, and it saves three
-// quarters of the additions. The convolution sums come from
-// kernels.ConvPool2x8, or kernels.ConvPoolArgPlane when arg is wanted (SIMD
-// where the CPU has it), two output rows by eight columns at a time, which
-// is exactly one row of eight pooled inputs.
+// quarters of the additions. The whole layer is one kernels.ConvPoolLayer
+// call (SIMD where the CPU has it; the same values, bit for bit, on AVX2 and
+// AVX-512).
 func convPoolReLU(out []float32, arg []int32, in []float32, inSide, inChans int, w, b []float32, poolSide int) {
-	inPlane := inSide * inSide
-	convSide := 2 * poolSide
-	wSize := inChans * kernelArea
-	outPlane := poolSide * poolSide
-	for o, bias := range b {
-		wo := w[o*wSize : (o+1)*wSize]
-		po := out[o*outPlane : (o+1)*outPlane]
-		if arg != nil {
-			kernels.ConvPoolArgPlane(po, arg[o*outPlane:(o+1)*outPlane], in, inSide, inPlane, inChans, wo, bias, poolSide)
-			continue
-		}
-		for py := 0; py < poolSide; py++ {
-			for x0 := 0; x0 < convSide; x0 += rowBlock {
-				base := py*poolSide + x0/2
-				dst := (*[pooledBlock]float32)(po[base:])
-				kernels.ConvPool2x8(dst, in, inSide, inPlane, inChans, wo, 2*py*inSide+x0, bias)
-			}
-		}
-	}
+	kernels.ConvPoolLayer(out, arg, in, inSide, inChans, w, b, poolSide)
 }
 
 // dot returns the dot product of a and b[:len(a)] (SIMD where the CPU has it).

@@ -1,17 +1,30 @@
 // Package kernels holds the float32 inner loops of the MNIST network: the
-// 5x5 convolution block that both inference and training spend most of
-// their time in (with the 2x2 max-pool, bias and ReLU fused, and for
-// training the position of each pooled maximum), the two sparse 5x5
-// backward kernels (the weight gradient summed over a list of windows, and
-// one window's input gradient added in place), a dot product and axpy.
+// 5x5 convolution with the 2x2 max-pool, bias and ReLU fused (a whole layer,
+// or one block of two output rows by eight columns, and for training the
+// position of each pooled maximum), the two sparse 5x5 backward kernels
+// (the weight gradient summed over a list of windows, and one window's input
+// gradient added in place), a dot product and axpy.
 //
-// On amd64 CPUs with AVX2 and FMA the kernels are Go assembly, chosen at run
-// time (golang.org/x/sys/cpu); AVX-512 CPUs run the same AVX2 code (the
-// network's 8-wide rows and 5-wide kernel rows leave 16-lane vectors half
-// empty); elsewhere, and in builds with the purego tag,
-// they are plain Go. Both paths compute the same sums; they differ only in
-// rounding (the assembly fuses multiply and add and sums in another order),
-// by less than 1e-5 relative for the network's inputs.
+// Three sets of kernels, chosen at run time from the CPU's features
+// (golang.org/x/sys/cpu) and named by Features:
+//
+//   - "avx512": on amd64 CPUs with AVX-512F and AVX-512VL (and AVX2 and
+//     FMA), Go assembly with 16-lane registers for the convolution layer
+//     (a whole 2x8 block per register), the dot product and axpy of 64
+//     values or more, and the AVX2 weight-gradient sum with AVX-512's masked
+//     loads; the other kernels, where the wider registers measured no
+//     faster, run the AVX2 code.
+//   - "avx2+fma": on amd64 CPUs with AVX2 and FMA, Go assembly with 8-lane
+//     registers; also on AVX-512 CPUs in builds with the noavx512 tag.
+//   - "go": plain Go, elsewhere and in builds with the purego tag.
+//
+// The AVX-512 and AVX2 kernels give the same results bit for bit: every
+// output is computed with the same fused multiply-adds and additions in the
+// same order, the wider registers only hold more independent outputs, so
+// that training is deterministic whatever the vector width. The portable
+// kernels compute the same sums but round differently (the assembly fuses
+// multiply and add, and sums in another order), by less than 1e-5 relative
+// for the network's inputs.
 //
 // All functions are pure: they read their inputs, write only their
 // destination and are safe for concurrent use on distinct destinations.

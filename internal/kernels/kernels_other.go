@@ -5,6 +5,9 @@ package kernels
 // useAVX2 is false: this build has only the portable kernels.
 const useAVX2 = false
 
+// useAVX512 is false: this build has only the portable kernels.
+const useAVX512 = false
+
 func conv2x8(dst *[2 * BlockCols]float32, in []float32, side, plane, inChans int, w []float32, off int) {
 	conv2x8Generic(dst, in, side, plane, inChans, w, off)
 }
@@ -27,4 +30,8 @@ func patchSum5x5(dst []float32, src []float32, side, plane, inChans int, offs []
 
 func addPatch5x5(dst []float32, side, plane, inChans int, patch []float32, off int) {
 	addPatch5x5Generic(dst, side, plane, inChans, patch, off)
+}
+
+func convPoolLayerFast([]float32, []int32, []float32, int, int, []float32, []float32, int) bool {
+	return false
 }

@@ -130,9 +130,138 @@ func TestAxpy(t *testing.T) {
 }
 
 func TestFeatures(t *testing.T) {
-	f := Features()
-	assert.Contains(t, []string{"avx2+fma", "generic"}, f)
-	assert.Equal(t, useAVX2, f == "avx2+fma")
+	want := "go"
+	switch {
+	case useAVX512:
+		want = "avx512"
+	case useAVX2:
+		want = "avx2+fma"
+	}
+	assert.Equal(t, want, Features())
+	assert.False(t, useAVX512 && !useAVX2, "AVX-512 kernels without AVX2 ones")
+}
+
+// naiveConvPool is the definition of ConvPoolLayer's values, in float64.
+func naiveConvPool(in []float32, side, inChans int, w, b []float32, poolSide int) []float64 {
+	var out []float64
+	plane := side * side
+	for o := range b {
+		for py := range poolSide {
+			for px := range poolSide {
+				m := math.Inf(-1)
+				for dy := range 2 {
+					for dx := range 2 {
+						var s float64
+						for c := range inChans {
+							for k := range KernelArea {
+								s += float64(w[(o*inChans+c)*KernelArea+k]) *
+									float64(in[c*plane+(2*py+dy+k/Kernel)*side+2*px+dx+k%Kernel])
+							}
+						}
+						m = max(m, s)
+					}
+				}
+				out = append(out, max(0, m+float64(b[o])))
+			}
+		}
+	}
+	return out
+}
+
+func TestConvPoolLayer(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	for _, tc := range []struct{ side, inChans, outChans, poolSide int }{
+		{28, 1, 10, 12}, {12, 10, 20, 4}, {13, 3, 2, 4}, {20, 2, 3, 8}, {12, 0, 2, 4},
+	} {
+		t.Run(fmt.Sprintf("%+v", tc), func(t *testing.T) {
+			in := randSlice(rng, tc.inChans*tc.side*tc.side)
+			w := randSlice(rng, tc.outChans*tc.inChans*KernelArea)
+			b := randSlice(rng, tc.outChans)
+			n := tc.outChans * tc.poolSide * tc.poolSide
+			want := naiveConvPool(in, tc.side, tc.inChans, w, b, tc.poolSide)
+			tol := 1e-5 * math.Sqrt(float64(tc.inChans*KernelArea+1))
+			for _, withArg := range []bool{false, true} {
+				got, blocks := make([]float32, n), make([]float32, n)
+				var arg, blocksArg []int32
+				if withArg {
+					arg, blocksArg = make([]int32, n), make([]int32, n)
+				}
+				ConvPoolLayer(got, arg, in, tc.side, tc.inChans, w, b, tc.poolSide)
+				convPoolLayerBlocks(blocks, blocksArg, in, tc.side, tc.inChans, w, b, tc.poolSide)
+				// Every instruction set computes exactly what its blocks do.
+				assert.Equal(t, blocks, got, "arg %v: ConvPoolLayer vs ConvPool2x8/ConvPoolArgPlane", withArg)
+				assert.Equal(t, blocksArg, arg, "arg %v: positions", withArg)
+				for i := range want {
+					assert.InDelta(t, want[i], float64(got[i]), tol, "arg %v: value %d", withArg, i)
+				}
+			}
+		})
+	}
+	assert.NotPanics(t, func() {
+		ConvPoolLayer(nil, nil, make([]float32, 144), 12, 1, nil, nil, 4)
+	}, "no output channels")
+	assert.Panics(t, func() {
+		ConvPoolLayer(make([]float32, 16), nil, make([]float32, 144), 11, 1, make([]float32, KernelArea), []float32{0}, 4)
+	}, "plane wider than the input allows")
+	assert.Panics(t, func() {
+		ConvPoolLayer(make([]float32, 31), nil, make([]float32, 144), 12, 1, make([]float32, 2*KernelArea), []float32{0, 0}, 4)
+	}, "dst too short")
+	assert.Panics(t, func() {
+		ConvPoolLayer(make([]float32, 16), nil, make([]float32, 143), 12, 1, make([]float32, KernelArea), []float32{0}, 4)
+	}, "input too short")
+	assert.Panics(t, func() {
+		ConvPoolLayer(make([]float32, 16), make([]int32, 15), make([]float32, 144), 12, 1, make([]float32, KernelArea), []float32{0}, 4)
+	}, "arg too short")
+}
+
+func BenchmarkConvPoolLayer(b *testing.B) {
+	for _, tc := range []struct {
+		name                              string
+		side, inChans, outChans, poolSide int
+	}{{"conv1", 28, 1, 10, 12}, {"conv2", 12, 10, 20, 4}} {
+		rng := rand.New(rand.NewPCG(1, 2))
+		in := randSlice(rng, tc.inChans*tc.side*tc.side)
+		w := randSlice(rng, tc.outChans*tc.inChans*KernelArea)
+		bias := randSlice(rng, tc.outChans)
+		n := tc.outChans * tc.poolSide * tc.poolSide
+		dst, arg := make([]float32, n), make([]int32, n)
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				ConvPoolLayer(dst, nil, in, tc.side, tc.inChans, w, bias, tc.poolSide)
+			}
+		})
+		b.Run(tc.name+"Arg", func(b *testing.B) {
+			for b.Loop() {
+				ConvPoolLayer(dst, arg, in, tc.side, tc.inChans, w, bias, tc.poolSide)
+			}
+		})
+	}
+}
+
+func BenchmarkDot(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{50, 320} {
+		x, y := randSlice(rng, n), randSlice(rng, n)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			var s float32
+			for b.Loop() {
+				s += Dot(x, y)
+			}
+			_ = s
+		})
+	}
+}
+
+func BenchmarkAxpy(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{10, 25, 50, 250} {
+		x, y := randSlice(rng, n), randSlice(rng, n)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			for b.Loop() {
+				Axpy(x, y, 1e-3)
+			}
+		})
+	}
 }
 
 func BenchmarkConv2x8(b *testing.B) {
