@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand"
+	"slices"
 	"time"
 
 	G "gorgonia.org/gorgonia"
@@ -53,11 +54,21 @@ type TrainConfig struct {
 	Augment bool
 	// Limit, when > 0, trains on the first Limit images only.
 	Limit int
+	// EMADecay, when in (0, 1), makes Train keep an exponential moving
+	// average of the weights (Polyak averaging): after step t (from 1) the
+	// average becomes d·avg + (1−d)·w with d = min(EMADecay, (1+t)/(10+t)),
+	// so the first steps are not held back by the initial weights. Train then
+	// returns the average, and OnEpoch receives it, instead of the raw
+	// weights; training itself is unchanged (same steps, same random draws).
+	// 0.999 averages over about the last 1,000 steps. 0 (the default) turns
+	// it off; values outside [0, 1) are an error.
+	EMADecay float64
 	// Progress, if not nil, is called from the training goroutine after every
 	// batch (and once more at the end of each epoch, with EpochDone set).
 	Progress func(TrainProgress)
 	// OnEpoch, if not nil, is called after each epoch with a copy of the
-	// current weights (for instance to evaluate them). An error stops training.
+	// current weights (the average when EMADecay is set), for instance to
+	// evaluate them. An error stops training.
 	OnEpoch func(ctx context.Context, epoch int, w *Weights) error
 	// Logger receives per-epoch log lines (default: discard).
 	Logger *slog.Logger
@@ -119,6 +130,9 @@ func (c *TrainConfig) learnRate(step, total int) float64 {
 // no weights) when cancelled.
 func Train(ctx context.Context, init *Weights, train *Dataset, cfg *TrainConfig) (*Weights, error) {
 	c := cfg.withDefaults()
+	if !(c.EMADecay >= 0 && c.EMADecay < 1) {
+		return nil, fmt.Errorf("mnist: TrainConfig.EMADecay %v is outside [0, 1): use 0 for no averaging or a decay such as 0.999", c.EMADecay)
+	}
 	if err := checkDataset(train); err != nil {
 		return nil, err
 	}
@@ -138,6 +152,16 @@ func Train(ctx context.Context, init *Weights, train *Dataset, cfg *TrainConfig)
 		return nil, err
 	}
 	defer s.close()
+	var avg *emaWeights
+	if c.EMADecay > 0 {
+		avg = newEMAWeights(s.adam.params, c.EMADecay)
+	}
+	result := func() *Weights {
+		if avg != nil {
+			return avg.weights()
+		}
+		return s.weights()
+	}
 
 	batches := n / c.BatchSize
 	epochs, total := c.Epochs, c.Epochs*batches
@@ -175,6 +199,9 @@ func Train(ctx context.Context, init *Weights, train *Dataset, cfg *TrainConfig)
 				return nil, fmt.Errorf("mnist: epoch %d batch %d: %w", epoch, b+1, err)
 			}
 			lossSum += loss
+			if avg != nil {
+				avg.update(s.adam.params)
+			}
 			step++
 			done++
 			if c.Progress != nil {
@@ -188,12 +215,50 @@ func Train(ctx context.Context, init *Weights, train *Dataset, cfg *TrainConfig)
 			c.Progress(p)
 		}
 		if c.OnEpoch != nil {
-			if err := c.OnEpoch(ctx, epoch, s.weights()); err != nil {
+			if err := c.OnEpoch(ctx, epoch, result()); err != nil {
 				return nil, fmt.Errorf("mnist: after epoch %d: %w", epoch, err)
 			}
 		}
 	}
-	return s.weights(), nil
+	return result(), nil
+}
+
+// emaWeights is an exponential moving average of the parameters, in
+// gorgonia layout (see TrainConfig.EMADecay).
+type emaWeights struct {
+	decay float64
+	t     int
+	avg   [][]float32
+}
+
+// newEMAWeights starts an average at the current parameters.
+func newEMAWeights(params [][]float32, decay float64) *emaWeights {
+	e := &emaWeights{decay: decay, avg: make([][]float32, len(params))}
+	for i, p := range params {
+		e.avg[i] = slices.Clone(p)
+	}
+	return e
+}
+
+// update folds the parameters after one more step into the average.
+func (e *emaWeights) update(params [][]float32) {
+	e.t++
+	d := float32(min(e.decay, float64(1+e.t)/float64(10+e.t)))
+	for i, p := range params {
+		a := e.avg[i]
+		for j, w := range p {
+			a[j] = d*a[j] + (1-d)*w
+		}
+	}
+}
+
+// weights returns a copy of the average in PyTorch layout.
+func (e *emaWeights) weights() *Weights {
+	var p params
+	for i := range p {
+		p[i] = tensor.New(tensor.WithShape(gorgoniaShape(i)...), tensor.WithBacking(slices.Clone(e.avg[i])))
+	}
+	return p.toWeights()
 }
 
 func checkDataset(d *Dataset) error {

@@ -191,3 +191,50 @@ func TestAffineInto(t *testing.T) {
 	affineInto(got, src, math.Pi/2, 0, 0)
 	assert.InDelta(t, pixelLUT[200], got[12*Side+(27-10)], 1e-4)
 }
+
+// TestTrainEMA checks the moving average against its definition: after one
+// step (t = 1, so the decay is min(EMADecay, 2/11)) the average is
+// d·init + (1−d)·w1, where w1 is what the same training returns without
+// averaging; OnEpoch sees the average; training itself is unchanged.
+func TestTrainEMA(t *testing.T) {
+	train, _ := loadSubset(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		decay float64
+		d     float32
+	}{
+		{"decay above the warm-up cap", 0.999, float32(2.0 / 11)},
+		{"decay below the warm-up cap", 0.1, 0.1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := TrainConfig{Steps: 1, BatchSize: 16, Seed: 5, Augment: true}
+			raw, err := Train(ctx, nil, train, &cfg)
+			require.NoError(t, err)
+			init := InitWeights(5)
+			cfg.EMADecay = tc.decay
+			var seen *Weights
+			cfg.OnEpoch = func(_ context.Context, _ int, w *Weights) error { seen = w; return nil }
+			avg, err := Train(ctx, nil, train, &cfg)
+			require.NoError(t, err)
+			require.Equal(t, avg.Tensors, seen.Tensors, "OnEpoch receives the average")
+			for name, a := range avg.Tensors {
+				for j := range a {
+					want := tc.d*init.Tensors[name][j] + (1-tc.d)*raw.Tensors[name][j]
+					require.InDelta(t, want, a[j], 1e-6, "%s[%d]", name, j)
+				}
+			}
+			assert.NotEqual(t, raw.Tensors, avg.Tensors)
+		})
+	}
+}
+
+func TestTrainEMARejectsBadDecay(t *testing.T) {
+	train, _ := loadSubset(t)
+	for _, d := range []float64{-0.1, 1, 1.5, math.NaN()} {
+		w, err := Train(context.Background(), nil, train, &TrainConfig{Steps: 1, BatchSize: 16, EMADecay: d})
+		require.Error(t, err, "%v", d)
+		assert.Contains(t, err.Error(), "EMADecay")
+		assert.Nil(t, w)
+	}
+}
