@@ -44,7 +44,9 @@ func TestPretrainedOnSubset(t *testing.T) {
 
 // TestPretrainedFullTestSet scores the embedded weights on all 10,000 MNIST
 // test images (from the GoMNIST module via mnistdata.Dir; skipped when the
-// data is not available) and requires at least 99.0%.
+// data is not available) and requires at least 99.3%, the target the
+// embedded model was made for (it scores 99.52%, 9,952 right, here and in
+// PyTorch).
 func TestPretrainedFullTestSet(t *testing.T) {
 	skipSlowUnderRace(t)
 	_, test := loadFull(t)
@@ -57,5 +59,5 @@ func TestPretrainedFullTestSet(t *testing.T) {
 	ev, err := m.EvaluateDataset(context.Background(), test)
 	require.NoError(t, err)
 	t.Logf("pretrained %s: %.2f%% on the 10,000 MNIST test images (%v)", m.Version(), 100*ev.Accuracy, time.Since(start).Round(time.Millisecond))
-	assert.GreaterOrEqual(t, ev.Accuracy, 0.99)
+	assert.GreaterOrEqual(t, ev.Accuracy, 0.993)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand"
+	"slices"
 	"time"
 
 	G "gorgonia.org/gorgonia"
@@ -19,6 +20,7 @@ const (
 	DefaultLearnRate    = 1e-3
 	DefaultMinLearnRate = 1e-5
 	DefaultEpochs       = 1
+	DefaultDropout      = dropP
 
 	adamBeta1 = 0.9
 	adamBeta2 = 0.999
@@ -30,7 +32,8 @@ const (
 
 // TrainConfig configures Train. The zero value (or a nil pointer) means the
 // defaults: one epoch, batches of 64, Adam with a learning rate decaying from
-// 1e-3 to 1e-5 on a cosine schedule, seed 0, no augmentation, all images.
+// 1e-3 to 1e-5 on a cosine schedule, dropout 0.5, seed 0, no augmentation,
+// all images, no weight averaging.
 type TrainConfig struct {
 	// Epochs is the number of passes over the data (default 1). Ignored when Steps > 0.
 	Epochs int
@@ -53,11 +56,28 @@ type TrainConfig struct {
 	Augment bool
 	// Limit, when > 0, trains on the first Limit images only.
 	Limit int
+	// Dropout is the probability with which the two dropout layers drop a
+	// value during training: whole channels after the second convolution,
+	// single units after the first fully connected layer (kept values are
+	// scaled by 1/(1−Dropout), as PyTorch does). 0 means DefaultDropout, the
+	// 0.5 of the PyTorch example the network mirrors; a negative value turns
+	// dropout off; 1 or more is an error. Inference never drops anything.
+	Dropout float64
+	// EMADecay, when in (0, 1), makes Train keep an exponential moving
+	// average of the weights (Polyak averaging): after step t (from 1) the
+	// average becomes d·avg + (1−d)·w with d = min(EMADecay, (1+t)/(10+t)),
+	// so the first steps are not held back by the initial weights. Train then
+	// returns the average, and OnEpoch receives it, instead of the raw
+	// weights; training itself is unchanged (same steps, same random draws).
+	// 0.999 averages over about the last 1,000 steps. 0 (the default) turns
+	// it off; values outside [0, 1) are an error.
+	EMADecay float64
 	// Progress, if not nil, is called from the training goroutine after every
 	// batch (and once more at the end of each epoch, with EpochDone set).
 	Progress func(TrainProgress)
 	// OnEpoch, if not nil, is called after each epoch with a copy of the
-	// current weights (for instance to evaluate them). An error stops training.
+	// current weights (the average when EMADecay is set), for instance to
+	// evaluate them. An error stops training.
 	OnEpoch func(ctx context.Context, epoch int, w *Weights) error
 	// Logger receives per-epoch log lines (default: discard).
 	Logger *slog.Logger
@@ -98,6 +118,12 @@ func (c *TrainConfig) withDefaults() TrainConfig {
 	if d.MinLearnRate <= 0 {
 		d.MinLearnRate = math.Min(DefaultMinLearnRate, d.LearnRate)
 	}
+	switch {
+	case d.Dropout == 0:
+		d.Dropout = DefaultDropout
+	case d.Dropout < 0:
+		d.Dropout = 0
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -119,6 +145,12 @@ func (c *TrainConfig) learnRate(step, total int) float64 {
 // no weights) when cancelled.
 func Train(ctx context.Context, init *Weights, train *Dataset, cfg *TrainConfig) (*Weights, error) {
 	c := cfg.withDefaults()
+	if !(c.Dropout < 1) {
+		return nil, fmt.Errorf("mnist: TrainConfig.Dropout %v is not below 1: give a probability such as 0.3, 0 for the default 0.5, or a negative value for no dropout", c.Dropout)
+	}
+	if !(c.EMADecay >= 0 && c.EMADecay < 1) {
+		return nil, fmt.Errorf("mnist: TrainConfig.EMADecay %v is outside [0, 1): use 0 for no averaging or a decay such as 0.999", c.EMADecay)
+	}
 	if err := checkDataset(train); err != nil {
 		return nil, err
 	}
@@ -138,6 +170,17 @@ func Train(ctx context.Context, init *Weights, train *Dataset, cfg *TrainConfig)
 		return nil, err
 	}
 	defer s.close()
+	s.dropP = c.Dropout
+	var avg *emaWeights
+	if c.EMADecay > 0 {
+		avg = newEMAWeights(s.adam.params, c.EMADecay)
+	}
+	result := func() *Weights {
+		if avg != nil {
+			return avg.weights()
+		}
+		return s.weights()
+	}
 
 	batches := n / c.BatchSize
 	epochs, total := c.Epochs, c.Epochs*batches
@@ -175,6 +218,9 @@ func Train(ctx context.Context, init *Weights, train *Dataset, cfg *TrainConfig)
 				return nil, fmt.Errorf("mnist: epoch %d batch %d: %w", epoch, b+1, err)
 			}
 			lossSum += loss
+			if avg != nil {
+				avg.update(s.adam.params)
+			}
 			step++
 			done++
 			if c.Progress != nil {
@@ -188,12 +234,50 @@ func Train(ctx context.Context, init *Weights, train *Dataset, cfg *TrainConfig)
 			c.Progress(p)
 		}
 		if c.OnEpoch != nil {
-			if err := c.OnEpoch(ctx, epoch, s.weights()); err != nil {
+			if err := c.OnEpoch(ctx, epoch, result()); err != nil {
 				return nil, fmt.Errorf("mnist: after epoch %d: %w", epoch, err)
 			}
 		}
 	}
-	return s.weights(), nil
+	return result(), nil
+}
+
+// emaWeights is an exponential moving average of the parameters, in
+// gorgonia layout (see TrainConfig.EMADecay).
+type emaWeights struct {
+	decay float64
+	t     int
+	avg   [][]float32
+}
+
+// newEMAWeights starts an average at the current parameters.
+func newEMAWeights(params [][]float32, decay float64) *emaWeights {
+	e := &emaWeights{decay: decay, avg: make([][]float32, len(params))}
+	for i, p := range params {
+		e.avg[i] = slices.Clone(p)
+	}
+	return e
+}
+
+// update folds the parameters after one more step into the average.
+func (e *emaWeights) update(params [][]float32) {
+	e.t++
+	d := float32(min(e.decay, float64(1+e.t)/float64(10+e.t)))
+	for i, p := range params {
+		a := e.avg[i]
+		for j, w := range p {
+			a[j] = d*a[j] + (1-d)*w
+		}
+	}
+}
+
+// weights returns a copy of the average in PyTorch layout.
+func (e *emaWeights) weights() *Weights {
+	var p params
+	for i := range p {
+		p[i] = tensor.New(tensor.WithShape(gorgoniaShape(i)...), tensor.WithBacking(slices.Clone(e.avg[i])))
+	}
+	return p.toWeights()
 }
 
 func checkDataset(d *Dataset) error {
@@ -222,6 +306,8 @@ type trainSession struct {
 	rng   *rand.Rand
 	batch int
 	adam  adam
+	// dropP is the dropout probability of both dropout layers.
+	dropP float64
 	// noDropout turns dropout off (all-ones masks), for tests that need a
 	// deterministic function of the weights (gradient check, overfitting).
 	noDropout bool
@@ -251,7 +337,7 @@ func newTrainSessionWith(init *Weights, batch int, rng *rand.Rand, builtin bool)
 	if err != nil {
 		return nil, err
 	}
-	s := &trainSession{net: net, vm: vm, rng: rng, batch: batch,
+	s := &trainSession{net: net, vm: vm, rng: rng, batch: batch, dropP: dropP,
 		xb: make([]float32, batch*InputSize), yb: make([]float32, batch*Classes),
 		m1b: make([]float32, batch*hidden), m2b: make([]float32, batch*flatSize)}
 	s.x = tensor.New(tensor.WithShape(batch, 1, Side, Side), tensor.WithBacking(s.xb))
@@ -270,11 +356,12 @@ func (s *trainSession) fillMasks() {
 		s.setDropoutOff()
 		return
 	}
-	const keep = 1 / (1 - dropP)
+	p := s.dropP
+	keep := float32(1 / (1 - p))
 	for b := 0; b < s.batch; b++ {
 		for c := 0; c < conv2Chans; c++ {
 			v := float32(0)
-			if s.rng.Float64() >= dropP {
+			if s.rng.Float64() >= p {
 				v = keep
 			}
 			row := s.m2b[b*flatSize+c*conv2Plane : b*flatSize+(c+1)*conv2Plane]
@@ -284,7 +371,7 @@ func (s *trainSession) fillMasks() {
 		}
 	}
 	for i := range s.m1b {
-		if s.rng.Float64() >= dropP {
+		if s.rng.Float64() >= p {
 			s.m1b[i] = keep
 		} else {
 			s.m1b[i] = 0

