@@ -105,6 +105,10 @@ func TestFineTuneErrors(t *testing.T) {
 	assert.ErrorIs(t, err, ErrBadInput)
 	_, err = m.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: []dadc.Sample[*image.Gray]{badLabel}})
 	assert.ErrorIs(t, err, dadc.ErrInvalidLabel)
+	allDropped, err := NewModel(InitWeights(1), &ModelOptions{FineTune: &FineTuneConfig{Dropout: 1}})
+	require.NoError(t, err)
+	_, err = allDropped.Train(context.Background(), dadc.TrainRequest[*image.Gray]{Samples: []dadc.Sample[*image.Gray]{good}})
+	assert.ErrorContains(t, err, "Dropout 1 is not below 1")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	steps := 0
@@ -219,6 +223,8 @@ func TestFineTuneConfigDefaults(t *testing.T) {
 	assert.Equal(t, 1.0, off.Interpolate)
 	assert.Equal(t, 1.0, (&FineTuneConfig{Distill: 3, Interpolate: 2}).withDefaults().Distill)
 	assert.Equal(t, 1.0, (&FineTuneConfig{Interpolate: 2}).withDefaults().Interpolate)
+	assert.Equal(t, 0.2, def.Dropout, "the embedded model's training rate")
+	assert.Zero(t, (&FineTuneConfig{Dropout: -1}).withDefaults().Dropout)
 }
 
 func TestLoaderRoundTrip(t *testing.T) {
