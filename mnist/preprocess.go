@@ -11,6 +11,7 @@ import (
 	_ "image/png"  // registers the PNG decoder for image.Decode
 	"math"
 	"math/bits"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -354,12 +355,55 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	return centerOfMassPlace(digit), nil
 }
 
+// parallelPixels is the image size from which the row passes of
+// preprocessing split their rows over the cores: a 4000x4000 drawing's
+// passes take several milliseconds each, a canvas snapshot's microseconds.
+const parallelPixels = 1 << 20
+
+// rowParts splits rows [0, h) of an image w pixels wide into contiguous
+// parts, one per core for a large image and one otherwise, runs fn on each
+// part on its own goroutine and returns when all are done. fn gets its
+// part's index and rows [y0, y1).
+func rowParts(w, h int, fn func(part, y0, y1 int)) (parts int) {
+	parts = 1
+	if w*h >= parallelPixels {
+		parts = min(runtime.GOMAXPROCS(0), h)
+	}
+	if parts == 1 {
+		fn(0, 0, h)
+		return 1
+	}
+	var wg sync.WaitGroup
+	for p := range parts {
+		wg.Go(func() { fn(p, p*h/parts, (p+1)*h/parts) })
+	}
+	wg.Wait()
+	return parts
+}
+
 // byteRange returns the smallest and the largest byte of px (not empty), an
 // image of rows w bytes long. A row equal to the one above (a drawing's
 // background, a stroke running down) adds nothing and is skipped.
 func byteRange(px []uint8, w int) (lo, hi uint8) {
-	lo, hi = px[0], px[0]
-	for y := 0; y*w < len(px); y++ {
+	h := len(px) / w
+	var los, his [maxParts]uint8
+	parts := rowParts(w, h, func(part, y0, y1 int) {
+		los[part], his[part] = byteRangeRows(px, w, y0, y1)
+	})
+	lo, hi = los[0], his[0]
+	for p := 1; p < parts; p++ {
+		lo, hi = min(lo, los[p]), max(hi, his[p])
+	}
+	return lo, hi
+}
+
+// maxParts bounds rowParts' parts where results are kept per part.
+const maxParts = 64
+
+// byteRangeRows is byteRange over rows [y0, y1) (not empty).
+func byteRangeRows(px []uint8, w, y0, y1 int) (lo, hi uint8) {
+	lo, hi = px[y0*w], px[y0*w]
+	for y := y0; y < y1; y++ {
 		row := px[y*w : (y+1)*w]
 		if y > 0 && bytes.Equal(row, px[(y-1)*w:y*w]) {
 			continue
@@ -388,12 +432,30 @@ func byteRange(px []uint8, w int) (lo, hi uint8) {
 // Runs of eight equal bytes are mapped eight at a time, and a row equal to
 // the one above is copied from the one above's result.
 func applyInkLevels(ink []uint8, w, h int, level *[256]uint8) (box image.Rectangle, mass int) {
+	var boxes [maxParts]image.Rectangle
+	var masses [maxParts]int
+	parts := rowParts(w, h, func(part, y0, y1 int) {
+		boxes[part], masses[part] = applyInkLevelsRows(ink, w, h, y0, y1, level)
+	})
+	box, mass = boxes[0], masses[0]
+	for p := 1; p < parts; p++ {
+		b := boxes[p]
+		box.Min.X, box.Max.X = min(box.Min.X, b.Min.X), max(box.Max.X, b.Max.X)
+		box.Min.Y, box.Max.Y = min(box.Min.Y, b.Min.Y), max(box.Max.Y, b.Max.Y)
+		mass += masses[p]
+	}
+	return box, mass
+}
+
+// applyInkLevelsRows is applyInkLevels over rows [y0, y1). Its first row is
+// always mapped: the row above may be another part's, mapped meanwhile.
+func applyInkLevelsRows(ink []uint8, w, h, y0, y1 int, level *[256]uint8) (box image.Rectangle, mass int) {
 	box = image.Rectangle{Min: image.Pt(w, h)}
 	above := make([]uint8, w) // the row above, before mapping
 	first, last, rowMass := -1, -1, 0
-	for y := range h {
+	for y := y0; y < y1; y++ {
 		row := ink[y*w : (y+1)*w]
-		if y > 0 && bytes.Equal(row, above) {
+		if y > y0 && bytes.Equal(row, above) {
 			copy(row, ink[(y-1)*w:y*w])
 		} else {
 			copy(above, row)
@@ -751,23 +813,27 @@ func tentFilter(dw, sw int) []tentTaps {
 func scaleTent(dw, dh, sw, sh int, row func(y int, buf []float32), same func(y int) bool) *plane16 {
 	hx, hy := tentFilter(dw, sw), tentFilter(dh, sh)
 	tmp := make([]float32, sh*dw) // horizontally scaled rows
-	buf := make([]float32, sw)
-	for y := range sh {
-		out := tmp[y*dw : (y+1)*dw]
-		if y > 0 && same != nil && same(y) {
-			copy(out, tmp[(y-1)*dw:y*dw])
-			continue
-		}
-		row(y, buf)
-		for x, t := range hx {
-			var s float32
-			src := buf[t.first : t.first+len(t.weights)]
-			for k, wt := range t.weights {
-				s += wt * src[k]
+	rowParts(sw, sh, func(_, y0, y1 int) {
+		buf := make([]float32, sw)
+		for y := y0; y < y1; y++ {
+			out := tmp[y*dw : (y+1)*dw]
+			// A part's first row is always computed: the row above may be
+			// another part's, not written yet.
+			if y > y0 && same != nil && same(y) {
+				copy(out, tmp[(y-1)*dw:y*dw])
+				continue
 			}
-			out[x] = s
+			row(y, buf)
+			for x, t := range hx {
+				var s float32
+				src := buf[t.first : t.first+len(t.weights)]
+				for k, wt := range t.weights {
+					s += wt * src[k]
+				}
+				out[x] = s
+			}
 		}
-	}
+	})
 	dst := newPlane16(dw, dh)
 	acc := make([]float32, dw)
 	for y, t := range hy {

@@ -187,8 +187,19 @@ func (h *header) paletteLevels(bg uint8) error {
 // each) across calls; the pool holds no state a caller can observe.
 var inflaters sync.Pool
 
-// inflated recycles the buffers small images are inflated into, whole.
+// inflated recycles the buffers images are inflated into: whole for small
+// images, blocks of rows for large ones.
 var inflated sync.Pool
+
+// inflatedBuffer returns a recycled buffer of at least n bytes, for
+// inflated.Put when done.
+func inflatedBuffer(n int) *[]byte {
+	if p, _ := inflated.Get().(*[]byte); p != nil && cap(*p) >= n {
+		return p
+	}
+	b := make([]byte, n)
+	return &b
+}
 
 func inflater(r io.Reader) io.ReadCloser {
 	if f, ok := inflaters.Get().(io.ReadCloser); ok {
@@ -276,11 +287,7 @@ const parallelBytes = 4 << 20
 func (h *header) rows(zr io.Reader, img *image.Gray, bg uint8) (bool, error) {
 	rowLen := 1 + h.width*h.bpp
 	if h.height*rowLen < parallelBytes {
-		p, _ := inflated.Get().(*[]byte)
-		if p == nil || cap(*p) < h.height*rowLen {
-			p = &[]byte{}
-			*p = make([]byte, h.height*rowLen)
-		}
+		p := inflatedBuffer(h.height * rowLen)
 		defer inflated.Put(p)
 		buf := (*p)[:h.height*rowLen]
 		if _, err := io.ReadFull(zr, buf); err != nil {
@@ -296,11 +303,13 @@ func (h *header) rows(zr io.Reader, img *image.Gray, bg uint8) (bool, error) {
 		n   int
 		err error
 	}
-	per := max(1, (256<<10)/rowLen)
+	per := max(1, (1<<20)/rowLen)
 	const blocks = 4
 	free, full := make(chan []byte, blocks), make(chan block, blocks)
 	for range blocks {
-		free <- make([]byte, per*rowLen)
+		p := inflatedBuffer(per * rowLen)
+		defer inflated.Put(p)
+		free <- (*p)[:per*rowLen]
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup

@@ -78,13 +78,11 @@ func unfilter(ft byte, cur, prev []byte, bpp int) error {
 		i := bpp
 		for i < n {
 			if i+8 <= n && binary.LittleEndian.Uint64(cur[i:]) == 0 {
-				// Zero differences repeat the last pixel: when its bytes
-				// are all one value, the next eight bytes are that value.
-				if v := cur[i-1]; sameBytes(cur[i-bpp:i], v) {
-					binary.LittleEndian.PutUint64(cur[i:], uint64(v)*ones)
-					i += 8
-					continue
-				}
+				// Zero differences repeat the last pixel: eight bytes of
+				// its pattern at once.
+				binary.LittleEndian.PutUint64(cur[i:], repeatPixel(cur[i-bpp:i]))
+				i += 8
+				continue
 			}
 			// Eight bytes one at a time before the next look for a run.
 			for end := min(i+8, n); i < end; i++ {
@@ -118,8 +116,17 @@ func unfilter(ft byte, cur, prev []byte, bpp int) error {
 				// one value v predict v: eight bytes of background at once.
 				v := cur[i-1]
 				if w := binary.LittleEndian.Uint64(prev[i:]); w == uint64(v)*ones && sameBytes(cur[i-bpp:i], v) && sameBytes(prev[i-bpp:i], v) {
-					binary.LittleEndian.PutUint64(cur[i:], w)
-					i += 8
+					// The run goes on while the differences stay zero and
+					// the row above stays v: the eight bytes just written
+					// and the word above them are the next left and upper
+					// left neighbours.
+					for {
+						binary.LittleEndian.PutUint64(cur[i:], w)
+						i += 8
+						if i+8 > n || binary.LittleEndian.Uint64(cur[i:]) != 0 || binary.LittleEndian.Uint64(prev[i:]) != w {
+							break
+						}
+					}
 					continue
 				}
 			}
@@ -157,6 +164,24 @@ func allZero(b []byte) bool {
 		b = b[len(zeros):]
 	}
 	return bytes.Equal(b, zeros[:len(b)])
+}
+
+// repeatPixel returns eight bytes that repeat the pixel p (1 to 4 bytes)
+// from its first byte: what follows p in a Sub-filtered row whose
+// differences are zero.
+func repeatPixel(p []byte) uint64 {
+	switch len(p) {
+	case 1:
+		return uint64(p[0]) * ones
+	case 2:
+		return uint64(p[0])*0x0001000100010001 + uint64(p[1])*0x0100010001000100
+	case 3:
+		v := uint64(p[0]) | uint64(p[1])<<8 | uint64(p[2])<<16
+		return v | v<<24 | v<<48
+	default:
+		v := uint64(binary.LittleEndian.Uint32(p))
+		return v | v<<32
+	}
 }
 
 func sameBytes(b []byte, v byte) bool {
