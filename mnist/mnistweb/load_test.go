@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/png"
@@ -131,7 +133,7 @@ func TestLoad(t *testing.T) {
 	// The baseline: flags at 25/s with no retrain running (each one is
 	// written and fsynced before it is acknowledged).
 	calm := openLoop(t, 25, 4*time.Second, func(i int) error {
-		code, res := flagOnce(t, client, srv.URL, bodies[i%len(bodies)], (predicted[i%len(bodies)]+1)%10)
+		code, res := flagOnce(t, client, srv.URL, uniqueBody(t, bodies[i%len(bodies)], i), (predicted[i%len(bodies)]+1)%10)
 		if code != http.StatusCreated {
 			return fmt.Errorf("flag: %d %v", code, res)
 		}
@@ -165,7 +167,7 @@ func TestLoad(t *testing.T) {
 			// (unless a promotion changes the model in between: then 200).
 			label := (predicted[i%len(bodies)] + 1) % 10
 			start := time.Now()
-			code, res := flagOnce(t, client, srv.URL, bodies[i%len(bodies)], label)
+			code, res := flagOnce(t, client, srv.URL, uniqueBody(t, bodies[i%len(bodies)], 100_000+i), label)
 			d := time.Since(start)
 			if assert.Contains(t, []int{http.StatusCreated, http.StatusOK}, code, res) && res["retraining"] == true {
 				duringMu.Lock()
@@ -230,6 +232,25 @@ func envInt(t *testing.T, name string, def int) int {
 
 // digitDrawings turns the MNIST digits of testdata/digits into what the page
 // sends: 84x84 PNGs, dark ink on white.
+// uniqueBody returns the PNG drawing b with a text chunk naming n before
+// its end: the same pixels in other bytes. The server answers a body it saw
+// from the same client within a minute with its first answer (a retry, not
+// a new flag), so a load test that means new flags sends new bodies.
+func uniqueBody(t *testing.T, b []byte, n int) []byte {
+	t.Helper()
+	const iend = 12 // the IEND chunk: length, type, CRC
+	require.True(t, bytes.HasSuffix(b[:len(b)-4], []byte("IEND")), "a PNG ending with IEND")
+	text := []byte("Comment\x00flag " + strconv.Itoa(n))
+	var chunk bytes.Buffer
+	require.NoError(t, binary.Write(&chunk, binary.BigEndian, uint32(len(text))))
+	chunk.WriteString("tEXt")
+	chunk.Write(text)
+	require.NoError(t, binary.Write(&chunk, binary.BigEndian, crc32.ChecksumIEEE(append([]byte("tEXt"), text...))))
+	out := append([]byte{}, b[:len(b)-iend]...)
+	out = append(out, chunk.Bytes()...)
+	return append(out, b[len(b)-iend:]...)
+}
+
 func digitDrawings(t *testing.T) [][]byte {
 	t.Helper()
 	drawings, _ := labelledDigitDrawings(t)
