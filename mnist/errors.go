@@ -19,6 +19,10 @@ var (
 	ErrEmptyImage = errors.New("mnist: the drawing is empty: draw a digit first")
 	// ErrNotImage is returned for data that is not a decodable PNG or JPEG.
 	ErrNotImage = errors.New("mnist: not a PNG or JPEG image")
+	// ErrDamagedImage is returned for a PNG or JPEG file that is damaged or
+	// cut short (its signature is right, its content is not); such an error
+	// matches ErrNotImage too.
+	ErrDamagedImage = errors.New("mnist: the image file is damaged or cut short")
 	// ErrImageTooLarge is wrapped by *ImageTooLargeError.
 	ErrImageTooLarge = errors.New("mnist: image too large")
 

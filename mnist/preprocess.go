@@ -13,6 +13,7 @@ import (
 	"math/bits"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/advspace/advspace/internal/imgorient"
@@ -95,6 +96,9 @@ func Preprocess(data []byte, opts *PreprocessOptions) (*image.Gray, error) {
 	}
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
+		if f := signatureFormat(data); f != "" {
+			return nil, &damagedError{format: f, cause: err}
+		}
 		return nil, fmt.Errorf("%w: %v", ErrNotImage, err)
 	}
 	if format != "png" && format != "jpeg" {
@@ -108,10 +112,37 @@ func Preprocess(data []byte, opts *PreprocessOptions) (*image.Gray, error) {
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotImage, err)
+		return nil, &damagedError{format: format, cause: err}
 	}
 	return PreprocessImage(displayOriented(data, img))
 }
+
+// signatureFormat returns "png" or "jpeg" when data starts as such a file
+// does, "" otherwise.
+func signatureFormat(data []byte) string {
+	switch {
+	case bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")):
+		return "png"
+	case bytes.HasPrefix(data, []byte{0xff, 0xd8, 0xff}):
+		return "jpeg"
+	}
+	return ""
+}
+
+// damagedError is a PNG or JPEG file that its decoder refused; it matches
+// ErrDamagedImage and ErrNotImage.
+type damagedError struct {
+	format string // "png" or "jpeg"
+	cause  error
+}
+
+func (e *damagedError) Error() string {
+	return fmt.Sprintf("mnist: the %s file is damaged or cut short (%v)", strings.ToUpper(e.format), e.cause)
+}
+
+func (e *damagedError) Is(target error) bool { return target == ErrDamagedImage || target == ErrNotImage }
+
+func (e *damagedError) Unwrap() error { return e.cause }
 
 // planes recycles the luminance planes of preprocessPNG (a 4000x4000
 // drawing's is 16 MB); the pool holds no state a caller can observe.

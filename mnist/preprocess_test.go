@@ -378,6 +378,12 @@ func TestPreprocessNotImage(t *testing.T) {
 			g, err := Preprocess(data, nil)
 			require.ErrorIs(t, err, ErrNotImage)
 			assert.Nil(t, g)
+			// A file that starts as a PNG but is not whole says so.
+			damaged := bytes.HasPrefix(data, []byte("\x89PNG"))
+			assert.Equal(t, damaged, errors.Is(err, ErrDamagedImage), "%v", err)
+			if damaged {
+				assert.ErrorContains(t, err, "the PNG file is damaged or cut short")
+			}
 		})
 	}
 	_, err := PreprocessImage(nil)

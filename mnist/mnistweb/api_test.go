@@ -168,7 +168,7 @@ func TestPredictBadInput(t *testing.T) {
 		{"gif content type", "POST", "/api/predict", "image/gif", seven, 415, "not supported"},
 		{"empty body", "POST", "/api/predict", "image/png", nil, 400, "empty"},
 		{"not an image", "POST", "/api/predict", "image/png", []byte("hello, I am not a PNG"), 400, "not a PNG or JPEG"},
-		{"truncated png", "POST", "/api/predict", "image/png", seven[:len(seven)/2], 400, ""},
+		{"truncated png", "POST", "/api/predict", "image/png", seven[:len(seven)/2], 400, "the PNG file is damaged or cut short"},
 		{"empty drawing", "POST", "/api/predict", "image/png", pngBytes(t, drawing(280, 280, true)), 422, "empty"},
 		{"body too large", "POST", "/api/predict", "image/png", big, 413, "too large"},
 		{"declared size too large", "POST", "/api/predict", "image/png", hugePNG(t, 100000, 100000), 413, ""},

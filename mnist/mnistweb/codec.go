@@ -141,6 +141,8 @@ func (c *Codec) preprocess(b []byte) (*image.Gray, error) {
 	case errors.Is(err, mnist.ErrImageTooLarge):
 		return nil, dadchttp.Errorf(http.StatusRequestEntityTooLarge, "the image is too large: %s",
 			strings.TrimPrefix(strings.TrimPrefix(err.Error(), "mnist: "), "image too large: "))
+	case errors.Is(err, mnist.ErrDamagedImage):
+		return nil, badRequest("%s: send the whole file, as the drawing program saved it", strings.TrimPrefix(err.Error(), "mnist: "))
 	case errors.Is(err, mnist.ErrNotImage):
 		return nil, badRequest("the image is not a PNG or JPEG image: %s", imageFormatHint)
 	default:
