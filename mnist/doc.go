@@ -16,7 +16,9 @@
 // and image editors write (8-bit greyscale, RGB, RGBA or palette, not
 // interlaced) are decoded straight to a luminance plane, byte for byte what
 // decoding with image/png and converting gives, at a fraction of its time
-// and memory; other PNGs and JPEGs go through the standard decoders.
+// and memory (the one difference: a wrong zlib Adler-32 checksum is not
+// checked, the chunk CRCs are); other PNGs and JPEGs go through the
+// standard decoders.
 //
 // # Data
 //

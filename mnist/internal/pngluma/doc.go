@@ -11,8 +11,10 @@
 // The luminance is image/color's GrayModel formula (ITU-R BT.601 weights
 // 0.299, 0.587, 0.114, rounded) after compositing non-premultiplied alpha
 // onto a background level, byte for byte what converting image/png's result
-// gives. Every chunk's CRC-32 is checked; the zlib stream's Adler-32 is not
-// (as with libpng's PNG_IGNORE_ADLER32 option): the chunk CRCs already cover
+// gives. Every chunk's CRC-32 and the chunk order of the specification are
+// checked as image/png checks them; the zlib stream's Adler-32 is not (as
+// with libpng's PNG_IGNORE_ADLER32 option): the chunk CRCs already cover
 // every compressed byte, and checksumming the inflated pixels would cost as
-// much as the rest of the decode.
+// much as the rest of the decode. So a file whose only fault is a wrong
+// Adler-32 decodes here and not with image/png.
 package pngluma

@@ -77,6 +77,7 @@ func parse(data []byte) (*header, error) {
 	h := &header{}
 	rest := data[len(signature):]
 	first := true
+	idatDone := false // IDATs were seen and another chunk followed them
 	for {
 		if len(rest) < 12 {
 			return nil, unsupported("truncated chunk")
@@ -95,16 +96,37 @@ func parse(data []byte) (*header, error) {
 			return nil, unsupported("IHDR is not the first chunk")
 		}
 		first = false
+		// The chunk order of the PNG specification (section 5.6), as
+		// image/png enforces it: anything out of order goes to image/png,
+		// which decides.
+		if name != "IDAT" && len(h.idat) > 0 {
+			idatDone = true
+		}
 		switch name {
 		case "IHDR":
+			if h.width != 0 {
+				return nil, unsupported("a second IHDR")
+			}
 			if err := h.parseIHDR(body); err != nil {
 				return nil, err
 			}
 		case "PLTE":
+			if h.plte != nil || h.trns != nil || len(h.idat) > 0 {
+				return nil, unsupported("PLTE out of order")
+			}
+			if h.colorType == colorGray || h.colorType == colorGrayAlpha {
+				return nil, unsupported("PLTE in a greyscale image")
+			}
 			h.plte = body
 		case "tRNS":
+			if h.trns != nil || len(h.idat) > 0 || (h.colorType == colorPalette && h.plte == nil) {
+				return nil, unsupported("tRNS out of order")
+			}
 			h.trns = body
 		case "IDAT":
+			if idatDone {
+				return nil, unsupported("IDAT chunks not consecutive")
+			}
 			h.idat = append(h.idat, body)
 		case "IEND":
 			if len(h.idat) == 0 {

@@ -123,6 +123,26 @@ func TestDecodeUnsupported(t *testing.T) {
 		"no IEND":              good[:len(good)-12],
 		"truncated pixels":     rechunk(truncatedIDAT, ""),
 		"palette without PLTE": ihdr(func(b []byte) { b[9] = 3 }),
+		"PLTE in grey": func() []byte {
+			cs := append([][2][]byte{}, chunks...)
+			b := append([]byte{}, cs[0][1]...)
+			b[9] = 0 // grey: the ring's RGB rows are then the wrong length too, but PLTE is refused first
+			cs[0][1] = b
+			cs = append(cs[:1], append([][2][]byte{{[]byte("PLTE"), []byte{1, 2, 3}}}, cs[1:]...)...)
+			return rechunk(cs, "")
+		}(),
+		"IDAT, tEXt, IDAT": func() []byte {
+			var cs [][2][]byte
+			for _, c := range chunks {
+				if string(c[0]) == "IDAT" && len(c[1]) > 4 {
+					cs = append(cs, [2][]byte{c[0], c[1][:4]}, [2][]byte{[]byte("tEXt"), []byte("a\x00b")}, [2][]byte{c[0], c[1][4:]})
+					continue
+				}
+				cs = append(cs, c)
+			}
+			return rechunk(cs, "")
+		}(),
+		"second IHDR": with(1, "IHDR", chunks[0][1]),
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -130,8 +150,25 @@ func TestDecodeUnsupported(t *testing.T) {
 			require.ErrorIs(t, err, ErrUnsupported)
 		})
 	}
+	// A palette image whose tRNS comes before its PLTE.
+	colours := color.Palette{color.NRGBA{0, 0, 0, 128}}
+	for i := range 16 { // 17 colours: an 8-bit palette
+		colours = append(colours, color.Gray{uint8(i * 16)})
+	}
+	pal := image.NewPaletted(image.Rect(0, 0, 4, 4), colours)
+	var palPNG bytes.Buffer
+	require.NoError(t, png.Encode(&palPNG, pal))
+	pcs := chunksOf(palPNG.Bytes())
+	require.Equal(t, "PLTE", string(pcs[1][0]))
+	require.Equal(t, "tRNS", string(pcs[2][0]))
+	_, _, err := Decode(palPNG.Bytes(), 0xff, nil)
+	require.NoError(t, err, "in order, it decodes")
+	pcs[1], pcs[2] = pcs[2], pcs[1]
+	_, _, err = Decode(rechunk(pcs, ""), 0xff, nil)
+	require.ErrorIs(t, err, ErrUnsupported)
+
 	// Ancillary chunks of any name are skipped.
-	_, _, err := Decode(with(1, "abCd", []byte{1, 2}), 0xff, nil)
+	_, _, err = Decode(with(1, "abCd", []byte{1, 2}), 0xff, nil)
 	require.NoError(t, err)
 }
 
