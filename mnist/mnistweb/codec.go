@@ -9,8 +9,10 @@ import (
 	"image"
 	"image/png"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/advspace/advspace/dadc/dadchttp"
 	"github.com/advspace/advspace/mnist"
@@ -29,6 +31,11 @@ type CodecOptions struct {
 	// MaxPixels bounds the declared width*height of an image, checked
 	// before its pixels are decoded. Default 2048*2048.
 	MaxPixels int
+	// MaxConcurrent bounds the images decoded at once; more wait their
+	// turn. Default GOMAXPROCS: decoding is CPU-bound, so more at once
+	// only adds memory (a 100 KB 16-bit interlaced 2048x2048 PNG takes
+	// about 80 MB while image/png decodes it).
+	MaxConcurrent int
 }
 
 // Codec is the dadchttp.Codec of drawings: it takes PNG or JPEG images, as
@@ -39,6 +46,10 @@ type CodecOptions struct {
 type Codec struct {
 	opts mnist.PreprocessOptions
 	enc  *png.Encoder
+	// slots holds one token per decode allowed at once.
+	slots chan struct{}
+	// inFlight and maxInFlight count decodes, for tests.
+	inFlight, maxInFlight atomic.Int32
 }
 
 var (
@@ -58,8 +69,12 @@ func NewCodec(opts *CodecOptions) *Codec {
 	if o.MaxPixels <= 0 {
 		o.MaxPixels = DefaultMaxPixels
 	}
+	if o.MaxConcurrent <= 0 {
+		o.MaxConcurrent = runtime.GOMAXPROCS(0)
+	}
 	return &Codec{
-		opts: mnist.PreprocessOptions{MaxPixels: o.MaxPixels, MaxBytes: o.MaxBytes},
+		slots: make(chan struct{}, o.MaxConcurrent),
+		opts:  mnist.PreprocessOptions{MaxPixels: o.MaxPixels, MaxBytes: o.MaxBytes},
 		// Uncompressed: a 28x28 PNG is under 1 KB either way, and setting up
 		// a compressor costs 15 to 200 times as much as storing (the pool
 		// empties at every GC).
@@ -132,7 +147,13 @@ func decodeDataURL(u string) ([]byte, error) {
 
 // preprocess turns uploaded bytes into the model's 28x28 input.
 func (c *Codec) preprocess(b []byte) (*image.Gray, error) {
+	c.slots <- struct{}{}
+	n := c.inFlight.Add(1)
+	for m := c.maxInFlight.Load(); n > m && !c.maxInFlight.CompareAndSwap(m, n); m = c.maxInFlight.Load() {
+	}
 	g, err := mnist.Preprocess(b, &c.opts)
+	c.inFlight.Add(-1)
+	<-c.slots
 	switch {
 	case err == nil:
 		return g, nil
