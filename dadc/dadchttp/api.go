@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -106,6 +107,16 @@ func readObject(r *http.Request, allowed []string, shape string) (map[string]jso
 	return m, nil
 }
 
+// bodyReadError is the answer to a body that could not be read: 408 when it
+// did not arrive in time (the server's read timeout), 400 otherwise. The
+// cause is not shown: it names the connection's addresses.
+func bodyReadError(err error) error {
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		return Errorf(http.StatusRequestTimeout, "the request body did not arrive in time; send it again, whole")
+	}
+	return badRequest("the request body could not be read (the connection broke off); send it again, whole")
+}
+
 func jsonError(err error) error {
 	var (
 		mbe *http.MaxBytesError
@@ -122,6 +133,10 @@ func jsonError(err error) error {
 	case errors.As(err, &ute):
 		return badRequest("malformed JSON: the body must be a JSON object, not a %s", ute.Value)
 	default:
+		var ne net.Error
+		if errors.As(err, &ne) || errors.Is(err, io.ErrClosedPipe) {
+			return bodyReadError(err)
+		}
 		return badRequest("malformed JSON: %v", err)
 	}
 }
@@ -167,7 +182,7 @@ func (h *Handler[In]) readInput(r *http.Request) (In, error) {
 		if errors.As(err, &mbe) {
 			return zero, err
 		}
-		return zero, badRequest("could not read the body: %v", err)
+		return zero, bodyReadError(err)
 	}
 	if len(b) == 0 {
 		return zero, badRequest("the body is empty: %s", h.inputHint)

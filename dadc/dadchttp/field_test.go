@@ -311,3 +311,31 @@ func TestErrorsAClientCanRead_MalformedAndTooLarge(t *testing.T) {
 		assert.Contains(t, rec.Body.String(), "malformed JSON")
 	}
 }
+
+// Kind 5: a body that stops arriving gets 408 when the server's read
+// timeout passes, and the answer names no connection addresses.
+func TestErrorsAClientCanRead_SlowBody(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	srv := httptest.NewUnstartedServer(f.h)
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	for _, req := range []string{
+		"POST /api/predict HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n7777",
+		"POST /api/flag HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"n\": 7, ",
+	} {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		require.NoError(t, err)
+		require.NoError(t, conn.SetDeadline(time.Now().Add(time.Minute)))
+		_, err = conn.Write([]byte(req))
+		require.NoError(t, err)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusRequestTimeout, resp.StatusCode, req)
+		msg := decode[errorAnswer](t, resp.Body).Error
+		assert.Contains(t, msg, "did not arrive in time")
+		assert.NotContains(t, msg, "127.0.0.1")
+		resp.Body.Close()
+		conn.Close()
+	}
+}
