@@ -32,6 +32,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/advspace/advspace/dadc"
@@ -110,6 +111,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return usageError{err}
+	}
+	if *torch != "auto" && *torch != "off" {
+		// An anchor asked for by name must work: checked before the
+		// minute of Go timings, not after.
+		if out, err := exec.CommandContext(ctx, *torch, "-c", "import torch").CombinedOutput(); err != nil {
+			return fmt.Errorf("-torch %s cannot import torch (%v%s); give a python3 that has it (Debian: apt-get install -y python3-torch), -torch auto or -torch off",
+				*torch, err, strings.TrimSpace(" "+lastLine(out)))
+		}
 	}
 	if *steps < 20 {
 		return fmt.Errorf("-steps %d is too few to time; use at least 20", *steps)
@@ -315,6 +324,12 @@ func timePreprocessing(test *mnist.Dataset, g *goFigures) error {
 		}
 	}
 	return nil
+}
+
+// lastLine returns the last non-empty line of out.
+func lastLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
 }
 
 // pythonFor returns the python3 to run the anchor with, or "" for none.

@@ -113,9 +113,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	pushEvery := fs.Duration("hub-push-every", defaultPushEvery, "how often a writer commits its pending flags to -hub-dataset (one commit per interval at most, besides the final push at shutdown)")
 	checkEvery := fs.Duration("model-check-every", dadchub.DefaultCheckInterval, "how often (jittered by ±20%) a replica checks -hub-model for a new model, and a trainer reads -hub-dataset for new flags")
 	modelCommits := fs.Int("hub-model-commits-per-hour", dadchub.DefaultMaxCommitsPerHour, "most models a trainer publishes to -hub-model in any hour")
-	fineTuneSteps := fs.Int("fine-tune-steps", 0, "Adam steps of one retrain (0: the model's default, 300); fewer make retrains faster and weaker, for tests and small machines")
+	fineTuneSteps := fs.Int("fine-tune-steps", 0, "Adam steps of one retrain (0: the model's default, 1000); fewer make retrains faster and weaker, for tests and small machines")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mnist-space [-role standalone|replica|trainer] [-addr :7860] [-data DIR] [-retrain-every N] [-weights FILE] [-hub-dataset owner/name] [-hub-model owner/name] [-hub-push-every 5m] [-model-check-every 60s] [-trust-proxy CIDR,...] [-validations K] [-confirm-threshold P]")
+		fmt.Fprintln(stderr, "usage: mnist-space [-role standalone|replica|trainer] [-addr :7860] [-data DIR] [-retrain-every N] [-weights FILE] [-hub-dataset owner/name] [-hub-model owner/name] [-hub-push-every 5m] [-model-check-every 60s] [-trust-proxy CIDR,...] [-validations K] [-confirm-threshold P] [-keep-models N] [-fine-tune-steps N]")
 		fmt.Fprintln(stderr, "Serves the adversarial MNIST web app. Hub token from HF_TOKEN, endpoint from HF_ENDPOINT.")
 		fs.PrintDefaults()
 	}

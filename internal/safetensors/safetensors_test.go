@@ -99,7 +99,8 @@ func TestDecodeMalformed(t *testing.T) {
 	}{
 		{"empty", nil, "truncated file: 0 bytes", ""},
 		{"short length", []byte{1, 2, 3}, "truncated file: 3 bytes", ""},
-		{"header too large", binary.LittleEndian.AppendUint64(nil, 200<<20), "header too large: 209715200 bytes", ""},
+		{"header length absurd", binary.LittleEndian.AppendUint64(nil, 200<<20), "not a safetensors file: its first 8 bytes give a header length of 209715200 bytes", ""},
+		{"another kind of file", []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), "not a safetensors file", ""},
 		{"header length beyond file", append(binary.LittleEndian.AppendUint64(nil, 64), "{}"...), "header length 64 goes beyond the end of the 10-byte file", ""},
 		{"not an object", craftSafetensors(`[1,2]   `, nil), "does not start with '{'", ""},
 		{"malformed JSON", craftSafetensors(`{"a": {"dtype": "F32",`, nil), "not valid JSON", ""},
