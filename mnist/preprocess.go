@@ -140,7 +140,9 @@ func (e *damagedError) Error() string {
 	return fmt.Sprintf("mnist: the %s file is damaged or cut short (%v)", strings.ToUpper(e.format), e.cause)
 }
 
-func (e *damagedError) Is(target error) bool { return target == ErrDamagedImage || target == ErrNotImage }
+func (e *damagedError) Is(target error) bool {
+	return target == ErrDamagedImage || target == ErrNotImage
+}
 
 func (e *damagedError) Unwrap() error { return e.cause }
 
