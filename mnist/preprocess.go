@@ -75,8 +75,8 @@ func (o *PreprocessOptions) limits() (maxPixels int, maxBytes int64) {
 // input (bright ink on dark), the way MNIST itself was made; see
 // PreprocessImage. The size is checked from the image header before decoding,
 // so an oversized image costs no memory. Errors: *ImageTooLargeError
-// (ErrImageTooLarge), ErrNotImage, ErrEmptyImage. It is safe for concurrent
-// use.
+// (ErrImageTooLarge), ErrNotImage, ErrDamagedImage (which also matches
+// ErrNotImage), ErrEmptyImage. It is safe for concurrent use.
 func Preprocess(data []byte, opts *PreprocessOptions) (*image.Gray, error) {
 	maxPixels, maxBytes := opts.limits()
 	if int64(len(data)) > maxBytes {
@@ -90,7 +90,7 @@ func Preprocess(data []byte, opts *PreprocessOptions) (*image.Gray, error) {
 		if w > maxPixels/h {
 			return nil, &ImageTooLargeError{Bytes: int64(len(data)), Width: w, Height: h, MaxBytes: maxBytes, MaxPixels: maxPixels}
 		}
-		if out, err, ok := preprocessPNG(data, f); ok {
+		if out, ok, err := preprocessPNG(data, f); ok {
 			return out, err
 		}
 	}
@@ -154,9 +154,9 @@ var planes sync.Pool
 // to luminance, the same bytes as decoding with image/png and converting,
 // in a fraction of the time and memory. ok is false when the file needs
 // image/png (damage found while inflating, or an EXIF orientation to apply).
-func preprocessPNG(data []byte, f *pngluma.File) (out *image.Gray, err error, ok bool) {
+func preprocessPNG(data []byte, f *pngluma.File) (out *image.Gray, ok bool, err error) {
 	if imgorient.Read(data) != imgorient.Upright {
-		return nil, nil, false
+		return nil, false, nil
 	}
 	var buf []byte
 	if p, _ := planes.Get().(*[]byte); p != nil {
@@ -169,7 +169,7 @@ func preprocessPNG(data []byte, f *pngluma.File) (out *image.Gray, err error, ok
 	}()
 	lum, translucent, err := f.Luminance(0xff, buf)
 	if err != nil {
-		return nil, nil, false
+		return nil, false, nil
 	}
 	buf = lum.Pix
 	out, err = preprocessLuminance(lum)
@@ -177,11 +177,11 @@ func preprocessPNG(data []byte, f *pngluma.File) (out *image.Gray, err error, ok
 		// As PreprocessImage: light ink on a transparent background.
 		if lum, _, err2 := f.Luminance(0, buf); err2 == nil {
 			if out2, err2 := preprocessLuminance(lum); err2 == nil {
-				return out2, nil, true
+				return out2, true, nil
 			}
 		}
 	}
-	return out, err, true
+	return out, true, err
 }
 
 // Tuning of the preprocessing. mnistStrokeWidth is MNIST's typical pen width

@@ -118,12 +118,7 @@ func (c *TrainConfig) withDefaults() TrainConfig {
 	if d.MinLearnRate <= 0 {
 		d.MinLearnRate = math.Min(DefaultMinLearnRate, d.LearnRate)
 	}
-	switch {
-	case d.Dropout == 0:
-		d.Dropout = DefaultDropout
-	case d.Dropout < 0:
-		d.Dropout = 0
-	}
+	d.Dropout = orDefault(d.Dropout, DefaultDropout)
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -145,8 +140,8 @@ func (c *TrainConfig) learnRate(step, total int) float64 {
 // no weights) when cancelled.
 func Train(ctx context.Context, init *Weights, train *Dataset, cfg *TrainConfig) (*Weights, error) {
 	c := cfg.withDefaults()
-	if !(c.Dropout < 1) {
-		return nil, fmt.Errorf("mnist: TrainConfig.Dropout %v is not below 1: give a probability such as 0.3, 0 for the default 0.5, or a negative value for no dropout", c.Dropout)
+	if err := checkDropout("TrainConfig", c.Dropout); err != nil {
+		return nil, err
 	}
 	if !(c.EMADecay >= 0 && c.EMADecay < 1) {
 		return nil, fmt.Errorf("mnist: TrainConfig.EMADecay %v is outside [0, 1): use 0 for no averaging or a decay such as 0.999", c.EMADecay)
@@ -240,6 +235,28 @@ func Train(ctx context.Context, init *Weights, train *Dataset, cfg *TrainConfig)
 		}
 	}
 	return result(), nil
+}
+
+// orDefault is the rule of the options whose zero means a default and
+// whose negative values turn the feature off: 0 gives def, a negative
+// value 0, anything else itself.
+func orDefault(v, def float64) float64 {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
+// checkDropout refuses a dropout probability of 1 or more (or NaN), which
+// would drop everything; config names the options struct for the message.
+func checkDropout(config string, p float64) error {
+	if !(p < 1) {
+		return fmt.Errorf("mnist: %s.Dropout %v is not below 1: give a probability such as 0.2, 0 for the default, or a negative value for no dropout", config, p)
+	}
+	return nil
 }
 
 // emaWeights is an exponential moving average of the parameters, in

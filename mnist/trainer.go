@@ -148,31 +148,15 @@ func (c *FineTuneConfig) withDefaults() FineTuneConfig {
 	if d.LearnRate <= 0 {
 		d.LearnRate = def.LearnRate
 	}
-	switch {
-	case d.Distill == 0:
-		d.Distill = def.Distill
-	case d.Distill < 0:
-		d.Distill = 0
-	}
-	d.Distill = min(d.Distill, 1)
-	switch {
-	case d.Anchor == 0:
-		d.Anchor = def.Anchor
-	case d.Anchor < 0:
-		d.Anchor = 0
-	}
+	d.Distill = min(orDefault(d.Distill, def.Distill), 1)
+	d.Anchor = orDefault(d.Anchor, def.Anchor)
 	switch {
 	case d.Interpolate == 0:
 		d.Interpolate = def.Interpolate
 	case d.Interpolate < 0 || d.Interpolate > 1:
 		d.Interpolate = 1
 	}
-	switch {
-	case d.Dropout == 0:
-		d.Dropout = def.Dropout
-	case d.Dropout < 0:
-		d.Dropout = 0
-	}
+	d.Dropout = orDefault(d.Dropout, def.Dropout)
 	return d
 }
 
@@ -187,8 +171,8 @@ func (m *Model) Train(ctx context.Context, req dadc.TrainRequest[*image.Gray]) (
 		return nil, dadc.ErrNothingToTrain
 	}
 	c := m.opts.FineTune.withDefaults()
-	if !(c.Dropout < 1) {
-		return nil, fmt.Errorf("mnist: FineTuneConfig.Dropout %v is not below 1: give a probability such as 0.2, 0 for the default, or a negative value for no dropout", c.Dropout)
+	if err := checkDropout("FineTuneConfig", c.Dropout); err != nil {
+		return nil, err
 	}
 	samples := make([][]uint8, len(req.Samples))
 	labels := make([]int, len(req.Samples))

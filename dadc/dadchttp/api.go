@@ -111,7 +111,8 @@ func readObject(r *http.Request, allowed []string, shape string) (map[string]jso
 // did not arrive in time (the server's read timeout), 400 otherwise. The
 // cause is not shown: it names the connection's addresses.
 func bodyReadError(err error) error {
-	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
 		return Errorf(http.StatusRequestTimeout, "the request body did not arrive in time; send it again, whole")
 	}
 	return badRequest("the request body could not be read (the connection broke off); send it again, whole")
@@ -133,8 +134,7 @@ func jsonError(err error) error {
 	case errors.As(err, &ute):
 		return badRequest("malformed JSON: the body must be a JSON object, not a %s", ute.Value)
 	default:
-		var ne net.Error
-		if errors.As(err, &ne) || errors.Is(err, io.ErrClosedPipe) {
+		if ne := net.Error(nil); errors.As(err, &ne) {
 			return bodyReadError(err)
 		}
 		return badRequest("malformed JSON: %v", err)

@@ -13,8 +13,9 @@ import (
 	"sync"
 )
 
-// ErrUnsupported is wrapped by every error of Decode: the file is not a PNG
-// layout this package handles, or it is damaged. Decode it with image/png.
+// ErrUnsupported is wrapped by every error of the package: the file is not
+// a PNG layout this package handles, or it is damaged. Decode it with
+// image/png.
 var ErrUnsupported = errors.New("pngluma: PNG layout not handled")
 
 // PNG colour types (PNG specification, section 11.2.2).
@@ -390,8 +391,7 @@ func (h *header) rows(zr io.Reader, img *image.Gray, bg uint8) (bool, error) {
 // returns the last unfiltered row, which may be prev itself.
 func (h *header) block(buf []byte, y0 int, prev []byte, img *image.Gray, bg uint8) (translucent bool, last []byte, err error) {
 	rowLen := 1 + h.width*h.bpp
-	zero := prev == nil
-	if zero {
+	if prev == nil { // above the first row: zeros
 		prev = make([]byte, rowLen)
 	}
 	for r := 0; r*rowLen < len(buf); r++ {
