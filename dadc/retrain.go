@@ -444,6 +444,9 @@ func answers[In any](ctx context.Context, m Model[In], examples []Example[In]) (
 		return out, nil
 	}
 	for i, e := range examples {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		p, err := m.Predict(ctx, e.Input)
 		if err != nil {
 			return nil, err
@@ -611,40 +614,14 @@ func evaluate[In any](ctx context.Context, m Model[In], examples []Example[In]) 
 		}
 		return e, nil
 	}
+	right, err := answers(ctx, m, examples)
+	if err != nil {
+		return Evaluation{}, err
+	}
 	correct := 0
-	if bp, ok := m.(BatchPredictor[In]); ok {
-		ins := make([]In, 0, evaluateChunk)
-		for start := 0; start < len(examples); start += evaluateChunk {
-			chunk := examples[start:min(start+evaluateChunk, len(examples))]
-			ins = ins[:0]
-			for _, e := range chunk {
-				ins = append(ins, e.Input)
-			}
-			preds, err := bp.PredictBatch(ctx, ins)
-			if err != nil {
-				return Evaluation{}, err
-			}
-			if len(preds) != len(chunk) {
-				return Evaluation{}, fmt.Errorf("PredictBatch of model %s returned %d predictions for %d inputs", m.Version(), len(preds), len(chunk))
-			}
-			for i, p := range preds {
-				if p.Label == chunk[i].Label {
-					correct++
-				}
-			}
-		}
-	} else {
-		for _, e := range examples {
-			if err := ctx.Err(); err != nil {
-				return Evaluation{}, err
-			}
-			p, err := m.Predict(ctx, e.Input)
-			if err != nil {
-				return Evaluation{}, err
-			}
-			if p.Label == e.Label {
-				correct++
-			}
+	for _, ok := range right {
+		if ok {
+			correct++
 		}
 	}
 	return Evaluation{N: len(examples), Accuracy: float64(correct) / float64(len(examples))}, nil
