@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/advspace/advspace/dadc"
+	"github.com/advspace/advspace/flag"
 	"github.com/advspace/advspace/hfhub"
 )
 
@@ -170,10 +171,7 @@ func (r *Reader[In]) readShard(ctx context.Context, at hfhub.Repo, e hfhub.TreeE
 	}
 	shardDir := path.Dir(e.Path)
 	for i, line := range lines[skip:] {
-		var row struct {
-			FileName string `json:"file_name"`
-			dadc.SampleMeta
-		}
+		var row flag.MetadataRow
 		if err := json.Unmarshal(line, &row); err != nil || row.ID == "" || row.FileName == "" {
 			return fmt.Errorf("dadchub: %s line %d is not a metadata row (%v); the shard is damaged", e.Path, skip+i+1, err)
 		}
