@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -63,4 +65,80 @@ func TestPreprocessOutputPinned(t *testing.T) {
 	}
 	got := fmt.Sprintf("%x %d", h.Sum(nil), n)
 	assert.Equal(t, preprocessPinned, got, "the preprocessing's output changed")
+}
+
+// preprocessSmallPinned is TestPreprocessSmallCanvasesPinned's hash and
+// count, taken from the preprocessing before the passes after decoding were
+// rewritten for small images (scratch buffers, zero runs skipped), which
+// left every byte as it was.
+const preprocessSmallPinned = "251d39ee426057ee7920dd1f280f73976286f6dcad02a53911b85607d28179e4 878"
+
+// TestPreprocessSmallCanvasesPinned runs canvas-sized drawings (the web
+// page sends 84x84) through Preprocess: two real Chromium canvas snapshots,
+// MNIST digits at every size on small canvases, dark on light and light on
+// grey, with and without grain, and strokes of many widths (the thinnest
+// get thickened).
+func TestPreprocessSmallCanvasesPinned(t *testing.T) {
+	h := sha256.New()
+	n := 0
+	add := func(data []byte) {
+		out, err := Preprocess(data, nil)
+		if err != nil {
+			fmt.Fprintln(h, err)
+			return
+		}
+		h.Write(out.Pix)
+		n++
+	}
+	for _, name := range []string{"chromium-canvas-seven-84.png", "chromium-canvas-ring-transparent-84.png"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if !assert.NoError(t, err) {
+			return
+		}
+		add(data)
+	}
+	digits, _ := testDigits(t)
+	seed := uint32(1)
+	grain := func(img image.Image, amount int) image.Image {
+		c := img.(*image.NRGBA)
+		for i := 0; i < len(c.Pix); i += 4 {
+			seed = seed*1664525 + 1013904223
+			d := int(seed>>24)%(2*amount+1) - amount
+			for k := range 3 {
+				c.Pix[i+k] = uint8(min(255, max(0, int(c.Pix[i+k])+d)))
+			}
+		}
+		return c
+	}
+	for i, d := range digits {
+		for size := 12; size <= 84; size += 6 {
+			for _, canvas := range []int{56, 84} {
+				if size > canvas {
+					continue
+				}
+				at := image.Pt((canvas-size)*(i%3)/2, (canvas-size)*((i+1)%3)/2)
+				for _, r := range []rendering{
+					{size: size, canvasW: canvas, canvasH: canvas, at: at, darkOnLight: true},
+					{size: size, canvasW: canvas, canvasH: canvas, at: at, bgLevel: uint8(10 * i)},
+				} {
+					var buf bytes.Buffer
+					png.Encode(&buf, render(d, r))
+					add(buf.Bytes())
+					buf.Reset()
+					png.Encode(&buf, grain(render(d, r), 6+2*i))
+					add(buf.Bytes())
+				}
+			}
+		}
+	}
+	seven := [][4]float64{{0.25, 0.2, 0.75, 0.2}, {0.75, 0.2, 0.45, 0.8}}
+	for _, size := range []int{28, 56, 84, 100} {
+		for _, width := range []float64{0.3, 0.6, 1, 1.5, 2, 3, 5, 8, 13} {
+			var buf bytes.Buffer
+			png.Encode(&buf, strokeImage(size, size, width*float64(size)/84, seven))
+			add(buf.Bytes())
+		}
+	}
+	got := fmt.Sprintf("%x %d", h.Sum(nil), n)
+	assert.Equal(t, preprocessSmallPinned, got, "the preprocessing's output changed")
 }
