@@ -305,24 +305,26 @@ func luminance(img image.Image, bg uint8) (*image.Gray, bool) {
 	return out, translucent
 }
 
-// preprocessLuminance runs the steps after grayscale conversion on lum, which
-// it may modify.
+// preprocessLuminance runs the steps after grayscale conversion on lum.
 func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
+	s := scratches.Get().(*scratch)
+	defer scratches.Put(s)
 	ink := lum.Pix // origin (0,0) and Stride == width: see luminance
 	w, h := lum.Rect.Dx(), lum.Rect.Dy()
 
 	// The background is the border's median; a light one means dark ink.
 	// Inverting, subtracting the background, stretching to 255 and dropping
 	// the noise floor are each a monotonic map of the raw byte, so they are
-	// composed into one 256-entry table and applied in a single pass.
-	border := borderPixels(lum)
-	invert := median(border) > 127
+	// composed into one 256-entry table, which the passes below read the raw
+	// bytes through.
+	s.border = borderPixels(s.border[:0], lum)
+	invert := median(s.border) > 127
 	if invert {
-		for i, v := range border {
-			border[i] = 255 - v
+		for i, v := range s.border {
+			s.border[i] = 255 - v
 		}
 	}
-	bg := int(median(border))
+	bg := int(median(s.border))
 	if bg > 255-minInkContrast {
 		return nil, ErrEmptyImage
 	}
@@ -348,8 +350,14 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 			level[v] = uint8(q)
 		}
 	}
-	lo, hi := byteRange(ink, w)
-	maxInk := int(max(level[lo], level[hi])) // level is monotonic in the raw byte
+	// level is monotonic in the raw byte, so the brightest ink is the level
+	// of the darkest byte when inverting and of the brightest otherwise.
+	var maxInk int
+	if invert {
+		maxInk = int(level[byteMin(ink, w)])
+	} else {
+		maxInk = int(level[byteMax(ink, w)])
+	}
 	if maxInk < minInkContrast {
 		return nil, fmt.Errorf("%w (the strokes are too faint to read)", ErrEmptyImage)
 	}
@@ -359,33 +367,67 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 			level[v] = 0
 		}
 	}
-	box, mass := applyInkLevels(ink, w, h, &level)
+	box, mass := inkBox(ink, w, h, &level)
 	if mass < minInkMass*255 {
 		return nil, fmt.Errorf("%w (there is only a speck of ink)", ErrEmptyImage)
 	}
-	crop := lum.SubImage(box).(*image.Gray)
+	crop := image.Gray{Pix: lum.Pix[lum.PixOffset(box.Min.X, box.Min.Y):], Stride: lum.Stride, Rect: box}
 
 	// Scale to the intermediate resolution when the drawing is large.
-	var mid *plane16
+	mid := &s.planes[0]
 	cw, ch := box.Dx(), box.Dy()
 	if long := max(cw, ch); long > midSide {
-		mid = scaleTent(scaledSide(cw, long, midSide), scaledSide(ch, long, midSide), cw, ch, grayRows(crop), sameGrayRows(crop))
-		if !stretch16(mid) {
+		large, table := crop, level // escape into the row source, allocated only here
+		scaleTent(s, mid, scaledSide(cw, long, midSide), scaledSide(ch, long, midSide), cw, ch, grayRows{&large, &table})
+		if !stretch16(s, mid) {
 			return nil, fmt.Errorf("%w (the strokes are too small to read)", ErrEmptyImage)
 		}
+		s.strokeSum = strokeBits(s, mid)
 	} else {
-		mid = stretchedCopy(crop)
+		s.strokeSum = stretchedCopy(s, mid, &crop, &level)
 	}
-	mid = thickenThinStrokes(mid)
+	mid = thickenThinStrokes(s, mid, &s.planes[1])
 
 	// Scale the longer side to 20 pixels.
 	mw, mh := mid.w, mid.h
 	long := max(mw, mh)
-	digit := scaleTent(scaledSide(mw, long, boxSide), scaledSide(mh, long, boxSide), mw, mh, mid.rows, nil)
-	if !stretch16(digit) {
+	digit := &s.planes[2]
+	scaleTent(s, digit, scaledSide(mw, long, boxSide), scaledSide(mh, long, boxSide), mw, mh, mid)
+	if !stretch16(s, digit) {
 		return nil, fmt.Errorf("%w (the strokes are too small to read)", ErrEmptyImage)
 	}
 	return centerOfMassPlace(digit), nil
+}
+
+// scratch is the working memory of one preprocessing run, recycled through
+// scratches so that preprocessing a canvas snapshot allocates nothing but
+// its result. Nothing in it outlives the run that took it from the pool.
+type scratch struct {
+	border  []uint8    // the border pixels
+	planes  [3]plane16 // the intermediate, thickened and 20-pixel digit images
+	rowBuf  []float32  // scaleTent: one source row
+	tmp     []float32  // scaleTent: the horizontally scaled rows
+	inked   []bool     // scaleTent: which of tmp's rows have ink
+	acc     []float32  // scaleTent: one output row
+	taps    []tentTaps // scaleTent: both filters' taps
+	weights []float32  // scaleTent: the taps' weights
+	bucket  []uint16   // stretch16: the pixels of the percentile's bucket
+	on      []uint64   // thickenThinStrokes: the stroke pixels, a bit each
+	// strokeSum is the sum of the pixels of the image in on.
+	strokeSum uint64
+}
+
+// scratches recycles scratch values; the pool holds no state a caller can
+// observe.
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
+
+// grown returns b resliced to n elements, reallocated when it is too short;
+// the elements' values are whatever they were.
+func grown[T any](b []T, n int) []T {
+	if cap(b) < n {
+		return make([]T, n)
+	}
+	return b[:n]
 }
 
 // parallelPixels is the image size from which the row passes of
@@ -393,82 +435,103 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 // passes take several milliseconds each, a canvas snapshot's microseconds.
 const parallelPixels = 1 << 20
 
-// rowParts splits rows [0, h) of an image w pixels wide into contiguous
-// parts, one per core for a large image and one otherwise, runs fn on each
-// part on its own goroutine and returns when all are done. fn gets its
-// part's index and rows [y0, y1).
-func rowParts(w, h int, fn func(part, y0, y1 int)) (parts int) {
-	parts = 1
-	if w*h >= parallelPixels {
-		parts = min(runtime.GOMAXPROCS(0), h)
-	}
-	if parts == 1 {
-		fn(0, 0, h)
+// rowParts returns how many contiguous parts the row passes of
+// preprocessing split the rows of a w x h image into: one per core (at most
+// maxParts) for a large image, 1 otherwise. With 1, the callers run the
+// pass directly: handing a closure to inParts makes what it captures escape
+// to the heap.
+func rowParts(w, h int) int {
+	if w*h < parallelPixels {
 		return 1
 	}
+	return min(runtime.GOMAXPROCS(0), h, maxParts)
+}
+
+// inParts splits rows [0, h) into parts contiguous parts, runs fn on each
+// on its own goroutine and returns when all are done. fn gets its part's
+// index and rows [y0, y1).
+func inParts(parts, h int, fn func(part, y0, y1 int)) {
 	var wg sync.WaitGroup
 	for p := range parts {
 		wg.Go(func() { fn(p, p*h/parts, (p+1)*h/parts) })
 	}
 	wg.Wait()
-	return parts
 }
 
-// byteRange returns the smallest and the largest byte of px (not empty), an
-// image of rows w bytes long. A row equal to the one above (a drawing's
-// background, a stroke running down) adds nothing and is skipped.
-func byteRange(px []uint8, w int) (lo, hi uint8) {
+// byteMin returns the smallest byte of px (not empty), an image of rows w
+// bytes long, and byteMax the largest.
+func byteMin(px []uint8, w int) uint8 { return byteExtreme(px, w, 0) }
+func byteMax(px []uint8, w int) uint8 { return byteExtreme(px, w, 0xff) }
+
+// byteExtreme is the smallest byte of px when flip is 0 and the largest when
+// it is 0xff (the smallest of the flipped bytes, flipped back).
+func byteExtreme(px []uint8, w int, flip uint8) uint8 {
 	h := len(px) / w
-	var los, his [maxParts]uint8
-	parts := rowParts(w, h, func(part, y0, y1 int) {
-		los[part], his[part] = byteRangeRows(px, w, y0, y1)
-	})
-	lo, hi = los[0], his[0]
-	for p := 1; p < parts; p++ {
-		lo, hi = min(lo, los[p]), max(hi, his[p])
+	n := rowParts(w, h)
+	if n == 1 {
+		return byteMinRows(px, w, 0, h, flip) ^ flip
 	}
-	return lo, hi
+	var parts [maxParts]uint8
+	inParts(n, h, func(part, y0, y1 int) {
+		parts[part] = byteMinRows(px, w, y0, y1, flip)
+	})
+	return slices.Min(parts[:n]) ^ flip
 }
 
 // maxParts bounds rowParts' parts where results are kept per part.
 const maxParts = 64
 
-// byteRangeRows is byteRange over rows [y0, y1) (not empty).
-func byteRangeRows(px []uint8, w, y0, y1 int) (lo, hi uint8) {
-	lo, hi = px[y0*w], px[y0*w]
+// byteMinRows is the smallest of the bytes of rows [y0, y1) (not empty),
+// each XORed with flip. A row equal to the one above (a drawing's
+// background, a stroke running down) adds nothing and is skipped; the rest
+// are taken eight bytes at a time, as eight lanes of a word (minBytes).
+func byteMinRows(px []uint8, w, y0, y1 int, flip uint8) uint8 {
+	flips := uint64(flip) * 0x0101010101010101
+	lanes := ^uint64(0) // the smallest byte seen in each of the eight lanes
+	m := uint8(0xff)    // the smallest of the bytes not in a lane
 	for y := y0; y < y1; y++ {
 		row := px[y*w : (y+1)*w]
-		if y > 0 && bytes.Equal(row, px[(y-1)*w:y*w]) {
+		if y > y0 && bytes.Equal(row, px[(y-1)*w:y*w]) {
 			continue
 		}
-		for len(row) >= 8 {
-			// Eight equal bytes count as one.
-			word := binary.LittleEndian.Uint64(row)
-			if b := uint8(word); word == uint64(b)*0x0101010101010101 {
-				lo, hi = min(lo, b), max(hi, b)
-			} else {
-				for _, v := range row[:8] {
-					lo, hi = min(lo, v), max(hi, v)
-				}
-			}
-			row = row[8:]
+		for ; len(row) >= 8; row = row[8:] {
+			lanes = minBytes(lanes, binary.LittleEndian.Uint64(row)^flips)
 		}
 		for _, v := range row {
-			lo, hi = min(lo, v), max(hi, v)
+			m = min(m, v^flip)
 		}
 	}
-	return lo, hi
+	for k := range 8 {
+		m = min(m, uint8(lanes>>(8*k)))
+	}
+	return m
 }
 
-// applyInkLevels replaces every byte v of the w x h image ink (stride w) by
-// level[v] and returns the bounding box of the non-zero result and its sum.
-// Runs of eight equal bytes are mapped eight at a time, and a row equal to
-// the one above is copied from the one above's result.
-func applyInkLevels(ink []uint8, w, h int, level *[256]uint8) (box image.Rectangle, mass int) {
+// minBytes returns the byte-wise minimum of a and b, eight unsigned bytes
+// each, without a branch: for each lane, whether a < b is decided by the
+// high bits, and when those are equal by the low seven bits, compared by a
+// subtraction that cannot borrow from the next lane.
+func minBytes(a, b uint64) uint64 {
+	const high = 0x8080808080808080
+	geLow := (a | high) - (b &^ high) // high bit: a's low 7 bits >= b's
+	less := ((^a & b) | (^(a ^ b) &^ geLow)) & high
+	return b ^ ((a ^ b) & ((less >> 7) * 0xff))
+}
+
+// inkBox returns the bounding box of the pixels of the w x h image ink
+// (stride w) whose level (level[v] of their byte v) is not zero, and the sum
+// of the levels. Runs of eight equal bytes count at once, and a row equal to
+// the one above counts as that one did.
+func inkBox(ink []uint8, w, h int, level *[256]uint8) (box image.Rectangle, mass int) {
+	parts := rowParts(w, h)
+	if parts == 1 {
+		return inkBoxRows(ink, w, h, 0, h, level)
+	}
 	var boxes [maxParts]image.Rectangle
 	var masses [maxParts]int
-	parts := rowParts(w, h, func(part, y0, y1 int) {
-		boxes[part], masses[part] = applyInkLevelsRows(ink, w, h, y0, y1, level)
+	table := *level // a copy for the goroutines, so that level does not escape
+	inParts(parts, h, func(part, y0, y1 int) {
+		boxes[part], masses[part] = inkBoxRows(ink, w, h, y0, y1, &table)
 	})
 	box, mass = boxes[0], masses[0]
 	for p := 1; p < parts; p++ {
@@ -480,19 +543,14 @@ func applyInkLevels(ink []uint8, w, h int, level *[256]uint8) (box image.Rectang
 	return box, mass
 }
 
-// applyInkLevelsRows is applyInkLevels over rows [y0, y1). Its first row is
-// always mapped: the row above may be another part's, mapped meanwhile.
-func applyInkLevelsRows(ink []uint8, w, h, y0, y1 int, level *[256]uint8) (box image.Rectangle, mass int) {
+// inkBoxRows is inkBox over rows [y0, y1).
+func inkBoxRows(ink []uint8, w, h, y0, y1 int, level *[256]uint8) (box image.Rectangle, mass int) {
 	box = image.Rectangle{Min: image.Pt(w, h)}
-	above := make([]uint8, w) // the row above, before mapping
 	first, last, rowMass := -1, -1, 0
 	for y := y0; y < y1; y++ {
 		row := ink[y*w : (y+1)*w]
-		if y > y0 && bytes.Equal(row, above) {
-			copy(row, ink[(y-1)*w:y*w])
-		} else {
-			copy(above, row)
-			first, last, rowMass = mapInkRow(row, level)
+		if y == y0 || !bytes.Equal(row, ink[(y-1)*w:y*w]) {
+			first, last, rowMass = inkRow(row, level)
 		}
 		if first >= 0 {
 			mass += rowMass
@@ -503,37 +561,45 @@ func applyInkLevelsRows(ink []uint8, w, h, y0, y1 int, level *[256]uint8) (box i
 	return box, mass
 }
 
-// mapInkRow maps row through level in place and returns the first and last
-// non-zero positions (-1 for none) and the sum of the result.
-func mapInkRow(row []uint8, level *[256]uint8) (first, last, mass int) {
+// inkRow returns the first and last positions in row whose level is not
+// zero (-1 for none) and the sum of the row's levels.
+func inkRow(row []uint8, level *[256]uint8) (first, last, mass int) {
 	first, last = -1, -1
-	for x := 0; x < len(row); {
-		if x+8 <= len(row) {
-			word := binary.LittleEndian.Uint64(row[x:])
-			if b := uint8(word); word == uint64(b)*0x0101010101010101 {
-				l := level[b]
-				binary.LittleEndian.PutUint64(row[x:], uint64(l)*0x0101010101010101)
-				if l != 0 {
-					if first < 0 {
-						first = x
-					}
-					last = x + 7
-					mass += 8 * int(l)
-				}
-				x += 8
-				continue
-			}
-		}
-		for end := min(x+8, len(row)); x < end; x++ {
-			l := level[row[x]]
-			row[x] = l
-			if l != 0 {
+	x := 0
+	for ; x+8 <= len(row); x += 8 {
+		word := binary.LittleEndian.Uint64(row[x:])
+		if b := uint8(word); word == uint64(b)*0x0101010101010101 {
+			if l := int(level[b]); l != 0 {
 				if first < 0 {
 					first = x
 				}
-				last = x
-				mass += int(l)
+				last = x + 7
+				mass += 8 * l
 			}
+			continue
+		}
+		var inked uint8 // a bit for each of the eight whose level is not zero
+		for k, v := range row[x : x+8 : x+8] {
+			l := level[v]
+			mass += int(l)
+			if l != 0 {
+				inked |= 1 << k
+			}
+		}
+		if inked != 0 {
+			if first < 0 {
+				first = x + bits.TrailingZeros8(inked)
+			}
+			last = x + 7 - bits.LeadingZeros8(inked)
+		}
+	}
+	for ; x < len(row); x++ {
+		if l := int(level[row[x]]); l != 0 {
+			if first < 0 {
+				first = x
+			}
+			last = x
+			mass += l
 		}
 	}
 	return first, last, mass
@@ -544,9 +610,9 @@ func scaledSide(side, long, target int) int {
 	return max(1, (side*target+long/2)/long)
 }
 
-func borderPixels(g *image.Gray) []uint8 {
+// borderPixels appends the pixels on the border of g to px.
+func borderPixels(px []uint8, g *image.Gray) []uint8 {
 	w, h := g.Rect.Dx(), g.Rect.Dy()
-	px := make([]uint8, 0, 2*w+2*h)
 	for x := range w {
 		px = append(px, g.Pix[x], g.Pix[(h-1)*g.Stride+x])
 	}
@@ -556,7 +622,22 @@ func borderPixels(g *image.Gray) []uint8 {
 	return px
 }
 
+// allEqual reports whether every byte of px equals the first.
+func allEqual(px []uint8) bool {
+	for _, v := range px {
+		if v != px[0] {
+			return false
+		}
+	}
+	return true
+}
+
+// median returns the median of px (not empty), the lower one of an even
+// count.
 func median(px []uint8) uint8 {
+	if allEqual(px) { // a canvas's border, typically
+		return px[0]
+	}
 	var hist [256]int
 	for _, v := range px {
 		hist[v]++
@@ -577,7 +658,7 @@ func median(px []uint8) uint8 {
 // the maximum, so that one bright spot, such as two strokes crossing, does not
 // leave the rest of the digit dim; brighter pixels are clipped. It reports
 // false if g is black.
-func stretch16(g *plane16) bool {
+func stretch16(s *scratch, g *plane16) bool {
 	// The 90th percentile, found by a histogram of the high bytes and a
 	// sort of the one bucket that holds it (the same value as sorting all).
 	var hist [256]int
@@ -599,7 +680,7 @@ func stretch16(g *plane16) bool {
 		}
 		seen += c
 	}
-	bucket := make([]uint16, 0, hist[hiByte])
+	bucket := s.bucket[:0]
 	for _, v := range g.px {
 		if int(v>>8) == hiByte && v != 0 {
 			bucket = append(bucket, v)
@@ -607,6 +688,7 @@ func stretch16(g *plane16) bool {
 	}
 	slices.Sort(bucket)
 	ref := uint32(bucket[rank-seen])
+	s.bucket = bucket
 	// v*0xffff/ref for every pixel, by a multiplication with the reciprocal
 	// and a correction of at most one, which is exact (v*0xffff < 2^32)
 	// and several times cheaper than dividing.
@@ -627,56 +709,99 @@ func stretch16(g *plane16) bool {
 	return true
 }
 
-// stretchedCopy returns the 8-bit levels of g as 16-bit ones (v*0x101, as
-// color.Gray's RGBA) stretched as stretch16 does, the same values in two
-// passes: with only 256 levels, the percentile comes from a histogram and
-// the stretch is a table. g has ink (applyInkLevels found some).
-func stretchedCopy(g *image.Gray) *plane16 {
+// stretchedCopy writes into dst the levels of g's bytes (level[v] for byte
+// v) as 16-bit ones (l*0x101, as color.Gray's RGBA) stretched as stretch16
+// does, the same values in two passes: with only 256 levels, the percentile
+// comes from a histogram and the stretch is a table. g has ink (inkBox
+// found some). It also does strokeBits' work for thickenThinStrokes: the
+// stroke pixels into s.on, and it returns the sum of dst's pixels, from the
+// histogram. Runs of eight equal bytes count at once.
+func stretchedCopy(s *scratch, dst *plane16, g *image.Gray, level *[256]uint8) (sum uint64) {
 	w, h := g.Rect.Dx(), g.Rect.Dy()
-	var hist [256]int
+	var hist [256]int // of the bytes
 	for y := range h {
-		for _, v := range g.Pix[y*g.Stride : y*g.Stride+w] {
+		row := g.Pix[y*g.Stride : y*g.Stride+w]
+		for len(row) >= 8 {
+			word := binary.LittleEndian.Uint64(row)
+			if b := uint8(word); word == uint64(b)*0x0101010101010101 {
+				hist[b] += 8
+			} else {
+				for _, v := range row[:8] {
+					hist[v]++
+				}
+			}
+			row = row[8:]
+		}
+		for _, v := range row {
 			hist[v]++
 		}
 	}
-	n := w*h - hist[0]
-	// stretch16's reference: the high byte of v*0x101 is v, so its bucket
+	var levels [256]int // the histogram of the levels
+	for v, n := range hist {
+		levels[level[v]] += n
+	}
+	n := w*h - levels[0]
+	// stretch16's reference: the high byte of l*0x101 is l, so its bucket
 	// holds one value.
 	rank, seen, ref := n*9/10, 0, uint32(0)
-	for v := 1; v < 256; v++ {
-		if seen+hist[v] > rank {
-			ref = uint32(v) * 0x101
+	for l := 1; l < 256; l++ {
+		if seen+levels[l] > rank {
+			ref = uint32(l) * 0x101
 			break
 		}
-		seen += hist[v]
+		seen += levels[l]
 	}
-	var table [256]uint16
-	for v := 1; v < 256 && ref > 0; v++ {
-		table[v] = uint16(min(0xffff, uint32(v)*0x101*0xffff/ref))
-	}
-	out := newPlane16(w, h)
-	for y := range h {
-		dst := out.px[y*w : (y+1)*w]
-		for x, v := range g.Pix[y*g.Stride : y*g.Stride+w] {
-			dst[x] = table[v]
+	var table [256]uint16 // byte -> stretched 16-bit level
+	for v, l := range level {
+		if l != 0 && ref > 0 {
+			table[v] = uint16(min(0xffff, uint32(l)*0x101*0xffff/ref))
+			sum += uint64(hist[v]) * uint64(table[v])
 		}
 	}
-	return out
+	dst.resize(w, h)
+	words := (w + 63) / 64
+	s.on = grown(s.on, (h+2)*words)
+	clear(s.on) // rows -1 and h stay empty
+	for y := range h {
+		out := dst.px[y*w : (y+1)*w]
+		row := g.Pix[y*g.Stride : y*g.Stride+w]
+		on := s.on[(y+1)*words : (y+2)*words]
+		x := 0
+		for ; x+8 <= w; x += 8 {
+			o, r := out[x:x+8:x+8], row[x:x+8:x+8]
+			var bits uint64 // the stroke pixels of the eight
+			if word := binary.LittleEndian.Uint64(r); word == uint64(r[0])*0x0101010101010101 {
+				t := table[r[0]]
+				o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7] = t, t, t, t, t, t, t, t
+				bits = uint64(t>>15) * 0xff
+			} else {
+				for k, v := range r {
+					t := table[v]
+					o[k] = t
+					bits |= uint64(t>>15) << k
+				}
+			}
+			on[x/64] |= bits << (x % 64)
+		}
+		for ; x < w; x++ {
+			t := table[row[x]]
+			out[x] = t
+			on[x/64] |= uint64(t>>15) << (x % 64)
+		}
+	}
+	return sum
 }
 
-// thickenThinStrokes returns g, or a dilated copy of g when its strokes are much thinner than MNIST's
-// relative to the digit size. The stroke width is estimated as
-// 2*ink area/ink perimeter, which is exact for long thin strokes.
-func thickenThinStrokes(g *plane16) *plane16 {
+// strokeBits marks the stroke pixels of g (at least half bright) in s.on,
+// one bit a pixel, rows of (g.w+63)/64 words with an empty row above and
+// below, for thickenThinStrokes, and returns the sum of g's pixels.
+func strokeBits(s *scratch, g *plane16) (sum uint64) {
 	w, h := g.w, g.h
-	// The ink area in full-white pixels, and the perimeter: the sides of
-	// stroke pixels (at least half bright) that face a non-stroke pixel or
-	// the frame, counted with one bit a pixel, a row at a time.
 	words := (w + 63) / 64
-	on := make([]uint64, (h+2)*words) // rows -1 and h stay empty
-	var sum uint64
+	s.on = grown(s.on, (h+2)*words)
+	clear(s.on)
 	for y := range h {
-		row := on[(y+1)*words : (y+2)*words]
+		row := s.on[(y+1)*words : (y+2)*words]
 		for x, v := range g.px[y*w : (y+1)*w] {
 			sum += uint64(v)
 			if v >= 0x8000 {
@@ -684,6 +809,21 @@ func thickenThinStrokes(g *plane16) *plane16 {
 			}
 		}
 	}
+	return sum
+}
+
+// thickenThinStrokes returns g, or g dilated into dilated when its strokes
+// are much thinner than MNIST's relative to the digit size. The stroke width
+// is estimated as 2*ink area/ink perimeter, which is exact for long thin
+// strokes; the stroke pixels and the ink sum are s.on and s.strokeSum, which
+// strokeBits (or stretchedCopy) filled for g.
+func thickenThinStrokes(s *scratch, g, dilated *plane16) *plane16 {
+	w, h := g.w, g.h
+	// The ink area in full-white pixels, and the perimeter: the sides of
+	// stroke pixels (at least half bright) that face a non-stroke pixel or
+	// the frame, counted on the bits of strokeBits, a row at a time.
+	words := (w + 63) / 64
+	on, sum := s.on, s.strokeSum
 	area := float64(sum) / 0xffff
 	perimeter := 0
 	for y := range h {
@@ -725,7 +865,8 @@ func thickenThinStrokes(g *plane16) *plane16 {
 			}
 		}
 	}
-	out := newPlane16(w+2*r, h+2*r)
+	out := dilated
+	out.resize(w+2*r, h+2*r)
 	for y := range out.h {
 		for x := range out.w {
 			var m uint16
@@ -749,13 +890,15 @@ func centerOfMassPlace(digit *plane16) *image.Gray {
 	w, h := digit.w, digit.h
 	var sum, sx, sy float64
 	for y := range h {
-		fy, fx := float64(y), 0.0
-		for _, p := range digit.px[y*w : (y+1)*w] {
+		fy := float64(y)
+		for x, p := range digit.px[y*w : (y+1)*w] {
+			if p == 0 { // adds nothing: skipping it leaves every sum as it was
+				continue
+			}
 			v := float64(p)
 			sum += v
-			sx += v * fx
+			sx += v * float64(x)
 			sy += v * fy
-			fx++
 		}
 	}
 	// sum > 0: the callers stretched digit to full white.
@@ -797,20 +940,20 @@ type tentTaps struct {
 	weights []float32
 }
 
-// tentFilter returns the taps that scale sw source pixels to dw with the
-// bilinear (tent) kernel, widened by the scale factor when shrinking so that
-// every source pixel counts: the filter of golang.org/x/image/draw's
-// BiLinear, which this replaces for speed. The taps' weights share one
-// allocation.
-func tentFilter(dw, sw int) []tentTaps {
+// tentFilter appends to taps the taps that scale sw source pixels to dw
+// with the bilinear (tent) kernel, widened by the scale factor when
+// shrinking so that every source pixel counts: the filter of
+// golang.org/x/image/draw's BiLinear, which this replaces for speed. The
+// taps' weights are appended to weights, which is returned too.
+func tentFilter(taps []tentTaps, weights []float32, dw, sw int) ([]tentTaps, []float32) {
 	scale := float64(sw) / float64(dw)
 	half, argScale := 1.0, 1.0
 	if scale > 1 {
 		half, argScale = scale, 1/scale
 	}
-	taps := make([]tentTaps, dw)
-	all := make([]float32, 0, dw*(int(2*half)+2))
-	for x := range taps {
+	// Room for every weight first: the taps keep slices of it.
+	all := slices.Grow(weights, dw*(int(2*half)+2))
+	for x := range dw {
 		center := (float64(x)+0.5)*scale - 0.5
 		i := max(0, int(math.Floor(center-half)))
 		j := min(sw, int(math.Ceil(center+half)))
@@ -833,46 +976,49 @@ func tentFilter(dw, sw int) []tentTaps {
 		for k := range ws {
 			ws[k] = float32(float64(ws[k]) / total)
 		}
-		taps[x] = tentTaps{first: max(first, 0), weights: ws}
+		taps = append(taps, tentTaps{first: max(first, 0), weights: ws})
 	}
-	return taps
+	return taps, all
 }
 
-// scaleTent scales the sw x sh image whose rows row(y, buf) writes into buf
-// (as 16-bit levels, 0-65535, in float32) to a new dw x dh plane16 with the
-// tent filter of tentFilter: horizontally row by row, then vertically. When
-// same is not nil and same(y) reports row y equal to row y-1, row y's
-// horizontal result is copied rather than computed again.
-func scaleTent(dw, dh, sw, sh int, row func(y int, buf []float32), same func(y int) bool) *plane16 {
-	hx, hy := tentFilter(dw, sw), tentFilter(dh, sh)
-	tmp := make([]float32, sh*dw) // horizontally scaled rows
-	rowParts(sw, sh, func(_, y0, y1 int) {
-		buf := make([]float32, sw)
-		for y := y0; y < y1; y++ {
-			out := tmp[y*dw : (y+1)*dw]
-			// A part's first row is always computed: the row above may be
-			// another part's, not written yet.
-			if y > y0 && same != nil && same(y) {
-				copy(out, tmp[(y-1)*dw:y*dw])
-				continue
-			}
-			row(y, buf)
-			for x, t := range hx {
-				var s float32
-				src := buf[t.first : t.first+len(t.weights)]
-				for k, wt := range t.weights {
-					s += wt * src[k]
-				}
-				out[x] = s
-			}
-		}
-	})
-	dst := newPlane16(dw, dh)
-	acc := make([]float32, dw)
+// rowSource is an image scaleTent reads, a row at a time.
+type rowSource interface {
+	// row writes row y's levels (0-65535, as float32) into buf[x0:x1] and
+	// returns x0 and x1: the row is black outside [x0, x1), and x0 == x1
+	// for a black row.
+	row(y int, buf []float32) (x0, x1 int)
+	// same reports whether row y (> 0) is known to equal row y-1.
+	same(y int) bool
+}
+
+// scaleTent scales the sw x sh image src into dst, dw x dh, with the tent
+// filter of tentFilter: horizontally row by row, then vertically. Black
+// pixels and rows are skipped (adding a weight times zero to a sum of
+// non-negative terms leaves it as it was, so the result is the same), and a
+// row src reports equal to the one above has its horizontal result copied.
+func scaleTent(s *scratch, dst *plane16, dw, dh, sw, sh int, src rowSource) {
+	s.taps, s.weights = tentFilter(s.taps[:0], s.weights[:0], dw, sw)
+	s.taps, s.weights = tentFilter(s.taps, s.weights, dh, sh)
+	hx, hy := s.taps[:dw], s.taps[dw:]
+	s.tmp, s.inked = grown(s.tmp, sh*dw), grown(s.inked, sh)
+	tmp, inked := s.tmp, s.inked // horizontally scaled rows; which have ink
+	if parts := rowParts(sw, sh); parts == 1 {
+		s.rowBuf = grown(s.rowBuf, sw)
+		scaleRows(src, hx, s.rowBuf, tmp, inked, 0, sh)
+	} else {
+		inParts(parts, sh, func(_, y0, y1 int) {
+			scaleRows(src, hx, make([]float32, sw), tmp, inked, y0, y1)
+		})
+	}
+	dst.resize(dw, dh)
+	s.acc = grown(s.acc, dw)
+	acc := s.acc
 	for y, t := range hy {
 		clear(acc)
 		for k, wt := range t.weights {
-			kernels.Axpy(acc, tmp[(t.first+k)*dw:(t.first+k+1)*dw], wt)
+			if r := t.first + k; inked[r] {
+				kernels.Axpy(acc, tmp[r*dw:(r+1)*dw], wt)
+			}
 		}
 		for x, v := range acc {
 			// Rounded and clamped to 0-65535 (comparisons, not min and
@@ -886,28 +1032,55 @@ func scaleTent(dw, dh, sw, sh int, row func(y int, buf []float32), same func(y i
 			dst.px[y*dw+x] = uint16(v)
 		}
 	}
-	return dst
 }
 
-// grayRows returns a row reader of g for scaleTent (8-bit levels v become
-// v*0x101, as color.Gray's RGBA does).
-func grayRows(g *image.Gray) func(y int, buf []float32) {
-	return func(y int, buf []float32) {
-		off := g.PixOffset(g.Rect.Min.X, g.Rect.Min.Y+y)
-		for x, v := range g.Pix[off : off+len(buf)] {
-			buf[x] = float32(uint32(v) * 0x101)
+// scaleRows is scaleTent's horizontal pass over rows [y0, y1) of src, with
+// buf to read a row into, writing tmp's rows and inked. Its first row is
+// always computed: the row above may be another part's, not written yet.
+func scaleRows(src rowSource, hx []tentTaps, buf, tmp []float32, inked []bool, y0, y1 int) {
+	dw := len(hx)
+	for y := y0; y < y1; y++ {
+		out := tmp[y*dw : (y+1)*dw]
+		if y > y0 && src.same(y) {
+			copy(out, tmp[(y-1)*dw:y*dw])
+			inked[y] = inked[y-1]
+			continue
+		}
+		x0, x1 := src.row(y, buf)
+		inked[y] = x0 < x1
+		for x, t := range hx {
+			var sum float32
+			if lo, hi := max(t.first, x0), min(t.first+len(t.weights), x1); lo < hi {
+				ws, src := t.weights[lo-t.first:hi-t.first], buf[lo:hi]
+				src = src[:len(ws)]
+				for k, wt := range ws {
+					sum += wt * src[k]
+				}
+			}
+			out[x] = sum
 		}
 	}
 }
 
-// sameGrayRows returns a reporter for scaleTent of whether row y of g
-// equals row y-1.
-func sameGrayRows(g *image.Gray) func(y int) bool {
-	w := g.Rect.Dx()
-	return func(y int) bool {
-		a := g.PixOffset(g.Rect.Min.X, g.Rect.Min.Y+y)
-		return bytes.Equal(g.Pix[a:a+w], g.Pix[a-g.Stride:a-g.Stride+w])
+// grayRows is a crop of an 8-bit image read through a table of levels as a
+// rowSource (byte v becomes level[v]*0x101, as color.Gray's RGBA does).
+type grayRows struct {
+	g     *image.Gray
+	level *[256]uint8
+}
+
+func (r grayRows) row(y int, buf []float32) (x0, x1 int) {
+	off := r.g.PixOffset(r.g.Rect.Min.X, r.g.Rect.Min.Y+y)
+	for x, v := range r.g.Pix[off : off+len(buf)] {
+		buf[x] = float32(uint32(r.level[v]) * 0x101)
 	}
+	return 0, len(buf)
+}
+
+func (r grayRows) same(y int) bool {
+	g, w := r.g, r.g.Rect.Dx()
+	a := g.PixOffset(g.Rect.Min.X, g.Rect.Min.Y+y)
+	return bytes.Equal(g.Pix[a:a+w], g.Pix[a-g.Stride:a-g.Stride+w])
 }
 
 // plane16 is a w x h image of 16-bit levels (0-65535), row-major, in
@@ -917,11 +1090,27 @@ type plane16 struct {
 	px   []uint16
 }
 
-func newPlane16(w, h int) *plane16 { return &plane16{w: w, h: h, px: make([]uint16, w*h)} }
+// resize makes p w x h, reusing its memory; the pixels' values are
+// whatever they were.
+func (p *plane16) resize(w, h int) { p.w, p.h, p.px = w, h, grown(p.px, w*h) }
 
-// rows is the row reader of p for scaleTent.
-func (p *plane16) rows(y int, buf []float32) {
-	for x, v := range p.px[y*p.w : (y+1)*p.w] {
-		buf[x] = float32(v)
+func (p *plane16) row(y int, buf []float32) (x0, x1 int) {
+	px := p.px[y*p.w : (y+1)*p.w]
+	for x0 < len(px) && px[x0] == 0 {
+		x0++
 	}
+	if x0 == len(px) {
+		return 0, 0
+	}
+	x1 = len(px)
+	for px[x1-1] == 0 {
+		x1--
+	}
+	dst := buf[x0:x1]
+	for x, v := range px[x0:x1] {
+		dst[x] = float32(v)
+	}
+	return x0, x1
 }
+
+func (p *plane16) same(int) bool { return false }
