@@ -2,7 +2,6 @@ package mnist
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
@@ -350,14 +349,16 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 			level[v] = uint8(q)
 		}
 	}
-	// level is monotonic in the raw byte, so the brightest ink is the level
-	// of the darkest byte when inverting and of the brightest otherwise.
-	var maxInk int
-	if invert {
-		maxInk = int(level[byteMin(ink, w)])
-	} else {
-		maxInk = int(level[byteMax(ink, w)])
+	// With the bytes flipped so that more ink is a smaller value (flip), the
+	// smallest flipped byte of every row.
+	var flip uint8
+	if !invert {
+		flip = 0xff
 	}
+	scan := scanInk(s, ink, w, h, flip)
+	// level is monotonic in the raw byte, so the brightest ink is the level
+	// of the smallest flipped byte.
+	maxInk := int(level[scan.min^flip])
 	if maxInk < minInkContrast {
 		return nil, fmt.Errorf("%w (the strokes are too faint to read)", ErrEmptyImage)
 	}
@@ -367,29 +368,43 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 			level[v] = 0
 		}
 	}
-	box, mass := inkBox(ink, w, h, &level)
+	box, mass := scan.box(ink, &level, flip)
 	if mass < minInkMass*255 {
 		return nil, fmt.Errorf("%w (there is only a speck of ink)", ErrEmptyImage)
 	}
 	crop := image.Gray{Pix: lum.Pix[lum.PixOffset(box.Min.X, box.Min.Y):], Stride: lum.Stride, Rect: box}
 
-	// Scale to the intermediate resolution when the drawing is large.
-	mid := &s.planes[0]
+	var mid rowSource // the digit before its scaling to 20 pixels
 	cw, ch := box.Dx(), box.Dy()
 	if long := max(cw, ch); long > midSide {
-		large, table := crop, level // escape into the row source, allocated only here
-		scaleTent(s, mid, scaledSide(cw, long, midSide), scaledSide(ch, long, midSide), cw, ch, grayRows{&large, &table})
-		if !stretch16(s, mid) {
+		// A large drawing goes through the intermediate resolution.
+		var table [256]uint16 // byte -> 16-bit level, as color.Gray's RGBA
+		for v, l := range level {
+			table[v] = uint16(l) * 0x101
+		}
+		plane := &s.planes[0]
+		scaleTent(s, plane, scaledSide(cw, long, midSide), scaledSide(ch, long, midSide), cw, ch, newByteRows(&crop, &table, flip))
+		if !stretch16(s, plane) {
 			return nil, fmt.Errorf("%w (the strokes are too small to read)", ErrEmptyImage)
 		}
-		s.strokeSum = strokeBits(s, mid)
+		sum := strokeBits(s, plane)
+		mid = thickenThinStrokes(s, plane, sum, &s.planes[1])
 	} else {
-		s.strokeSum = stretchedCopy(s, mid, &crop, &level)
+		// A small one is read through a table that also stretches it.
+		table := &s.table
+		sum := stretchTable(table, &scan.hist, &level)
+		bytes := newByteRows(&crop, table, flip)
+		bytes.strokeBits(s)
+		mid = bytes
+		if wide := strokesTooThin(s, cw, ch, sum); wide > 0 {
+			plane := &s.planes[0]
+			bytes.copyTo(plane)
+			mid = dilate(plane, wide, &s.planes[1])
+		}
 	}
-	mid = thickenThinStrokes(s, mid, &s.planes[1])
 
 	// Scale the longer side to 20 pixels.
-	mw, mh := mid.w, mid.h
+	mw, mh := mid.size()
 	long := max(mw, mh)
 	digit := &s.planes[2]
 	scaleTent(s, digit, scaledSide(mw, long, boxSide), scaledSide(mh, long, boxSide), mw, mh, mid)
@@ -403,18 +418,23 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 // scratches so that preprocessing a canvas snapshot allocates nothing but
 // its result. Nothing in it outlives the run that took it from the pool.
 type scratch struct {
-	border  []uint8    // the border pixels
-	planes  [3]plane16 // the intermediate, thickened and 20-pixel digit images
+	border  []uint8     // the border pixels
+	planes  [3]plane16  // the intermediate, thickened and 20-pixel digit images
+	table   [256]uint16 // a small drawing's byte -> stretched level
+	scan    inkScan
+	rowMin  []uint8    // scanInk: each row's smallest flipped byte
 	rowBuf  []float32  // scaleTent: one source row
+	mask    []uint64   // scaleTent: one source row's ink
+	reach   []int32    // scaleTent: the first output reaching each source column
+	matrix  []float32  // scaleTent: the weights by source pixel, for few outputs
+	hf      hfilter    // scaleTent: the horizontal filter
 	tmp     []float32  // scaleTent: the horizontally scaled rows
 	inked   []bool     // scaleTent: which of tmp's rows have ink
 	acc     []float32  // scaleTent: one output row
 	taps    []tentTaps // scaleTent: both filters' taps
 	weights []float32  // scaleTent: the taps' weights
 	bucket  []uint16   // stretch16: the pixels of the percentile's bucket
-	on      []uint64   // thickenThinStrokes: the stroke pixels, a bit each
-	// strokeSum is the sum of the pixels of the image in on.
-	strokeSum uint64
+	on      []uint64   // strokesTooThin: the stroke pixels, a bit each
 }
 
 // scratches recycles scratch values; the pool holds no state a caller can
@@ -458,151 +478,155 @@ func inParts(parts, h int, fn func(part, y0, y1 int)) {
 	wg.Wait()
 }
 
-// byteMin returns the smallest byte of px (not empty), an image of rows w
-// bytes long, and byteMax the largest.
-func byteMin(px []uint8, w int) uint8 { return byteExtreme(px, w, 0) }
-func byteMax(px []uint8, w int) uint8 { return byteExtreme(px, w, 0xff) }
-
-// byteExtreme is the smallest byte of px when flip is 0 and the largest when
-// it is 0xff (the smallest of the flipped bytes, flipped back).
-func byteExtreme(px []uint8, w int, flip uint8) uint8 {
-	h := len(px) / w
-	n := rowParts(w, h)
-	if n == 1 {
-		return byteMinRows(px, w, 0, h, flip) ^ flip
-	}
-	var parts [maxParts]uint8
-	inParts(n, h, func(part, y0, y1 int) {
-		parts[part] = byteMinRows(px, w, y0, y1, flip)
-	})
-	return slices.Min(parts[:n]) ^ flip
-}
-
 // maxParts bounds rowParts' parts where results are kept per part.
 const maxParts = 64
 
-// byteMinRows is the smallest of the bytes of rows [y0, y1) (not empty),
-// each XORed with flip. A row equal to the one above (a drawing's
-// background, a stroke running down) adds nothing and is skipped; the rest
-// are taken eight bytes at a time, as eight lanes of a word (minBytes).
-func byteMinRows(px []uint8, w, y0, y1 int, flip uint8) uint8 {
-	flips := uint64(flip) * 0x0101010101010101
-	lanes := ^uint64(0) // the smallest byte seen in each of the eight lanes
-	m := uint8(0xff)    // the smallest of the bytes not in a lane
+// inkScan is what the passes over the whole image learn of it.
+type inkScan struct {
+	w, h int
+	min  uint8 // the smallest flipped byte
+	// rowMin is the smallest flipped byte of each row.
+	rowMin []uint8
+	// hist is how many pixels with ink have each byte (box's).
+	hist [256]int
+}
+
+// scanInk reads the w x h image px (stride w), with its bytes XORed with
+// flip so that more ink is a smaller byte, for the smallest flipped byte of
+// every row (kernels.MinByte, in SIMD). A row equal to the one above is not
+// read again. The rows are split over the cores for a large image.
+func scanInk(s *scratch, px []uint8, w, h int, flip uint8) *inkScan {
+	scan := &s.scan
+	scan.w, scan.h = w, h
+	s.rowMin = grown(s.rowMin, h)
+	scan.rowMin = s.rowMin
+	if parts := rowParts(w, h); parts == 1 {
+		scanInkRows(px, w, 0, h, flip, scan.rowMin)
+	} else {
+		rowMin := scan.rowMin
+		inParts(parts, h, func(_, y0, y1 int) {
+			scanInkRows(px, w, y0, y1, flip, rowMin)
+		})
+	}
+	scan.min = slices.Min(scan.rowMin)
+	return scan
+}
+
+// scanInkRows is scanInk over rows [y0, y1), writing rowMin[y0:y1].
+func scanInkRows(px []uint8, w, y0, y1 int, flip uint8, rowMin []uint8) {
 	for y := y0; y < y1; y++ {
 		row := px[y*w : (y+1)*w]
 		if y > y0 && bytes.Equal(row, px[(y-1)*w:y*w]) {
+			rowMin[y] = rowMin[y-1]
 			continue
 		}
-		for ; len(row) >= 8; row = row[8:] {
-			lanes = minBytes(lanes, binary.LittleEndian.Uint64(row)^flips)
-		}
-		for _, v := range row {
-			m = min(m, v^flip)
-		}
+		rowMin[y] = kernels.MinByte(row, flip)
 	}
-	for k := range 8 {
-		m = min(m, uint8(lanes>>(8*k)))
-	}
-	return m
 }
 
-// minBytes returns the byte-wise minimum of a and b, eight unsigned bytes
-// each, without a branch: for each lane, whether a < b is decided by the
-// high bits, and when those are equal by the low seven bits, compared by a
-// subtraction that cannot borrow from the next lane.
-func minBytes(a, b uint64) uint64 {
-	const high = 0x8080808080808080
-	geLow := (a | high) - (b &^ high) // high bit: a's low 7 bits >= b's
-	less := ((^a & b) | (^(a ^ b) &^ geLow)) & high
-	return b ^ ((a ^ b) & ((less >> 7) * 0xff))
-}
-
-// inkBox returns the bounding box of the pixels of the w x h image ink
-// (stride w) whose level (level[v] of their byte v) is not zero, and the sum
-// of the levels. Runs of eight equal bytes count at once, and a row equal to
-// the one above counts as that one did.
-func inkBox(ink []uint8, w, h int, level *[256]uint8) (box image.Rectangle, mass int) {
-	parts := rowParts(w, h)
-	if parts == 1 {
-		return inkBoxRows(ink, w, h, 0, h, level)
+// box returns the bounding box of the pixels whose level (level[v] of their
+// byte v, monotonic in the flipped byte: not zero below some value, zero
+// from it) is not zero, and the sum of the levels, and fills scan.hist. The
+// rows with ink come from the scan; in them, the pixels with ink from SIMD
+// compares (kernels.LessMask): their union gives the columns, and only
+// those pixels are read one by one, for the histogram.
+func (scan *inkScan) box(px []uint8, level *[256]uint8, flip uint8) (box image.Rectangle, mass int) {
+	clear(scan.hist[:])
+	// The pixels with ink are those whose flipped byte is below limit (the
+	// flipped byte 0xff is never ink: its level is 0).
+	limit := uint8(0)
+	for level[limit^flip] != 0 {
+		limit++
 	}
-	var boxes [maxParts]image.Rectangle
-	var masses [maxParts]int
-	table := *level // a copy for the goroutines, so that level does not escape
-	inParts(parts, h, func(part, y0, y1 int) {
-		boxes[part], masses[part] = inkBoxRows(ink, w, h, y0, y1, &table)
-	})
-	box, mass = boxes[0], masses[0]
-	for p := 1; p < parts; p++ {
-		b := boxes[p]
-		box.Min.X, box.Max.X = min(box.Min.X, b.Min.X), max(box.Max.X, b.Max.X)
-		box.Min.Y, box.Max.Y = min(box.Min.Y, b.Min.Y), max(box.Max.Y, b.Max.Y)
-		mass += masses[p]
+	first, last := span(scan.rowMin, limit)
+	if first < 0 {
+		return image.Rectangle{}, 0
 	}
-	return box, mass
-}
-
-// inkBoxRows is inkBox over rows [y0, y1).
-func inkBoxRows(ink []uint8, w, h, y0, y1 int, level *[256]uint8) (box image.Rectangle, mass int) {
-	box = image.Rectangle{Min: image.Pt(w, h)}
-	first, last, rowMass := -1, -1, 0
-	for y := y0; y < y1; y++ {
-		row := ink[y*w : (y+1)*w]
-		if y == y0 || !bytes.Equal(row, ink[(y-1)*w:y*w]) {
-			first, last, rowMass = inkRow(row, level)
+	w := scan.w
+	box.Min.Y, box.Max.Y = first, last+1
+	var small [maskWords]uint64
+	cols := rowMask(small[:], w) // the columns with ink
+	if parts := rowParts(w, last+1-first); parts == 1 {
+		histRows(px, w, first, last+1, flip, limit, &scan.hist, cols)
+	} else {
+		var hists [maxParts][256]int
+		var colss [maxParts][]uint64
+		inParts(parts, last+1-first, func(part, y0, y1 int) {
+			colss[part] = make([]uint64, len(cols))
+			histRows(px, w, first+y0, first+y1, flip, limit, &hists[part], colss[part])
+		})
+		for p := range parts {
+			for v, n := range hists[p] {
+				scan.hist[v] += n
+			}
+			for i, m := range colss[p] {
+				cols[i] |= m
+			}
 		}
-		if first >= 0 {
-			mass += rowMass
-			box.Min.X, box.Max.X = min(box.Min.X, first), max(box.Max.X, last+1)
-			box.Min.Y, box.Max.Y = min(box.Min.Y, y), y+1
+	}
+	for v, n := range scan.hist {
+		mass += n * int(level[v])
+	}
+	box.Min.X, box.Max.X = w, 0
+	for i, m := range cols {
+		if m != 0 {
+			box.Min.X = min(box.Min.X, i*64+bits.TrailingZeros64(m))
+			box.Max.X = i*64 + 64 - bits.LeadingZeros64(m)
 		}
 	}
 	return box, mass
 }
 
-// inkRow returns the first and last positions in row whose level is not
-// zero (-1 for none) and the sum of the row's levels.
-func inkRow(row []uint8, level *[256]uint8) (first, last, mass int) {
+// histRows adds to hist the bytes of the pixels with ink (flipped byte
+// below limit) of rows [y0, y1) (not empty) of px (rows w bytes long), and
+// their columns to cols. A run of rows equal to its first is read once and
+// counted as many times as it has rows.
+func histRows(px []uint8, w, y0, y1 int, flip, limit uint8, hist *[256]int, cols []uint64) {
+	var small [maskWords]uint64
+	mask := rowMask(small[:], w)
+	for y := y0; y < y1; {
+		row := px[y*w : (y+1)*w]
+		n := 1 // the rows equal to this one, it included
+		for y+n < y1 && bytes.Equal(px[(y+n)*w:(y+n+1)*w], row) {
+			n++
+		}
+		kernels.LessMask(mask, row, flip, limit)
+		for i, set := range mask {
+			cols[i] |= set
+			for ; set != 0; set &= set - 1 {
+				hist[row[i*64+bits.TrailingZeros64(set)]] += n
+			}
+		}
+		y += n
+	}
+}
+
+// maskWords is the row masks' size that lives on the stack: rows of up to
+// 4096 pixels.
+const maskWords = 64
+
+// rowMask returns a zeroed mask for a row of w pixels: small when it is
+// large enough, else a new one.
+func rowMask(small []uint64, w int) []uint64 {
+	if words := (w + 63) / 64; words <= len(small) {
+		return small[:words]
+	}
+	return make([]uint64, (w+63)/64)
+}
+
+// span returns the first and last index of a byte of b below limit, -1 for
+// none.
+func span(b []uint8, limit uint8) (first, last int) {
 	first, last = -1, -1
-	x := 0
-	for ; x+8 <= len(row); x += 8 {
-		word := binary.LittleEndian.Uint64(row[x:])
-		if b := uint8(word); word == uint64(b)*0x0101010101010101 {
-			if l := int(level[b]); l != 0 {
-				if first < 0 {
-					first = x
-				}
-				last = x + 7
-				mass += 8 * l
-			}
-			continue
-		}
-		var inked uint8 // a bit for each of the eight whose level is not zero
-		for k, v := range row[x : x+8 : x+8] {
-			l := level[v]
-			mass += int(l)
-			if l != 0 {
-				inked |= 1 << k
-			}
-		}
-		if inked != 0 {
+	for i, v := range b {
+		if v < limit {
 			if first < 0 {
-				first = x + bits.TrailingZeros8(inked)
+				first = i
 			}
-			last = x + 7 - bits.LeadingZeros8(inked)
+			last = i
 		}
 	}
-	for ; x < len(row); x++ {
-		if l := int(level[row[x]]); l != 0 {
-			if first < 0 {
-				first = x
-			}
-			last = x
-			mass += l
-		}
-	}
-	return first, last, mass
+	return first, last
 }
 
 // scaledSide returns side*target/long rounded, at least 1.
@@ -709,38 +733,20 @@ func stretch16(s *scratch, g *plane16) bool {
 	return true
 }
 
-// stretchedCopy writes into dst the levels of g's bytes (level[v] for byte
-// v) as 16-bit ones (l*0x101, as color.Gray's RGBA) stretched as stretch16
-// does, the same values in two passes: with only 256 levels, the percentile
-// comes from a histogram and the stretch is a table. g has ink (inkBox
-// found some). It also does strokeBits' work for thickenThinStrokes: the
-// stroke pixels into s.on, and it returns the sum of dst's pixels, from the
-// histogram. Runs of eight equal bytes count at once.
-func stretchedCopy(s *scratch, dst *plane16, g *image.Gray, level *[256]uint8) (sum uint64) {
-	w, h := g.Rect.Dx(), g.Rect.Dy()
-	var hist [256]int // of the bytes
-	for y := range h {
-		row := g.Pix[y*g.Stride : y*g.Stride+w]
-		for len(row) >= 8 {
-			word := binary.LittleEndian.Uint64(row)
-			if b := uint8(word); word == uint64(b)*0x0101010101010101 {
-				hist[b] += 8
-			} else {
-				for _, v := range row[:8] {
-					hist[v]++
-				}
-			}
-			row = row[8:]
-		}
-		for _, v := range row {
-			hist[v]++
-		}
-	}
+// stretchTable fills table with the 16-bit level (l*0x101, as color.Gray's
+// RGBA) of each byte's level l (level[v] for byte v), stretched as stretch16
+// does: the same values as stretch16 on the levels, from hist, the bytes'
+// histogram (with only 256 levels, the percentile comes from a histogram).
+// It returns the sum of the stretched levels of the pixels in hist. There
+// is ink (scan.box found some).
+func stretchTable(table *[256]uint16, hist *[256]int, level *[256]uint8) (sum uint64) {
 	var levels [256]int // the histogram of the levels
-	for v, n := range hist {
-		levels[level[v]] += n
+	n := 0
+	for v, c := range hist {
+		levels[level[v]] += c
+		n += c
 	}
-	n := w*h - levels[0]
+	n -= levels[0]
 	// stretch16's reference: the high byte of l*0x101 is l, so its bucket
 	// holds one value.
 	rank, seen, ref := n*9/10, 0, uint32(0)
@@ -751,42 +757,11 @@ func stretchedCopy(s *scratch, dst *plane16, g *image.Gray, level *[256]uint8) (
 		}
 		seen += levels[l]
 	}
-	var table [256]uint16 // byte -> stretched 16-bit level
 	for v, l := range level {
+		table[v] = 0
 		if l != 0 && ref > 0 {
 			table[v] = uint16(min(0xffff, uint32(l)*0x101*0xffff/ref))
 			sum += uint64(hist[v]) * uint64(table[v])
-		}
-	}
-	dst.resize(w, h)
-	words := (w + 63) / 64
-	s.on = grown(s.on, (h+2)*words)
-	clear(s.on) // rows -1 and h stay empty
-	for y := range h {
-		out := dst.px[y*w : (y+1)*w]
-		row := g.Pix[y*g.Stride : y*g.Stride+w]
-		on := s.on[(y+1)*words : (y+2)*words]
-		x := 0
-		for ; x+8 <= w; x += 8 {
-			o, r := out[x:x+8:x+8], row[x:x+8:x+8]
-			var bits uint64 // the stroke pixels of the eight
-			if word := binary.LittleEndian.Uint64(r); word == uint64(r[0])*0x0101010101010101 {
-				t := table[r[0]]
-				o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7] = t, t, t, t, t, t, t, t
-				bits = uint64(t>>15) * 0xff
-			} else {
-				for k, v := range r {
-					t := table[v]
-					o[k] = t
-					bits |= uint64(t>>15) << k
-				}
-			}
-			on[x/64] |= bits << (x % 64)
-		}
-		for ; x < w; x++ {
-			t := table[row[x]]
-			out[x] = t
-			on[x/64] |= uint64(t>>15) << (x % 64)
 		}
 	}
 	return sum
@@ -794,7 +769,7 @@ func stretchedCopy(s *scratch, dst *plane16, g *image.Gray, level *[256]uint8) (
 
 // strokeBits marks the stroke pixels of g (at least half bright) in s.on,
 // one bit a pixel, rows of (g.w+63)/64 words with an empty row above and
-// below, for thickenThinStrokes, and returns the sum of g's pixels.
+// below, for strokesTooThin, and returns the sum of g's pixels.
 func strokeBits(s *scratch, g *plane16) (sum uint64) {
 	w, h := g.w, g.h
 	words := (w + 63) / 64
@@ -813,17 +788,25 @@ func strokeBits(s *scratch, g *plane16) (sum uint64) {
 }
 
 // thickenThinStrokes returns g, or g dilated into dilated when its strokes
-// are much thinner than MNIST's relative to the digit size. The stroke width
-// is estimated as 2*ink area/ink perimeter, which is exact for long thin
-// strokes; the stroke pixels and the ink sum are s.on and s.strokeSum, which
-// strokeBits (or stretchedCopy) filled for g.
-func thickenThinStrokes(s *scratch, g, dilated *plane16) *plane16 {
-	w, h := g.w, g.h
-	// The ink area in full-white pixels, and the perimeter: the sides of
-	// stroke pixels (at least half bright) that face a non-stroke pixel or
-	// the frame, counted on the bits of strokeBits, a row at a time.
+// are much thinner than MNIST's relative to the digit size (see
+// strokesTooThin; sum is the sum of g's pixels, s.on its stroke pixels).
+func thickenThinStrokes(s *scratch, g *plane16, sum uint64, dilated *plane16) *plane16 {
+	if r := strokesTooThin(s, g.w, g.h, sum); r > 0 {
+		return dilate(g, r, dilated)
+	}
+	return g
+}
+
+// strokesTooThin returns by how many pixels to widen the strokes of a w x h
+// image, 0 when they are wide enough. The stroke width is estimated as
+// 2*ink area/ink perimeter, which is exact for long thin strokes: the area
+// is sum, the sum of the pixels, in full-white pixels; the perimeter, the
+// sides of stroke pixels (at least half bright) that face a non-stroke
+// pixel or the frame, is counted on s.on, the stroke pixels a bit each (see
+// strokeBits), a row at a time.
+func strokesTooThin(s *scratch, w, h int, sum uint64) (radius int) {
 	words := (w + 63) / 64
-	on, sum := s.on, s.strokeSum
+	on := s.on
 	area := float64(sum) / 0xffff
 	perimeter := 0
 	for y := range h {
@@ -843,20 +826,21 @@ func thickenThinStrokes(s *scratch, g, dilated *plane16) *plane16 {
 		}
 	}
 	if perimeter == 0 {
-		return g
+		return 0
 	}
 	width := 2 * area / float64(perimeter)
 	target := mnistStrokeWidth * float64(max(w, h)) / boxSide
 	if width >= thinStrokeFactor*target {
-		return g
+		return 0
 	}
-	r := int(math.Round((thickenedWidth*target - width) / 2))
-	if r < 1 {
-		return g
-	}
-	// Dilate with a disc of radius r into a frame r pixels larger on every
-	// side, as if drawn with a thicker pen (whose strokes stick out of the
-	// thin pen's bounding box too).
+	return max(0, int(math.Round((thickenedWidth*target-width)/2)))
+}
+
+// dilate writes into out g dilated with a disc of radius r, in a frame r
+// pixels larger on every side, as if drawn with a thicker pen (whose strokes
+// stick out of the thin pen's bounding box too), and returns out.
+func dilate(g *plane16, r int, out *plane16) *plane16 {
+	w, h := g.w, g.h
 	var disc []image.Point
 	for dy := -r; dy <= r; dy++ {
 		for dx := -r; dx <= r; dx++ {
@@ -865,7 +849,6 @@ func thickenThinStrokes(s *scratch, g, dilated *plane16) *plane16 {
 			}
 		}
 	}
-	out := dilated
 	out.resize(w+2*r, h+2*r)
 	for y := range out.h {
 		for x := range out.w {
@@ -983,31 +966,61 @@ func tentFilter(taps []tentTaps, weights []float32, dw, sw int) ([]tentTaps, []f
 
 // rowSource is an image scaleTent reads, a row at a time.
 type rowSource interface {
+	size() (w, h int)
 	// row writes row y's levels (0-65535, as float32) into buf[x0:x1] and
 	// returns x0 and x1: the row is black outside [x0, x1), and x0 == x1
-	// for a black row.
-	row(y int, buf []float32) (x0, x1 int)
+	// for a black row. mask ((w+63)/64 words) is its to use.
+	row(y int, buf []float32, mask []uint64) (x0, x1 int)
 	// same reports whether row y (> 0) is known to equal row y-1.
 	same(y int) bool
 }
 
-// scaleTent scales the sw x sh image src into dst, dw x dh, with the tent
-// filter of tentFilter: horizontally row by row, then vertically. Black
-// pixels and rows are skipped (adding a weight times zero to a sum of
-// non-negative terms leaves it as it was, so the result is the same), and a
-// row src reports equal to the one above has its horizontal result copied.
+// scaleTent scales src (sw x sh) into dst, dw x dh, with the tent filter of
+// tentFilter: horizontally row by row, then vertically. Black pixels at
+// either end of a row and black rows are skipped (adding a weight times zero
+// to a sum of non-negative terms leaves it as it was, so the result is the
+// same), and a row src reports equal to the one above has its horizontal
+// result copied.
 func scaleTent(s *scratch, dst *plane16, dw, dh, sw, sh int, src rowSource) {
 	s.taps, s.weights = tentFilter(s.taps[:0], s.weights[:0], dw, sw)
 	s.taps, s.weights = tentFilter(s.taps, s.weights, dh, sh)
 	hx, hy := s.taps[:dw], s.taps[dw:]
-	s.tmp, s.inked = grown(s.tmp, sh*dw), grown(s.inked, sh)
+	f := &s.hf
+	f.taps, f.stride, f.matrix = hx, dw, nil
+	if dw <= matrixOutputs {
+		// A few outputs: the weights by source pixel, a row of stride each,
+		// for kernels.ScaleRow.
+		f.stride = (dw + 7) &^ 7
+		s.matrix = grown(s.matrix, sw*f.stride)
+		clear(s.matrix)
+		for x, t := range hx {
+			for k, wt := range t.weights {
+				s.matrix[(t.first+k)*f.stride+x] = wt
+			}
+		}
+		f.matrix = s.matrix
+	} else {
+		// reach[c] is the first output whose taps reach source column c or
+		// beyond (taps move right as the output does).
+		s.reach = grown(s.reach, sw)
+		x := 0
+		for c := range s.reach {
+			for x < dw && hx[x].first+len(hx[x].weights) <= c {
+				x++
+			}
+			s.reach[c] = int32(x)
+		}
+		f.reach = s.reach
+	}
+	stride := f.stride
+	s.tmp, s.inked = grown(s.tmp, sh*stride), grown(s.inked, sh)
 	tmp, inked := s.tmp, s.inked // horizontally scaled rows; which have ink
 	if parts := rowParts(sw, sh); parts == 1 {
-		s.rowBuf = grown(s.rowBuf, sw)
-		scaleRows(src, hx, s.rowBuf, tmp, inked, 0, sh)
+		s.rowBuf, s.mask = grown(s.rowBuf, sw), grown(s.mask, (sw+63)/64)
+		scaleRows(src, f, s.rowBuf, s.mask, tmp, inked, 0, sh)
 	} else {
 		inParts(parts, sh, func(_, y0, y1 int) {
-			scaleRows(src, hx, make([]float32, sw), tmp, inked, y0, y1)
+			scaleRows(src, f, make([]float32, sw), make([]uint64, (sw+63)/64), tmp, inked, y0, y1)
 		})
 	}
 	dst.resize(dw, dh)
@@ -1017,10 +1030,11 @@ func scaleTent(s *scratch, dst *plane16, dw, dh, sw, sh int, src rowSource) {
 		clear(acc)
 		for k, wt := range t.weights {
 			if r := t.first + k; inked[r] {
-				kernels.Axpy(acc, tmp[r*dw:(r+1)*dw], wt)
+				kernels.Axpy(acc, tmp[r*stride:r*stride+dw], wt)
 			}
 		}
-		for x, v := range acc {
+		out := dst.px[y*dw : (y+1)*dw]
+		for x, v := range acc[:len(out)] {
 			// Rounded and clamped to 0-65535 (comparisons, not min and
 			// max, which must also handle NaN).
 			v += 0.5
@@ -1029,58 +1043,144 @@ func scaleTent(s *scratch, dst *plane16, dw, dh, sw, sh int, src rowSource) {
 			} else if v > 0xffff {
 				v = 0xffff
 			}
-			dst.px[y*dw+x] = uint16(v)
+			out[x] = uint16(v)
 		}
 	}
 }
 
-// scaleRows is scaleTent's horizontal pass over rows [y0, y1) of src, with
-// buf to read a row into, writing tmp's rows and inked. Its first row is
-// always computed: the row above may be another part's, not written yet.
-func scaleRows(src rowSource, hx []tentTaps, buf, tmp []float32, inked []bool, y0, y1 int) {
-	dw := len(hx)
+// matrixOutputs is the most outputs a row of which scaleTent computes with
+// kernels.ScaleRow: the weights of every source pixel for every output, most
+// of them zero, are fewer multiplications than they save in overhead only
+// for a few outputs (the final 20 pixels).
+const matrixOutputs = 32
+
+// hfilter is scaleTent's horizontal filter: its taps and, for scaleRows, the
+// first output reaching each source column, or for a few outputs the matrix
+// of the weights by source pixel, stride floats each. stride is also the
+// row stride of scaleRows' results.
+type hfilter struct {
+	taps   []tentTaps
+	reach  []int32
+	matrix []float32
+	stride int
+}
+
+// scaleRows is scaleTent's horizontal pass over rows [y0, y1) of src with
+// the filter f, with buf and mask to read a row with, writing tmp's rows
+// (f.stride apart) and inked. Its first row is always computed: the row
+// above may be another part's, not written yet.
+func scaleRows(src rowSource, f *hfilter, buf []float32, mask []uint64, tmp []float32, inked []bool, y0, y1 int) {
+	hx, stride := f.taps, f.stride
 	for y := y0; y < y1; y++ {
-		out := tmp[y*dw : (y+1)*dw]
+		out := tmp[y*stride : (y+1)*stride]
 		if y > y0 && src.same(y) {
-			copy(out, tmp[(y-1)*dw:y*dw])
+			copy(out, tmp[(y-1)*stride:y*stride])
 			inked[y] = inked[y-1]
 			continue
 		}
-		x0, x1 := src.row(y, buf)
-		inked[y] = x0 < x1
-		for x, t := range hx {
+		clear(out)
+		x0, x1 := src.row(y, buf, mask)
+		if inked[y] = x0 < x1; !inked[y] {
+			continue
+		}
+		if f.matrix != nil {
+			kernels.ScaleRow(out, f.matrix[x0*stride:], buf[x0:x1])
+			continue
+		}
+		// The outputs whose taps reach into [x0, x1).
+		for x := int(f.reach[x0]); x < len(hx) && hx[x].first < x1; x++ {
+			t := hx[x]
+			lo, hi := max(t.first, x0), min(t.first+len(t.weights), x1)
+			ws, px := t.weights[lo-t.first:hi-t.first], buf[lo:hi]
+			px = px[:len(ws)]
 			var sum float32
-			if lo, hi := max(t.first, x0), min(t.first+len(t.weights), x1); lo < hi {
-				ws, src := t.weights[lo-t.first:hi-t.first], buf[lo:hi]
-				src = src[:len(ws)]
-				for k, wt := range ws {
-					sum += wt * src[k]
-				}
+			for k, wt := range ws {
+				sum += wt * px[k]
 			}
 			out[x] = sum
 		}
 	}
 }
 
-// grayRows is a crop of an 8-bit image read through a table of levels as a
-// rowSource (byte v becomes level[v]*0x101, as color.Gray's RGBA does).
-type grayRows struct {
+// byteRows is a crop of an 8-bit image read through a table of 16-bit
+// levels, as a rowSource. The table is monotonic in the flipped byte (v^flip):
+// not increasing, and 0 for the flipped byte 0xff.
+type byteRows struct {
 	g     *image.Gray
-	level *[256]uint8
+	table *[256]uint16
+	flip  uint8
+	// inkBelow and strokeBelow are the flipped bytes from which the level is
+	// 0 and below half bright (0x8000).
+	inkBelow, strokeBelow uint8
 }
 
-func (r grayRows) row(y int, buf []float32) (x0, x1 int) {
-	off := r.g.PixOffset(r.g.Rect.Min.X, r.g.Rect.Min.Y+y)
-	for x, v := range r.g.Pix[off : off+len(buf)] {
-		buf[x] = float32(uint32(r.level[v]) * 0x101)
+func newByteRows(g *image.Gray, table *[256]uint16, flip uint8) *byteRows {
+	r := &byteRows{g: g, table: table, flip: flip}
+	for table[r.inkBelow^flip] != 0 {
+		r.inkBelow++
 	}
-	return 0, len(buf)
+	for table[r.strokeBelow^flip] >= 0x8000 {
+		r.strokeBelow++
+	}
+	return r
 }
 
-func (r grayRows) same(y int) bool {
-	g, w := r.g, r.g.Rect.Dx()
-	a := g.PixOffset(g.Rect.Min.X, g.Rect.Min.Y+y)
-	return bytes.Equal(g.Pix[a:a+w], g.Pix[a-g.Stride:a-g.Stride+w])
+func (r *byteRows) size() (w, h int) { return r.g.Rect.Dx(), r.g.Rect.Dy() }
+
+// bytes returns row y's bytes.
+func (r *byteRows) bytes(y int) []uint8 {
+	off := y * r.g.Stride
+	return r.g.Pix[off : off+r.g.Rect.Dx()]
+}
+
+func (r *byteRows) row(y int, buf []float32, mask []uint64) (x0, x1 int) {
+	row := r.bytes(y)
+	kernels.LessMask(mask, row, r.flip, r.inkBelow)
+	// The first and the last pixel with ink, then the levels between them.
+	x0, x1 = len(row), 0
+	for i, set := range mask {
+		if set != 0 {
+			x0 = min(x0, i*64+bits.TrailingZeros64(set))
+			x1 = i*64 + 64 - bits.LeadingZeros64(set)
+		}
+	}
+	if x0 >= x1 {
+		return 0, 0
+	}
+	dst, table := buf[x0:x1], r.table
+	for x, v := range row[x0:x1] {
+		dst[x] = float32(table[v])
+	}
+	return x0, x1
+}
+
+func (r *byteRows) same(y int) bool {
+	return bytes.Equal(r.bytes(y), r.bytes(y-1))
+}
+
+// strokeBits marks the stroke pixels (at least half bright) in s.on as the
+// function strokeBits does for a plane16.
+func (r *byteRows) strokeBits(s *scratch) {
+	w, h := r.size()
+	words := (w + 63) / 64
+	s.on = grown(s.on, (h+2)*words)
+	clear(s.on[:words]) // rows -1 and h stay empty
+	clear(s.on[(h+1)*words:])
+	for y := range h {
+		kernels.LessMask(s.on[(y+1)*words:(y+2)*words], r.bytes(y), r.flip, r.strokeBelow)
+	}
+}
+
+// copyTo writes the image's levels into p.
+func (r *byteRows) copyTo(p *plane16) {
+	w, h := r.size()
+	p.resize(w, h)
+	for y := range h {
+		out := p.px[y*w : (y+1)*w]
+		for x, v := range r.bytes(y) {
+			out[x] = r.table[v]
+		}
+	}
 }
 
 // plane16 is a w x h image of 16-bit levels (0-65535), row-major, in
@@ -1094,7 +1194,9 @@ type plane16 struct {
 // whatever they were.
 func (p *plane16) resize(w, h int) { p.w, p.h, p.px = w, h, grown(p.px, w*h) }
 
-func (p *plane16) row(y int, buf []float32) (x0, x1 int) {
+func (p *plane16) size() (w, h int) { return p.w, p.h }
+
+func (p *plane16) row(y int, buf []float32, _ []uint64) (x0, x1 int) {
 	px := p.px[y*p.w : (y+1)*p.w]
 	for x0 < len(px) && px[x0] == 0 {
 		x0++

@@ -1,0 +1,114 @@
+package kernels
+
+// LessMask sets bit i of mask (bit i%64 of mask[i/64]) when src[i]^flip <
+// limit, for every byte of src, and clears the other bits of the
+// (len(src)+63)/64 words it writes; it panics (index out of range) if mask
+// is shorter. Image preprocessing finds its ink with it a row at a time:
+// flipped so that ink is a small byte, the pixels dark enough to be ink.
+func LessMask(mask []uint64, src []byte, flip, limit byte) {
+	mask = mask[:(len(src)+63)/64]
+	if limit == 0 || len(src) == 0 {
+		clear(mask)
+		return
+	}
+	lessMask(mask, src, flip, limit)
+}
+
+// lessMaskGeneric is LessMask from byte from on (mask cleared there), eight
+// bytes at a time as the lanes of a word.
+func lessMaskGeneric(mask []uint64, src []byte, from int, flip, limit byte) {
+	flips, limits := uint64(flip)*lanesOf1, uint64(limit)*lanesOf1
+	i := from
+	for ; i+8 <= len(src); i += 8 {
+		s := src[i : i+8 : i+8]
+		word := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+		mask[i/64] |= uint64(laneBits(lessBytes(word^flips, limits))) << (i % 64)
+	}
+	for ; i < len(src); i++ {
+		if src[i]^flip < limit {
+			mask[i/64] |= 1 << (i % 64)
+		}
+	}
+}
+
+// Byte lanes: eight unsigned bytes in a word, little-endian, handled
+// together without a branch (SWAR).
+const (
+	lanesOf1  = 0x0101010101010101 // times a byte: that byte in every lane
+	laneHighs = 0x8080808080808080 // the high bit of every lane
+)
+
+// lessBytes returns the high bit of each lane where a's byte is below b's.
+// Whether a < b is decided by the high bits, and where those are equal by
+// the low seven bits, compared by a subtraction that cannot borrow from the
+// next lane.
+func lessBytes(a, b uint64) uint64 {
+	geLow := (a | laneHighs) - (b &^ laneHighs) // high bit: a's low 7 bits >= b's
+	return ((^a & b) | (^(a ^ b) &^ geLow)) & laneHighs
+}
+
+// laneBits packs the high bits of m's lanes (m has no other bits set) into
+// a byte, lane k's in bit k: each lands on its own bit of the product's top
+// byte, and no two partial products share a bit, so nothing carries.
+func laneBits(m uint64) uint8 { return uint8((m * 0x02040810204081) >> 56) }
+
+// ScaleRow adds to out (len(out) a multiple of 8) the products a*w[i] of
+// each non-zero levels[i] with its weights w[i] = w[i*len(out):(i+1)*len(out)],
+// in order of i, every product rounded to float32 before it is added (no
+// fused multiply-add): the horizontal pass of a separable image scaling, by
+// source pixel. Each out[j] gets the same terms in the same order as a sum
+// over the source pixels gathered for output j would, so the same value. It
+// panics if w holds fewer than len(levels)*len(out) weights.
+func ScaleRow(out, w, levels []float32) {
+	if len(out)%8 != 0 {
+		panic("kernels: ScaleRow: len(out) is not a multiple of 8")
+	}
+	if len(levels) == 0 || len(out) == 0 {
+		return
+	}
+	w = w[:len(levels)*len(out)]
+	scaleRow(out, w, levels)
+}
+
+func scaleRowGeneric(out, w, levels []float32) {
+	for i, a := range levels {
+		if a == 0 {
+			continue
+		}
+		ws := w[i*len(out) : (i+1)*len(out)]
+		ws = ws[:len(out)]
+		for j, wt := range ws {
+			out[j] += float32(a * wt) // the conversion rules out a fused multiply-add
+		}
+	}
+}
+
+// MinByte returns the smallest src[i]^flip; src must not be empty (it
+// panics otherwise).
+func MinByte(src []byte, flip byte) byte {
+	_ = src[0]
+	return minByte(src, flip)
+}
+
+// minByteGeneric is MinByte, eight bytes at a time as the lanes of a word.
+func minByteGeneric(src []byte, flip byte) byte {
+	flips := uint64(flip) * lanesOf1
+	lanes := ^uint64(0)
+	i := 0
+	for ; i+8 <= len(src); i += 8 {
+		s := src[i : i+8 : i+8]
+		word := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+		word ^= flips
+		lanes ^= (lanes ^ word) & ((lessBytes(word, lanes) >> 7) * 0xff) // the smaller of each lane
+	}
+	m := byte(0xff)
+	for k := range 8 {
+		m = min(m, byte(lanes>>(8*k)))
+	}
+	for ; i < len(src); i++ {
+		m = min(m, src[i]^flip)
+	}
+	return m
+}

@@ -1,0 +1,44 @@
+//go:build amd64 && !purego
+
+package kernels
+
+func lessMask(mask []uint64, src []byte, flip, limit byte) {
+	if !useAVX2 || len(src) < 32 {
+		clear(mask)
+		lessMaskGeneric(mask, src, 0, flip, limit)
+		return
+	}
+	lessMaskAVX2(&mask[0], &src[0], len(src), flip, limit-1)
+}
+
+// lessMaskAVX2 writes the mask of the n >= 32 bytes at src for limit
+// atMost+1 as (n+63)/64 words at mask.
+//
+//go:noescape
+func lessMaskAVX2(mask *uint64, src *byte, n int, flip, atMost byte)
+
+func scaleRow(out, w, levels []float32) {
+	if !useAVX2 {
+		scaleRowGeneric(out, w, levels)
+		return
+	}
+	scaleRowAVX2(&out[0], &w[0], len(out), &levels[0], len(levels))
+}
+
+// scaleRowAVX2 is ScaleRow for stride = len(out) (a positive multiple of 8)
+// and n = len(levels) > 0.
+//
+//go:noescape
+func scaleRowAVX2(out, w *float32, stride int, levels *float32, n int)
+
+func minByte(src []byte, flip byte) byte {
+	if !useAVX2 || len(src) < 32 {
+		return minByteGeneric(src, flip)
+	}
+	return minByteAVX2(&src[0], len(src), flip)
+}
+
+// minByteAVX2 is MinByte for n = len(src) >= 32.
+//
+//go:noescape
+func minByteAVX2(src *byte, n int, flip byte) byte

@@ -1,0 +1,12 @@
+//go:build !amd64 || purego
+
+package kernels
+
+func lessMask(mask []uint64, src []byte, flip, limit byte) {
+	clear(mask)
+	lessMaskGeneric(mask, src, 0, flip, limit)
+}
+
+func scaleRow(out, w, levels []float32) { scaleRowGeneric(out, w, levels) }
+
+func minByte(src []byte, flip byte) byte { return minByteGeneric(src, flip) }
