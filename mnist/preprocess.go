@@ -312,63 +312,38 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	w, h := lum.Rect.Dx(), lum.Rect.Dy()
 
 	// The background is the border's median; a light one means dark ink.
-	// Inverting, subtracting the background, stretching to 255 and dropping
-	// the noise floor are each a monotonic map of the raw byte, so they are
-	// composed into one 256-entry table, which the passes below read the raw
-	// bytes through.
+	// With the bytes flipped (v^flip) so that more ink is a smaller byte,
+	// the ink level of a byte (its distance above the background, stretched
+	// to 255; inverting, subtracting and stretching are one monotonic map)
+	// falls as the flipped byte grows.
 	s.border = borderPixels(s.border[:0], lum)
-	invert := median(s.border) > 127
-	if invert {
-		for i, v := range s.border {
-			s.border[i] = 255 - v
-		}
-	}
-	bg := int(median(s.border))
+	invert, bg := background(s.border)
 	if bg > 255-minInkContrast {
 		return nil, ErrEmptyImage
 	}
-	var level [256]uint8 // raw byte -> ink level before the noise floor
-	span := uint32(255 - bg)
-	inv := 1 / float64(span)
-	for v := range level {
-		u := v
-		if invert {
-			u = 255 - v
-		}
-		if u > bg {
-			// (u-bg)*255/span, by the reciprocal with an exact correction
-			// (256 divisions by a variable cost more than the rest of a
-			// small drawing's levels).
-			num := uint32(u-bg) * 255
-			q := uint32(float64(num) * inv)
-			if q*span > num {
-				q--
-			} else if (q+1)*span <= num {
-				q++
-			}
-			level[v] = uint8(q)
-		}
-	}
-	// With the bytes flipped so that more ink is a smaller value (flip), the
-	// smallest flipped byte of every row.
 	var flip uint8
 	if !invert {
 		flip = 0xff
 	}
+	levels := newInkLevels(bg)
 	scan := scanInk(s, ink, w, h, flip)
-	// level is monotonic in the raw byte, so the brightest ink is the level
-	// of the smallest flipped byte.
-	maxInk := int(level[scan.min^flip])
+	maxInk := int(levels.of(scan.min))
 	if maxInk < minInkContrast {
 		return nil, fmt.Errorf("%w (the strokes are too faint to read)", ErrEmptyImage)
 	}
+	// Levels up to the noise floor are no ink: the ink is the pixels whose
+	// flipped byte is below limit.
 	floor := uint8(maxInk / noiseFloorDivisor)
-	for v, l := range level {
-		if l <= floor {
-			level[v] = 0
+	limit := levels.limit(floor)
+	box := scan.box(ink, flip, limit)
+	var level [256]uint8 // byte -> ink level, for the bytes of the ink; 0 for the rest
+	mass := 0
+	for v, n := range scan.hist {
+		if n != 0 {
+			level[v] = levels.of(uint8(v) ^ flip)
+			mass += n * int(level[v])
 		}
 	}
-	box, mass := scan.box(ink, &level, flip)
 	if mass < minInkMass*255 {
 		return nil, fmt.Errorf("%w (there is only a speck of ink)", ErrEmptyImage)
 	}
@@ -383,7 +358,7 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 			table[v] = uint16(l) * 0x101
 		}
 		plane := &s.planes[0]
-		scaleTent(s, plane, scaledSide(cw, long, midSide), scaledSide(ch, long, midSide), cw, ch, newByteRows(&crop, &table, flip))
+		scaleTent(s, plane, scaledSide(cw, long, midSide), scaledSide(ch, long, midSide), cw, ch, &byteRows{&crop, &table, flip, limit, 0}, nil)
 		if !stretch16(s, plane) {
 			return nil, fmt.Errorf("%w (the strokes are too small to read)", ErrEmptyImage)
 		}
@@ -392,8 +367,18 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	} else {
 		// A small one is read through a table that also stretches it.
 		table := &s.table
-		sum := stretchTable(table, &scan.hist, &level)
-		bytes := newByteRows(&crop, table, flip)
+		sum, ref := stretchTable(table, &scan.hist, &level)
+		// The strokes, at least half bright, are the flipped bytes below
+		// stroke (the stretched levels fall as the flipped byte grows).
+		stroke, hi := uint8(0), limit
+		for stroke < hi {
+			if mid := stroke + (hi-stroke)/2; stretched(levels.of(mid), ref) < 0x8000 {
+				hi = mid
+			} else {
+				stroke = mid + 1
+			}
+		}
+		bytes := &byteRows{&crop, table, flip, limit, stroke}
 		bytes.strokeBits(s)
 		mid = bytes
 		if wide := strokesTooThin(s, cw, ch, sum); wide > 0 {
@@ -407,11 +392,15 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	mw, mh := mid.size()
 	long := max(mw, mh)
 	digit := &s.planes[2]
-	scaleTent(s, digit, scaledSide(mw, long, boxSide), scaledSide(mh, long, boxSide), mw, mh, mid)
-	if !stretch16(s, digit) {
+	var hist [256]int // of the digit's high bytes, for its stretch
+	n := scaleTent(s, digit, scaledSide(mw, long, boxSide), scaledSide(mh, long, boxSide), mw, mh, mid, &hist)
+	ref, ok := stretchRef(s, digit.px, &hist, n)
+	if !ok {
 		return nil, fmt.Errorf("%w (the strokes are too small to read)", ErrEmptyImage)
 	}
-	return centerOfMassPlace(digit), nil
+	var center massCenter
+	stretchBy(digit.px, digit.w, ref, &center)
+	return centerOfMassPlace(digit, center), nil
 }
 
 // scratch is the working memory of one preprocessing run, recycled through
@@ -524,23 +513,16 @@ func scanInkRows(px []uint8, w, y0, y1 int, flip uint8, rowMin []uint8) {
 	}
 }
 
-// box returns the bounding box of the pixels whose level (level[v] of their
-// byte v, monotonic in the flipped byte: not zero below some value, zero
-// from it) is not zero, and the sum of the levels, and fills scan.hist. The
-// rows with ink come from the scan; in them, the pixels with ink from SIMD
-// compares (kernels.LessMask): their union gives the columns, and only
-// those pixels are read one by one, for the histogram.
-func (scan *inkScan) box(px []uint8, level *[256]uint8, flip uint8) (box image.Rectangle, mass int) {
+// box returns the bounding box of the ink, the pixels whose flipped byte is
+// below limit, and fills scan.hist with their bytes. The rows with ink come
+// from the scan; in them, the pixels with ink from SIMD compares
+// (kernels.LessMask): their union gives the columns, and only those pixels
+// are read one by one, for the histogram.
+func (scan *inkScan) box(px []uint8, flip, limit uint8) (box image.Rectangle) {
 	clear(scan.hist[:])
-	// The pixels with ink are those whose flipped byte is below limit (the
-	// flipped byte 0xff is never ink: its level is 0).
-	limit := uint8(0)
-	for level[limit^flip] != 0 {
-		limit++
-	}
 	first, last := span(scan.rowMin, limit)
 	if first < 0 {
-		return image.Rectangle{}, 0
+		return image.Rectangle{}
 	}
 	w := scan.w
 	box.Min.Y, box.Max.Y = first, last+1
@@ -564,9 +546,6 @@ func (scan *inkScan) box(px []uint8, level *[256]uint8, flip uint8) (box image.R
 			}
 		}
 	}
-	for v, n := range scan.hist {
-		mass += n * int(level[v])
-	}
 	box.Min.X, box.Max.X = w, 0
 	for i, m := range cols {
 		if m != 0 {
@@ -574,7 +553,7 @@ func (scan *inkScan) box(px []uint8, level *[256]uint8, flip uint8) (box image.R
 			box.Max.X = i*64 + 64 - bits.LeadingZeros64(m)
 		}
 	}
-	return box, mass
+	return box
 }
 
 // histRows adds to hist the bytes of the pixels with ink (flipped byte
@@ -656,24 +635,84 @@ func allEqual(px []uint8) bool {
 	return true
 }
 
-// median returns the median of px (not empty), the lower one of an even
-// count.
-func median(px []uint8) uint8 {
-	if allEqual(px) { // a canvas's border, typically
-		return px[0]
+// background returns the background level of an image from its border
+// pixels (not empty): their median, the lower one of an even count; when
+// that is light (the ink is dark), invert is true and bg is the median of
+// the inverted pixels (255-v).
+func background(border []uint8) (invert bool, bg int) {
+	if allEqual(border) { // a canvas's border, typically
+		v := int(border[0])
+		if v > 127 {
+			return true, 255 - v
+		}
+		return false, v
 	}
 	var hist [256]int
-	for _, v := range px {
+	for _, v := range border {
 		hist[v]++
 	}
-	seen := 0
-	for v, n := range hist {
-		seen += n
-		if 2*seen >= len(px) {
-			return uint8(v)
+	n, seen := len(border), 0
+	for v, c := range hist {
+		if seen += c; 2*seen >= n {
+			if v <= 127 {
+				return false, v
+			}
+			break
 		}
 	}
-	return 0
+	// The inverted pixels' lower median is 255 minus the pixels' upper one.
+	seen = 0
+	for v := 255; v >= 0; v-- {
+		if seen += hist[v]; 2*seen >= n {
+			return true, 255 - v
+		}
+	}
+	return true, 0 // not reached: the counts add up to n
+}
+
+// inkLevels maps a flipped byte f (more ink is smaller) to its ink level:
+// u = 255-f is the unflipped distance from the ink's far end, and the level
+// is (u-bg)*255/(255-bg), rounded down, for u above the background bg, 0
+// for the rest.
+type inkLevels struct {
+	bg, span uint32
+	inv      float64 // 1/span
+}
+
+func newInkLevels(bg int) inkLevels {
+	return inkLevels{bg: uint32(bg), span: uint32(255 - bg), inv: 1 / float64(255-bg)}
+}
+
+// of returns the level of flipped byte f.
+func (l inkLevels) of(f uint8) uint8 {
+	u := 255 - uint32(f)
+	if u <= l.bg {
+		return 0
+	}
+	// By the reciprocal with an exact correction: a division by a variable
+	// costs more.
+	num := (u - l.bg) * 255
+	q := uint32(float64(num) * l.inv)
+	if q*l.span > num {
+		q--
+	} else if (q+1)*l.span <= num {
+		q++
+	}
+	return uint8(q)
+}
+
+// limit returns the smallest flipped byte whose level is at most floor (the
+// levels fall as f grows, and f = 255 has level 0).
+func (l inkLevels) limit(floor uint8) uint8 {
+	lo, hi := 0, 255 // the answer is in [lo, hi]
+	for lo < hi {
+		if mid := (lo + hi) / 2; l.of(uint8(mid)) <= floor {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return uint8(lo)
 }
 
 // stretch16 scales g so that its ink reaches full white, as MNIST digits do
@@ -683,8 +722,6 @@ func median(px []uint8) uint8 {
 // leave the rest of the digit dim; brighter pixels are clipped. It reports
 // false if g is black.
 func stretch16(s *scratch, g *plane16) bool {
-	// The 90th percentile, found by a histogram of the high bytes and a
-	// sort of the one bucket that holds it (the same value as sorting all).
 	var hist [256]int
 	n := 0
 	for _, v := range g.px {
@@ -693,8 +730,20 @@ func stretch16(s *scratch, g *plane16) bool {
 			n++
 		}
 	}
+	ref, ok := stretchRef(s, g.px, &hist, n)
+	if ok {
+		stretchBy(g.px, g.w, ref, nil)
+	}
+	return ok
+}
+
+// stretchRef returns stretch16's reference level for the pixels px, of which
+// n are not black, hist the histogram of their high bytes, or false for no
+// ink. The 90th percentile is found by the histogram and a sort of the one
+// bucket that holds it (the same value as sorting all).
+func stretchRef(s *scratch, px []uint16, hist *[256]int, n int) (ref uint32, ok bool) {
 	if n == 0 {
-		return false
+		return 0, false
 	}
 	rank, seen, hiByte := n*9/10, 0, 0
 	for b, c := range hist {
@@ -705,41 +754,61 @@ func stretch16(s *scratch, g *plane16) bool {
 		seen += c
 	}
 	bucket := s.bucket[:0]
-	for _, v := range g.px {
+	for _, v := range px {
 		if int(v>>8) == hiByte && v != 0 {
 			bucket = append(bucket, v)
 		}
 	}
 	slices.Sort(bucket)
-	ref := uint32(bucket[rank-seen])
 	s.bucket = bucket
-	// v*0xffff/ref for every pixel, by a multiplication with the reciprocal
-	// and a correction of at most one, which is exact (v*0xffff < 2^32)
-	// and several times cheaper than dividing.
+	return uint32(bucket[rank-seen]), true
+}
+
+// massCenter is the sums of a centre of mass: the pixels' sum and their sum
+// weighted by x and by y.
+type massCenter struct{ sum, sx, sy float64 }
+
+// stretchBy replaces every pixel v of px (rows w long) by v*0xffff/ref,
+// clipped to 0xffff, and when c is not nil adds the results to its sums, in
+// row-major order, skipping black pixels (which add nothing).
+func stretchBy(px []uint16, w int, ref uint32, c *massCenter) {
+	// By a multiplication with the reciprocal and a correction of at most
+	// one, which is exact (v*0xffff < 2^32) and several times cheaper than
+	// dividing.
 	inv := 1 / float64(ref)
-	for i, v := range g.px {
-		if v == 0 {
-			continue
+	for y := 0; y*w < len(px); y++ {
+		row, fy := px[y*w:(y+1)*w], float64(y)
+		for x, v := range row {
+			if v == 0 {
+				continue
+			}
+			num := uint32(v) * 0xffff
+			q := uint32(float64(num) * inv)
+			if q*ref > num {
+				q--
+			} else if (q+1)*ref <= num {
+				q++
+			}
+			q = min(q, 0xffff)
+			row[x] = uint16(q)
+			if c != nil {
+				f := float64(q)
+				c.sum += f
+				c.sx += f * float64(x)
+				c.sy += f * fy
+			}
 		}
-		num := uint32(v) * 0xffff
-		q := uint32(float64(num) * inv)
-		if q*ref > num {
-			q--
-		} else if (q+1)*ref <= num {
-			q++
-		}
-		g.px[i] = uint16(min(q, 0xffff))
 	}
-	return true
 }
 
 // stretchTable fills table with the 16-bit level (l*0x101, as color.Gray's
 // RGBA) of each byte's level l (level[v] for byte v), stretched as stretch16
 // does: the same values as stretch16 on the levels, from hist, the bytes'
 // histogram (with only 256 levels, the percentile comes from a histogram).
-// It returns the sum of the stretched levels of the pixels in hist. There
-// is ink (scan.box found some).
-func stretchTable(table *[256]uint16, hist *[256]int, level *[256]uint8) (sum uint64) {
+// Only the bytes in hist have levels in table, the others 0. It returns the
+// sum of the stretched levels of the pixels in hist, and the reference
+// level for stretched. There is ink (scan.box found some).
+func stretchTable(table *[256]uint16, hist *[256]int, level *[256]uint8) (sum uint64, ref uint32) {
 	var levels [256]int // the histogram of the levels
 	n := 0
 	for v, c := range hist {
@@ -749,7 +818,7 @@ func stretchTable(table *[256]uint16, hist *[256]int, level *[256]uint8) (sum ui
 	n -= levels[0]
 	// stretch16's reference: the high byte of l*0x101 is l, so its bucket
 	// holds one value.
-	rank, seen, ref := n*9/10, 0, uint32(0)
+	rank, seen := n*9/10, 0
 	for l := 1; l < 256; l++ {
 		if seen+levels[l] > rank {
 			ref = uint32(l) * 0x101
@@ -757,14 +826,20 @@ func stretchTable(table *[256]uint16, hist *[256]int, level *[256]uint8) (sum ui
 		}
 		seen += levels[l]
 	}
-	for v, l := range level {
-		table[v] = 0
-		if l != 0 && ref > 0 {
-			table[v] = uint16(min(0xffff, uint32(l)*0x101*0xffff/ref))
-			sum += uint64(hist[v]) * uint64(table[v])
+	clear(table[:])
+	for v, c := range hist {
+		if l := level[v]; c != 0 && l != 0 {
+			table[v] = stretched(l, ref)
+			sum += uint64(c) * uint64(table[v])
 		}
 	}
-	return sum
+	return sum, ref
+}
+
+// stretched returns level l as a 16-bit level stretched for the reference
+// ref (see stretchTable).
+func stretched(l uint8, ref uint32) uint16 {
+	return uint16(min(0xffff, uint32(l)*0x101*0xffff/ref))
 }
 
 // strokeBits marks the stroke pixels of g (at least half bright) in s.on,
@@ -868,22 +943,11 @@ func dilate(g *plane16, r int, out *plane16) *plane16 {
 // centerOfMassPlace puts digit (at most 20x20) into a black 28x28 image so
 // that its intensity-weighted centre of mass, in pixel-index coordinates, is
 // at (14,14) as in MNIST (the MNIST training set's mean is 14.0, 14.0),
-// shifting by whole pixels and staying inside the frame.
-func centerOfMassPlace(digit *plane16) *image.Gray {
+// shifting by whole pixels and staying inside the frame. c is digit's sums
+// (see stretchBy).
+func centerOfMassPlace(digit *plane16, c massCenter) *image.Gray {
 	w, h := digit.w, digit.h
-	var sum, sx, sy float64
-	for y := range h {
-		fy := float64(y)
-		for x, p := range digit.px[y*w : (y+1)*w] {
-			if p == 0 { // adds nothing: skipping it leaves every sum as it was
-				continue
-			}
-			v := float64(p)
-			sum += v
-			sx += v * float64(x)
-			sy += v * fy
-		}
-	}
+	sum, sx, sy := c.sum, c.sx, c.sy
 	// sum > 0: the callers stretched digit to full white.
 	ox := min(max(int(math.Round(Side/2-sx/sum)), 0), Side-w)
 	oy := min(max(int(math.Round(Side/2-sy/sum)), 0), Side-h)
@@ -980,8 +1044,9 @@ type rowSource interface {
 // either end of a row and black rows are skipped (adding a weight times zero
 // to a sum of non-negative terms leaves it as it was, so the result is the
 // same), and a row src reports equal to the one above has its horizontal
-// result copied.
-func scaleTent(s *scratch, dst *plane16, dw, dh, sw, sh int, src rowSource) {
+// result copied. When hist is not nil, the histogram of the high bytes of
+// dst's non-black pixels is added to it, and their count returned.
+func scaleTent(s *scratch, dst *plane16, dw, dh, sw, sh int, src rowSource, hist *[256]int) (lit int) {
 	s.taps, s.weights = tentFilter(s.taps[:0], s.weights[:0], dw, sw)
 	s.taps, s.weights = tentFilter(s.taps, s.weights, dh, sh)
 	hx, hy := s.taps[:dw], s.taps[dw:]
@@ -1045,7 +1110,16 @@ func scaleTent(s *scratch, dst *plane16, dw, dh, sw, sh int, src rowSource) {
 			}
 			out[x] = uint16(v)
 		}
+		if hist != nil {
+			for _, v := range out {
+				if v != 0 {
+					hist[v>>8]++
+					lit++
+				}
+			}
+		}
 	}
+	return lit
 }
 
 // matrixOutputs is the most outputs a row of which scaleTent computes with
@@ -1103,26 +1177,14 @@ func scaleRows(src rowSource, f *hfilter, buf []float32, mask []uint64, tmp []fl
 }
 
 // byteRows is a crop of an 8-bit image read through a table of 16-bit
-// levels, as a rowSource. The table is monotonic in the flipped byte (v^flip):
-// not increasing, and 0 for the flipped byte 0xff.
+// levels, as a rowSource. The levels fall as the flipped byte (v^flip)
+// grows: they are 0 from the flipped byte inkBelow, and below half bright
+// (0x8000), not stroke, from strokeBelow.
 type byteRows struct {
-	g     *image.Gray
-	table *[256]uint16
-	flip  uint8
-	// inkBelow and strokeBelow are the flipped bytes from which the level is
-	// 0 and below half bright (0x8000).
+	g                     *image.Gray
+	table                 *[256]uint16
+	flip                  uint8
 	inkBelow, strokeBelow uint8
-}
-
-func newByteRows(g *image.Gray, table *[256]uint16, flip uint8) *byteRows {
-	r := &byteRows{g: g, table: table, flip: flip}
-	for table[r.inkBelow^flip] != 0 {
-		r.inkBelow++
-	}
-	for table[r.strokeBelow^flip] >= 0x8000 {
-		r.strokeBelow++
-	}
-	return r
 }
 
 func (r *byteRows) size() (w, h int) { return r.g.Rect.Dx(), r.g.Rect.Dy() }
