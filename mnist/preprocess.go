@@ -339,26 +339,27 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	var level [256]uint8 // byte -> ink level, for the bytes of the ink; 0 for the rest
 	mass := 0
 	for v, n := range scan.hist {
-		if n != 0 {
-			level[v] = levels.of(uint8(v) ^ flip)
+		if f := uint8(v) ^ flip; n != 0 && f < limit {
+			level[v] = levels.of(f)
 			mass += n * int(level[v])
 		}
 	}
 	if mass < minInkMass*255 {
 		return nil, fmt.Errorf("%w (there is only a speck of ink)", ErrEmptyImage)
 	}
-	crop := image.Gray{Pix: lum.Pix[lum.PixOffset(box.Min.X, box.Min.Y):], Stride: lum.Stride, Rect: box}
+	crop := &s.crop
+	*crop = image.Gray{Pix: lum.Pix[lum.PixOffset(box.Min.X, box.Min.Y):], Stride: lum.Stride, Rect: box}
 
 	var mid rowSource // the digit before its scaling to 20 pixels
 	cw, ch := box.Dx(), box.Dy()
 	if long := max(cw, ch); long > midSide {
 		// A large drawing goes through the intermediate resolution.
-		var table [256]uint16 // byte -> 16-bit level, as color.Gray's RGBA
+		table := &s.table // byte -> 16-bit level, as color.Gray's RGBA
 		for v, l := range level {
 			table[v] = uint16(l) * 0x101
 		}
 		plane := &s.planes[0]
-		scaleTent(s, plane, scaledSide(cw, long, midSide), scaledSide(ch, long, midSide), cw, ch, &byteRows{&crop, &table, flip, limit, 0}, nil)
+		scaleTent(s, plane, scaledSide(cw, long, midSide), scaledSide(ch, long, midSide), cw, ch, s.byteRows(crop, table, flip, limit, 0), nil)
 		if !stretch16(s, plane) {
 			return nil, fmt.Errorf("%w (the strokes are too small to read)", ErrEmptyImage)
 		}
@@ -378,7 +379,7 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 				stroke = mid + 1
 			}
 		}
-		bytes := &byteRows{&crop, table, flip, limit, stroke}
+		bytes := s.byteRows(crop, table, flip, limit, stroke)
 		bytes.strokeBits(s)
 		mid = bytes
 		if wide := strokesTooThin(s, cw, ch, sum); wide > 0 {
@@ -409,7 +410,9 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 type scratch struct {
 	border  []uint8     // the border pixels
 	planes  [3]plane16  // the intermediate, thickened and 20-pixel digit images
-	table   [256]uint16 // a small drawing's byte -> stretched level
+	table   [256]uint16 // byte -> level, for the byteRows
+	crop    image.Gray  // the ink's bounding box
+	rows    byteRows
 	scan    inkScan
 	rowMin  []uint8    // scanInk: each row's smallest flipped byte
 	rowBuf  []float32  // scaleTent: one source row
@@ -514,10 +517,9 @@ func scanInkRows(px []uint8, w, y0, y1 int, flip uint8, rowMin []uint8) {
 }
 
 // box returns the bounding box of the ink, the pixels whose flipped byte is
-// below limit, and fills scan.hist with their bytes. The rows with ink come
+// below limit, and fills scan.hist (see histRows). The rows with ink come
 // from the scan; in them, the pixels with ink from SIMD compares
-// (kernels.LessMask): their union gives the columns, and only those pixels
-// are read one by one, for the histogram.
+// (kernels.LessMask), whose union gives the columns.
 func (scan *inkScan) box(px []uint8, flip, limit uint8) (box image.Rectangle) {
 	clear(scan.hist[:])
 	first, last := span(scan.rowMin, limit)
@@ -531,10 +533,11 @@ func (scan *inkScan) box(px []uint8, flip, limit uint8) (box image.Rectangle) {
 	if parts := rowParts(w, last+1-first); parts == 1 {
 		histRows(px, w, first, last+1, flip, limit, &scan.hist, cols)
 	} else {
-		var hists [maxParts][256]int
-		var colss [maxParts][]uint64
+		hists := make([][256]int, parts)
+		colss := make([][]uint64, parts)
+		words := len(cols)
 		inParts(parts, last+1-first, func(part, y0, y1 int) {
-			colss[part] = make([]uint64, len(cols))
+			colss[part] = make([]uint64, words)
 			histRows(px, w, first+y0, first+y1, flip, limit, &hists[part], colss[part])
 		})
 		for p := range parts {
@@ -556,11 +559,15 @@ func (scan *inkScan) box(px []uint8, flip, limit uint8) (box image.Rectangle) {
 	return box
 }
 
-// histRows adds to hist the bytes of the pixels with ink (flipped byte
-// below limit) of rows [y0, y1) (not empty) of px (rows w bytes long), and
-// their columns to cols. A run of rows equal to its first is read once and
-// counted as many times as it has rows.
+// histRows adds to hist the bytes of rows [y0, y1) (not empty) of px (rows
+// w bytes long) from the first pixel with ink (flipped byte below limit) of
+// each row to its last, and the columns with ink to cols. The bytes in
+// between that are not ink count too, all bytes alike, without a branch:
+// their level is 0, so they change none of the sums over the histogram. A
+// run of rows equal to its first is read once and counted as many times as
+// it has rows.
 func histRows(px []uint8, w, y0, y1 int, flip, limit uint8, hist *[256]int, cols []uint64) {
+	var odd [256]int
 	var small [maskWords]uint64
 	mask := rowMask(small[:], w)
 	for y := y0; y < y1; {
@@ -569,14 +576,33 @@ func histRows(px []uint8, w, y0, y1 int, flip, limit uint8, hist *[256]int, cols
 		for y+n < y1 && bytes.Equal(px[(y+n)*w:(y+n+1)*w], row) {
 			n++
 		}
+		y += n
 		kernels.LessMask(mask, row, flip, limit)
+		x0, x1 := w, 0
 		for i, set := range mask {
-			cols[i] |= set
-			for ; set != 0; set &= set - 1 {
-				hist[row[i*64+bits.TrailingZeros64(set)]] += n
+			if set != 0 {
+				cols[i] |= set
+				x0 = min(x0, i*64+bits.TrailingZeros64(set))
+				x1 = i*64 + 64 - bits.LeadingZeros64(set)
 			}
 		}
-		y += n
+		if x0 >= x1 {
+			continue
+		}
+		// Even and odd pixels into two histograms, so that a run of equal
+		// bytes is not one chain of dependent additions.
+		span := row[x0:x1]
+		for len(span) >= 2 {
+			hist[span[0]] += n
+			odd[span[1]] += n
+			span = span[2:]
+		}
+		for _, v := range span {
+			hist[v] += n
+		}
+	}
+	for v, c := range odd {
+		hist[v] += c
 	}
 }
 
@@ -809,13 +835,14 @@ func stretchBy(px []uint16, w int, ref uint32, c *massCenter) {
 // sum of the stretched levels of the pixels in hist, and the reference
 // level for stretched. There is ink (scan.box found some).
 func stretchTable(table *[256]uint16, hist *[256]int, level *[256]uint8) (sum uint64, ref uint32) {
-	var levels [256]int // the histogram of the levels
+	var levels [256]int // the histogram of the levels (not 0)
 	n := 0
 	for v, c := range hist {
-		levels[level[v]] += c
-		n += c
+		if l := level[v]; l != 0 {
+			levels[l] += c
+			n += c
+		}
 	}
-	n -= levels[0]
 	// stretch16's reference: the high byte of l*0x101 is l, so its bucket
 	// holds one value.
 	rank, seen := n*9/10, 0
@@ -1153,6 +1180,14 @@ func scaleRows(src rowSource, f *hfilter, buf []float32, mask []uint64, tmp []fl
 			continue
 		}
 		clear(out)
+		if b, ok := src.(*byteRows); ok && f.matrix != nil {
+			// Straight from the bytes.
+			x0, x1 := b.inkSpan(y, mask)
+			if inked[y] = x0 < x1; inked[y] {
+				kernels.ScaleRowBytes(out, f.matrix[x0*stride:], b.bytes(y)[x0:x1], b.table)
+			}
+			continue
+		}
 		x0, x1 := src.row(y, buf, mask)
 		if inked[y] = x0 < x1; !inked[y] {
 			continue
@@ -1187,6 +1222,12 @@ type byteRows struct {
 	inkBelow, strokeBelow uint8
 }
 
+// byteRows returns s's byteRows, set to read g through table.
+func (s *scratch) byteRows(g *image.Gray, table *[256]uint16, flip, inkBelow, strokeBelow uint8) *byteRows {
+	s.rows = byteRows{g, table, flip, inkBelow, strokeBelow}
+	return &s.rows
+}
+
 func (r *byteRows) size() (w, h int) { return r.g.Rect.Dx(), r.g.Rect.Dy() }
 
 // bytes returns row y's bytes.
@@ -1196,6 +1237,20 @@ func (r *byteRows) bytes(y int) []uint8 {
 }
 
 func (r *byteRows) row(y int, buf []float32, mask []uint64) (x0, x1 int) {
+	x0, x1 = r.inkSpan(y, mask)
+	if x0 >= x1 {
+		return 0, 0
+	}
+	dst, table := buf[x0:x1], r.table
+	for x, v := range r.bytes(y)[x0:x1] {
+		dst[x] = float32(table[v])
+	}
+	return x0, x1
+}
+
+// inkSpan returns the first pixel with ink of row y and the one after the
+// last, found with mask; x0 >= x1 for none.
+func (r *byteRows) inkSpan(y int, mask []uint64) (x0, x1 int) {
 	row := r.bytes(y)
 	kernels.LessMask(mask, row, r.flip, r.inkBelow)
 	// The first and the last pixel with ink, then the levels between them.
@@ -1205,13 +1260,6 @@ func (r *byteRows) row(y int, buf []float32, mask []uint64) (x0, x1 int) {
 			x0 = min(x0, i*64+bits.TrailingZeros64(set))
 			x1 = i*64 + 64 - bits.LeadingZeros64(set)
 		}
-	}
-	if x0 >= x1 {
-		return 0, 0
-	}
-	dst, table := buf[x0:x1], r.table
-	for x, v := range row[x0:x1] {
-		dst[x] = float32(table[v])
 	}
 	return x0, x1
 }

@@ -112,3 +112,32 @@ func minByteGeneric(src []byte, flip byte) byte {
 	}
 	return m
 }
+
+// ScaleRowBytes is ScaleRow for the levels table[src[i]]: the pixels of a
+// row of bytes read through a table of 16-bit levels. It panics as
+// ScaleRow does, and if len(out) > 32.
+func ScaleRowBytes(out, w []float32, src []byte, table *[256]uint16) {
+	if len(out)%8 != 0 || len(out) > 32 {
+		panic("kernels: ScaleRowBytes: len(out) is not 8, 16, 24 or 32")
+	}
+	if len(src) == 0 || len(out) == 0 {
+		return
+	}
+	w = w[:len(src)*len(out)]
+	scaleRowBytes(out, w, src, table)
+}
+
+func scaleRowBytesGeneric(out, w []float32, src []byte, table *[256]uint16) {
+	for i, v := range src {
+		l := table[v]
+		if l == 0 {
+			continue
+		}
+		a := float32(l)
+		ws := w[i*len(out) : (i+1)*len(out)]
+		ws = ws[:len(out)]
+		for j, wt := range ws {
+			out[j] += float32(a * wt) // the conversion rules out a fused multiply-add
+		}
+	}
+}

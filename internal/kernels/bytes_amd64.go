@@ -42,3 +42,17 @@ func minByte(src []byte, flip byte) byte {
 //
 //go:noescape
 func minByteAVX2(src *byte, n int, flip byte) byte
+
+func scaleRowBytes(out, w []float32, src []byte, table *[256]uint16) {
+	if !useAVX2 {
+		scaleRowBytesGeneric(out, w, src, table)
+		return
+	}
+	scaleRowBytesAVX2(&out[0], &w[0], len(out), &src[0], len(src), table)
+}
+
+// scaleRowBytesAVX2 is ScaleRowBytes for stride = len(out) (8, 16, 24 or
+// 32) and n = len(src) > 0.
+//
+//go:noescape
+func scaleRowBytesAVX2(out, w *float32, stride int, src *byte, n int, table *[256]uint16)

@@ -146,3 +146,41 @@ func TestMinByte(t *testing.T) {
 	}
 	require.Panics(t, func() { MinByte(nil, 0) })
 }
+
+func TestScaleRowBytes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var table [256]uint16
+	for v := range table {
+		if v < 200 { // bytes from 200 are black
+			table[v] = uint16(rng.IntN(65536))
+		}
+	}
+	for _, width := range []int{8, 16, 24, 32} {
+		for n := range 40 {
+			src := make([]byte, n)
+			for i := range src {
+				src[i] = byte(rng.IntN(256))
+			}
+			w := make([]float32, n*width)
+			for i := range w {
+				if rng.IntN(2) == 0 {
+					w[i] = rng.Float32()
+				}
+			}
+			levels := make([]float32, n)
+			for i, v := range src {
+				levels[i] = float32(table[v])
+			}
+			want := make([]float32, width)
+			ScaleRow(want, w, levels)
+			got, generic := make([]float32, width), make([]float32, width)
+			ScaleRowBytes(got, w, src, &table)
+			if n > 0 {
+				scaleRowBytesGeneric(generic, w, src, &table)
+			}
+			require.Equal(t, want, got, "width %d, n %d", width, n)
+			require.Equal(t, want, generic, "generic, width %d, n %d", width, n)
+		}
+	}
+	require.Panics(t, func() { ScaleRowBytes(make([]float32, 40), make([]float32, 40), []byte{1}, &table) })
+}
