@@ -75,7 +75,7 @@ func unfilter(ft byte, cur, prev []byte, bpp int) error {
 	switch ft {
 	case filterNone:
 	case filterSub: // cur[i] += cur[i-bpp]
-		i := bpp
+		i := subSIMD(cur, bpp, n, bpp)
 		for i < n {
 			if i+8 <= n && binary.LittleEndian.Uint64(cur[i:]) == 0 {
 				// Zero differences repeat the last pixel: eight bytes of
@@ -99,14 +99,14 @@ func unfilter(ft byte, cur, prev []byte, bpp int) error {
 			cur[i] += prev[i]
 		}
 	case filterAverage: // cur[i] += (cur[i-bpp] + prev[i]) / 2
-		for i := range bpp {
+		for i := range min(bpp, n) {
 			cur[i] += prev[i] / 2
 		}
-		for i := bpp; i < n; i++ {
+		for i := avgSIMD(cur, prev, bpp, n, bpp); i < n; i++ {
 			cur[i] += uint8((int(cur[i-bpp]) + int(prev[i])) / 2)
 		}
 	case filterPaeth:
-		for i := range bpp {
+		for i := range min(bpp, n) {
 			cur[i] += prev[i] // the predictor of the first pixel is b
 		}
 		i := bpp
@@ -130,8 +130,21 @@ func unfilter(ft byte, cur, prev []byte, bpp int) error {
 					continue
 				}
 			}
-			// Eight bytes one at a time before the next look for a run.
-			for end := min(i+8, n); i < end; i++ {
+			// The bytes up to where such a run may start again (zero
+			// differences under a flat stretch of the row above), at
+			// least eight: with the kernels where there are some, then
+			// one at a time.
+			j := i + 8
+			for ; j+8 <= n; j += 8 {
+				w := binary.LittleEndian.Uint64(prev[j:])
+				if binary.LittleEndian.Uint64(cur[j:]) == 0 && w == uint64(uint8(w))*ones && binary.LittleEndian.Uint64(prev[j-8:]) == w {
+					break
+				}
+			}
+			if j+8 > n {
+				j = n
+			}
+			for i = paethSIMD(cur, prev, i, j, bpp); i < j; i++ {
 				// b == c predicts a, a == c predicts b (then pa = pc >
 				// pb = 0, or all three are equal): the cases of a
 				// drawing's flat areas, without the full predictor.
