@@ -246,8 +246,8 @@ func (h *header) toLuma(out, src []byte, bg uint8) bool {
 		copy(out, src)
 	case colorPalette:
 		for x, i := range src {
-			out[x] = h.palette[i]
-			if h.translucent[i] {
+			out[x] = h.palette.level[i]
+			if h.palette.translucent[i] {
 				translucent = true
 			}
 		}
