@@ -355,7 +355,7 @@ func (h *header) rows(zr io.Reader, img *image.Gray, bg uint8) (bool, error) {
 		if _, err := io.ReadFull(zr, buf); err != nil {
 			return false, unsupported("pixel data: %v", err)
 		}
-		t, _, err := h.block(buf, 0, nil, img, bg)
+		t, _, err := h.block(buf, 0, nil, img, bg, false)
 		return t, err
 	}
 
@@ -388,6 +388,9 @@ func (h *header) rows(zr io.Reader, img *image.Gray, bg uint8) (bool, error) {
 			}
 			n := min(per, h.height-y)
 			_, err := io.ReadFull(zr, buf[:n*rowLen])
+			if err == nil {
+				err = markRepeats(buf[:n*rowLen], rowLen, y)
+			}
 			select {
 			case full <- block{buf, n, err}:
 			case <-done:
@@ -408,10 +411,13 @@ func (h *header) rows(zr io.Reader, img *image.Gray, bg uint8) (bool, error) {
 	var prev []byte
 	translucent, y := false, 0
 	for b := range full {
+		if errors.Is(b.err, ErrUnsupported) {
+			return false, b.err
+		}
 		if b.err != nil {
 			return false, unsupported("pixel data: %v", b.err)
 		}
-		t, last, err := h.block(b.buf[:b.n*rowLen], y, prev, img, bg)
+		t, last, err := h.block(b.buf[:b.n*rowLen], y, prev, img, bg, true)
 		if err != nil {
 			return false, err
 		}
@@ -424,11 +430,36 @@ func (h *header) rows(zr io.Reader, img *image.Gray, bg uint8) (bool, error) {
 	return translucent, nil
 }
 
+// filterRepeat marks, in place of its filter type, a row that repeats the
+// one above: filtered Up with zero differences, not the first row. Only
+// markRepeats writes it; a file's own byte of that value is refused first.
+const filterRepeat = 0xff
+
+// markRepeats checks the filter types of the rows in buf (each rowLen
+// bytes, a filter type first), rows y0, y0+1, ... of the image, and marks
+// those that repeat the row above with filterRepeat. The goroutine that
+// inflates the rows calls it, while they are in its cache: the one that
+// unfilters them then copies the luminance of the row above and need not
+// read them at all.
+func markRepeats(buf []byte, rowLen, y0 int) error {
+	for r := 0; r*rowLen < len(buf); r++ {
+		row := buf[r*rowLen : (r+1)*rowLen]
+		switch {
+		case row[0] > filterPaeth:
+			return unsupported("filter type %d", row[0])
+		case row[0] == filterUp && y0+r > 0 && allZero(row[1:]):
+			row[0] = filterRepeat
+		}
+	}
+	return nil
+}
+
 // block unfilters and converts the rows in buf (each 1+width*bpp bytes, a
 // filter type first), which are rows y0, y0+1, ... of the image, given
 // the unfiltered row above them (nil for the first row of the image). It
-// returns the last unfiltered row, which may be prev itself.
-func (h *header) block(buf []byte, y0 int, prev []byte, img *image.Gray, bg uint8) (translucent bool, last []byte, err error) {
+// returns the last unfiltered row, which may be prev itself. Rows are
+// marked by markRepeats when marked is true.
+func (h *header) block(buf []byte, y0 int, prev []byte, img *image.Gray, bg uint8, marked bool) (translucent bool, last []byte, err error) {
 	rowLen := 1 + h.width*h.bpp
 	if prev == nil { // above the first row: zeros, only read
 		if rowLen <= len(zeros) {
@@ -442,7 +473,7 @@ func (h *header) block(buf []byte, y0 int, prev []byte, img *image.Gray, bg uint
 		cur := buf[r*rowLen : (r+1)*rowLen]
 		out := img.Pix[y*img.Stride : y*img.Stride+h.width]
 		switch {
-		case cur[0] == filterUp && y > 0 && allZero(cur[1:]):
+		case marked && cur[0] == filterRepeat, !marked && cur[0] == filterUp && y > 0 && allZero(cur[1:]):
 			// The row repeats the one above (a drawing's background, or a
 			// stroke that runs down): prev stays, the luminance is copied.
 			copy(out, img.Pix[(y-1)*img.Stride:])

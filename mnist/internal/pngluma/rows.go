@@ -117,16 +117,10 @@ func unfilter(ft byte, cur, prev []byte, bpp int) error {
 				v := cur[i-1]
 				if w := binary.LittleEndian.Uint64(prev[i:]); w == uint64(v)*ones && sameBytes(cur[i-bpp:i], v) && sameBytes(prev[i-bpp:i], v) {
 					// The run goes on while the differences stay zero and
-					// the row above stays v: the eight bytes just written
-					// and the word above them are the next left and upper
-					// left neighbours.
-					for {
-						binary.LittleEndian.PutUint64(cur[i:], w)
-						i += 8
-						if i+8 > n || binary.LittleEndian.Uint64(cur[i:]) != 0 || binary.LittleEndian.Uint64(prev[i:]) != w {
-							break
-						}
-					}
+					// the row above stays v: the bytes just written and
+					// those above them are the next left and upper left
+					// neighbours.
+					i = paethRun(cur, prev, i, w)
 					continue
 				}
 			}

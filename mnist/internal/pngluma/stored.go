@@ -203,6 +203,6 @@ func (h *header) storedRows(r storedReader, img *image.Gray, bg uint8) (bool, er
 	if !r.atEOF() {
 		return false, unsupported("data after the last row")
 	}
-	t, _, err := h.block(buf, 0, nil, img, bg)
+	t, _, err := h.block(buf, 0, nil, img, bg, false)
 	return t, err
 }

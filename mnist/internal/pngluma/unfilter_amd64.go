@@ -2,11 +2,18 @@
 
 package pngluma
 
+import "golang.org/x/sys/cpu"
+
 // simdUnfilter reports that this build unfilters rows of 3 and 4 bytes per
-// pixel with the SSE2 kernels. SSE2 is part of every amd64 CPU, so there
-// is nothing to choose at run time; the purego build tag forces the
-// portable code.
+// pixel with the SIMD kernels: SSE2, which every amd64 CPU has, and for
+// Paeth AVX where the CPU has it; the purego build tag forces the portable
+// code.
 const simdUnfilter = true
+
+// useAVX selects the AVX Paeth kernels (VEX three-operand forms, PABSW,
+// PBLENDVB). It is set once, before main, from the CPU's feature bits, and
+// never changes.
+var useAVX = cpu.X86.HasAVX
 
 // The SSE2 kernels. cur and prev point at the first pixel to unfilter
 // (cur-bpp and prev-bpp are read too); n >= 1 pixels. The 3-byte kernels
@@ -20,10 +27,19 @@ func paeth3SSE2(cur, prev *byte, n int)
 func paeth4SSE2(cur, prev *byte, n int)
 
 //go:noescape
+func paeth3AVX(cur, prev *byte, n int)
+
+//go:noescape
+func paeth4AVX(cur, prev *byte, n int)
+
+//go:noescape
 func avg3SSE2(cur, prev *byte, n int)
 
 //go:noescape
 func avg4SSE2(cur, prev *byte, n int)
+
+//go:noescape
+func paethRunSSE2(cur, prev *byte, n int, w uint64) int
 
 //go:noescape
 func sub3SSE2(cur *byte, n int)
@@ -53,9 +69,14 @@ func paethSIMD(cur, prev []byte, i, j, bpp int) int {
 	if p == 0 || len(prev) < len(cur) {
 		return i
 	}
-	if bpp == 3 {
+	switch {
+	case bpp == 3 && useAVX:
+		paeth3AVX(&cur[i], &prev[i], p)
+	case bpp == 3:
 		paeth3SSE2(&cur[i], &prev[i], p)
-	} else {
+	case useAVX:
+		paeth4AVX(&cur[i], &prev[i], p)
+	default:
 		paeth4SSE2(&cur[i], &prev[i], p)
 	}
 	return i + bpp*p
@@ -87,4 +108,15 @@ func subSIMD(cur []byte, i, j, bpp int) int {
 		sub4SSE2(&cur[i], p)
 	}
 	return i + bpp*p
+}
+
+// paethRun fills the flat run of a Paeth-filtered row from byte i, where
+// the filtered bytes are zero and the bytes above equal w (eight bytes of
+// one level, which the pixel to the left and the one above it hold too),
+// eight bytes at a time, and returns where the run stopped.
+func paethRun(cur, prev []byte, i int, w uint64) int {
+	if n := len(cur) - i; n >= 8 && len(prev) >= len(cur) {
+		return i + paethRunSSE2(&cur[i], &prev[i], n, w)
+	}
+	return i
 }

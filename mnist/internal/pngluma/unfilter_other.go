@@ -2,6 +2,8 @@
 
 package pngluma
 
+import "encoding/binary"
+
 // simdUnfilter is false: this build has only the portable unfiltering.
 const simdUnfilter = false
 
@@ -14,3 +16,15 @@ func avgSIMD(cur, prev []byte, i, j, bpp int) int { return i }
 
 // subSIMD unfilters nothing in this build.
 func subSIMD(cur []byte, i, j, bpp int) int { return i }
+
+// paethRun fills the flat run of a Paeth-filtered row from byte i, where
+// the filtered bytes are zero and the bytes above equal w (eight bytes of
+// one level, which the pixel to the left and the one above it hold too),
+// eight bytes at a time, and returns where the run stopped.
+func paethRun(cur, prev []byte, i int, w uint64) int {
+	for i+8 <= len(cur) && binary.LittleEndian.Uint64(cur[i:]) == 0 && binary.LittleEndian.Uint64(prev[i:]) == w {
+		binary.LittleEndian.PutUint64(cur[i:], w)
+		i += 8
+	}
+	return i
+}
