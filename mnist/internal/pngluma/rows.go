@@ -3,6 +3,7 @@ package pngluma
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 )
 
 const (
@@ -219,7 +220,7 @@ func paeth(a, b, c uint8) uint8 {
 }
 
 func abs(x int) int {
-	m := x >> 63
+	m := x >> (bits.UintSize - 1)
 	return (x ^ m) - m
 }
 

@@ -4,11 +4,9 @@ package pngluma
 
 import "golang.org/x/sys/cpu"
 
-// simdUnfilter reports that this build unfilters rows of 3 and 4 bytes per
-// pixel with the SIMD kernels: SSE2, which every amd64 CPU has, and for
-// Paeth AVX where the CPU has it; the purego build tag forces the portable
-// code.
-const simdUnfilter = true
+// This build unfilters rows of 3 and 4 bytes per pixel with the SIMD
+// kernels: SSE2, which every amd64 CPU has, and for Paeth AVX where the CPU
+// has it; the purego build tag forces the portable code.
 
 // useAVX selects the AVX Paeth kernels (VEX three-operand forms, PABSW,
 // PBLENDVB). It is set once, before main, from the CPU's feature bits, and

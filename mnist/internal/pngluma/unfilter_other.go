@@ -4,9 +4,6 @@ package pngluma
 
 import "encoding/binary"
 
-// simdUnfilter is false: this build has only the portable unfiltering.
-const simdUnfilter = false
-
 // paethSIMD unfilters nothing in this build: it returns i, and the caller
 // unfilters cur[i:j] itself.
 func paethSIMD(cur, prev []byte, i, j, bpp int) int { return i }
