@@ -207,22 +207,27 @@ done:
 	MOVQ AX, ret+32(FP)
 	RET
 
-// PAETHAVX is PAETH in AVX's three-operand forms with PABSW and PBLENDVB:
-// fewer steps from a to the result, the chain that sets the pace.
+// PAETHAVX is PAETH in AVX's three-operand forms, arranged so that few
+// steps lead from a (X1) to the result (X4), the chain that sets the pace:
+// with d = b-c and t = a-c, pa = |d|, pb = |t|, pc = |t+d|; the sums x+a,
+// x+b and x+c are made beside the chain and the comparisons choose among
+// them: x+a unless pa > pb or pa > pc, else x+b unless pb > pc, else x+c.
 #define PAETHAVX \
 	VPSUBW X2, X3, X5; \
+	VPABSW X5, X8; \
+	VPADDB X3, X4, X13; \
+	VPADDB X2, X4, X14; \
 	VPSUBW X2, X1, X6; \
+	VPADDB X1, X4, X4; \
 	VPADDW X5, X6, X7; \
-	VPABSW X5, X5; \
 	VPABSW X6, X6; \
 	VPABSW X7, X7; \
-	VPMINSW X6, X5, X9; \
-	VPMINSW X7, X9, X9; \
-	VPCMPEQW X9, X6, X10; \
-	VPBLENDVB X10, X3, X2, X11; \
-	VPCMPEQW X9, X5, X10; \
-	VPBLENDVB X10, X1, X11, X12; \
-	VPADDB X12, X4, X4
+	VPCMPGTW X7, X6, X9; \
+	VPCMPGTW X6, X8, X11; \
+	VPCMPGTW X7, X8, X12; \
+	VPBLENDVB X9, X14, X13, X10; \
+	VPOR X11, X12, X11; \
+	VPBLENDVB X11, X10, X4, X4
 
 // func paeth3AVX(cur, prev *byte, n int)
 TEXT ·paeth3AVX(SB), NOSPLIT, $0-24
