@@ -231,6 +231,17 @@ func gray8(r, g, b uint32) uint8 { return uint8((19595*r + 38470*g + 7471*b + 1<
 // mix composites a non-premultiplied channel c with alpha a onto bg.
 func mix(c, a, bg uint32) uint32 { return (c*a + bg*(0xff-a) + 0x7f) / 0xff }
 
+// greyPixels reports whether the eight RGB pixels in the 24 bytes w0, w1,
+// w2 (little-endian) are all grey, each with equal red, green and blue:
+// each byte is compared with the next (the words shifted by a byte), where
+// both are in one pixel.
+func greyPixels(w0, w1, w2 uint64) bool {
+	d0 := (w0 ^ (w0>>8 | w1<<56)) & 0xffff00ffff00ffff // bytes 0-1, 1-2, 3-4, 4-5, 6-7, 7-8
+	d1 := (w1 ^ (w1>>8 | w2<<56)) & 0xff00ffff00ffff00 // 9-10, 10-11, 12-13, 13-14, 15-16
+	d2 := (w2 ^ w2>>8) & 0x00ffff00ffff00ff            // 16-17, 18-19, 19-20, 21-22, 22-23
+	return d0|d1|d2 == 0
+}
+
 // toLuma writes the luminance of the unfiltered row src into out and
 // reports whether any of its pixels is not fully opaque.
 func (h *header) toLuma(out, src []byte, bg uint8) bool {
@@ -260,9 +271,16 @@ func (h *header) toLuma(out, src []byte, bg uint8) bool {
 		for ; x+8 <= len(out); x += 8 {
 			// Eight pixels of one grey (a drawing's background) are that grey.
 			p := src[3*x : 3*x+24 : 3*x+24]
-			w0 := binary.LittleEndian.Uint64(p)
-			if w0 == uint64(p[0])*ones && w0 == binary.LittleEndian.Uint64(p[8:]) && w0 == binary.LittleEndian.Uint64(p[16:]) {
+			w0, w1, w2 := binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:]), binary.LittleEndian.Uint64(p[16:])
+			if w0 == uint64(p[0])*ones && w0 == w1 && w0 == w2 {
 				binary.LittleEndian.PutUint64(out[x:], w0)
+				continue
+			}
+			if greyPixels(w0, w1, w2) {
+				// Eight grey pixels (an antialiased stroke on a grey
+				// drawing): their red levels, bytes 0, 3, 6, ... 21.
+				binary.LittleEndian.PutUint64(out[x:], w0&0xff|w0>>24&0xff<<8|w0>>48&0xff<<16|w1>>8&0xff<<24|
+					w1>>32&0xff<<32|w1>>56<<40|w2>>16&0xff<<48|w2>>40&0xff<<56)
 				continue
 			}
 			for k := range 8 {

@@ -133,3 +133,34 @@ func TestUnfilterUnknownType(t *testing.T) {
 		require.ErrorIs(t, unfilter(ft, make([]byte, 12), make([]byte, 12), 3), ErrUnsupported)
 	}
 }
+
+// TestToLumaRGB compares the conversion of RGB rows, with its shortcuts
+// for flat and for grey pixels, with the formula pixel by pixel, on rows
+// of every length up to 100 pixels where eight pixels in a row are often
+// grey, often one grey, and sometimes grey but for one byte.
+func TestToLumaRGB(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	h := &header{colorType: colorRGB, bpp: 3}
+	for w := range 101 {
+		for rep := range 50 {
+			src := make([]byte, 3*w)
+			for x := range w {
+				v := uint8(rng.IntN(256))
+				if rep%3 == 0 {
+					v = 200
+				}
+				src[3*x], src[3*x+1], src[3*x+2] = v, v, v
+			}
+			if w > 0 && rep%2 == 1 { // one byte off grey
+				src[rng.IntN(3*w)] ^= uint8(1 + rng.IntN(255))
+			}
+			want := make([]byte, w)
+			for x := range w {
+				want[x] = gray8(uint32(src[3*x]), uint32(src[3*x+1]), uint32(src[3*x+2]))
+			}
+			got := make([]byte, w)
+			require.False(t, h.toLuma(got, src, 0xff))
+			require.Equal(t, want, got, "%d pixels, repetition %d", w, rep)
+		}
+	}
+}
