@@ -27,8 +27,10 @@
 // through compress/flate like any other stream, which refuses them.
 //
 // Rows of 3 and 4 bytes per pixel filtered Sub, Average or Paeth are
-// unfiltered with SSE2 on amd64 (after libpng's SSE2 filters), except where
-// a run of zero differences under a flat row above is filled eight bytes
-// at a time; the purego build tag selects the portable Go code, which gives
-// the same bytes.
+// unfiltered on amd64 with SSE2 kernels after libpng's (Paeth with AVX where
+// the CPU has it, chosen at run time), except where a run of zero
+// differences under a flat row above is filled sixteen bytes at a time; the
+// purego build tag selects the portable Go code, which gives the same
+// bytes. Large images (4 MB of rows and more) inflate on one goroutine while
+// another unfilters and converts.
 package pngluma
