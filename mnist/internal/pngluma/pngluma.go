@@ -38,14 +38,21 @@ type header struct {
 	width, height int
 	colorType     byte
 	bpp           int // bytes per pixel
-	// palette holds, for colour type 3, each index's luminance over the
-	// background and whether it is translucent; indices past the palette
-	// are opaque black, as image/png makes them.
-	palette     [256]uint8
+	// palette is, for colour type 3, set by paletteLevels on a copy of
+	// the header for one background.
+	palette *paletteLuma
+	plte    []byte
+	trns    []byte
+	idat    [][]byte
+	idatOne [1][]byte // idat's room for the common single chunk
+}
+
+// paletteLuma holds each palette index's luminance over a background and
+// whether it is translucent; indices past the palette are opaque black,
+// as image/png makes them.
+type paletteLuma struct {
+	level       [256]uint8
 	translucent [256]bool
-	plte        []byte
-	trns        []byte
-	idat        [][]byte
 }
 
 func unsupported(format string, args ...any) error {
@@ -54,17 +61,17 @@ func unsupported(format string, args ...any) error {
 
 // File is a PNG file whose chunks Parse has read and checked.
 type File struct {
-	h *header
+	h header
 }
 
 // Parse reads the chunks of the PNG file data and checks their CRC-32s,
 // without inflating the pixels. Its error wraps ErrUnsupported.
 func Parse(data []byte) (*File, error) {
-	h, err := parse(data)
-	if err != nil {
+	f := &File{}
+	if err := f.h.parse(data); err != nil {
 		return nil, err
 	}
-	return &File{h: h}, nil
+	return f, nil
 }
 
 // Size returns the image's width and height in pixels, from its header.
@@ -72,29 +79,38 @@ func (f *File) Size() (width, height int) { return f.h.width, f.h.height }
 
 // parse walks the chunks of data and checks their CRCs.
 func parse(data []byte) (*header, error) {
-	if !bytes.HasPrefix(data, signature) {
-		return nil, unsupported("no PNG signature")
-	}
 	h := &header{}
+	if err := h.parse(data); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// parse fills h, which is zero, from the chunks of data.
+func (h *header) parse(data []byte) error {
+	if !bytes.HasPrefix(data, signature) {
+		return unsupported("no PNG signature")
+	}
+	h.idat = h.idatOne[:0]
 	rest := data[len(signature):]
 	first := true
 	idatDone := false // IDATs were seen and another chunk followed them
 	for {
 		if len(rest) < 12 {
-			return nil, unsupported("truncated chunk")
+			return unsupported("truncated chunk")
 		}
 		n := binary.BigEndian.Uint32(rest)
 		if uint64(n) > uint64(len(rest)-12) {
-			return nil, unsupported("truncated chunk")
+			return unsupported("truncated chunk")
 		}
 		typ, body := rest[4:8], rest[8:8+n]
 		if crc32.ChecksumIEEE(rest[4:8+n]) != binary.BigEndian.Uint32(rest[8+n:]) {
-			return nil, unsupported("%s chunk CRC mismatch", typ)
+			return unsupported("%s chunk CRC mismatch", typ)
 		}
 		rest = rest[12+n:]
 		name := string(typ)
 		if first != (name == "IHDR") {
-			return nil, unsupported("IHDR is not the first chunk")
+			return unsupported("IHDR is not the first chunk")
 		}
 		first = false
 		// The chunk order of the PNG specification (section 5.6), as
@@ -106,43 +122,43 @@ func parse(data []byte) (*header, error) {
 		switch name {
 		case "IHDR":
 			if h.width != 0 {
-				return nil, unsupported("a second IHDR")
+				return unsupported("a second IHDR")
 			}
 			if err := h.parseIHDR(body); err != nil {
-				return nil, err
+				return err
 			}
 		case "PLTE":
 			if h.plte != nil || h.trns != nil || len(h.idat) > 0 {
-				return nil, unsupported("PLTE out of order")
+				return unsupported("PLTE out of order")
 			}
 			if h.colorType == colorGray || h.colorType == colorGrayAlpha {
-				return nil, unsupported("PLTE in a greyscale image")
+				return unsupported("PLTE in a greyscale image")
 			}
 			h.plte = body
 		case "tRNS":
 			if h.trns != nil || len(h.idat) > 0 || (h.colorType == colorPalette && h.plte == nil) {
-				return nil, unsupported("tRNS out of order")
+				return unsupported("tRNS out of order")
 			}
 			h.trns = body
 		case "IDAT":
 			if idatDone {
-				return nil, unsupported("IDAT chunks not consecutive")
+				return unsupported("IDAT chunks not consecutive")
 			}
 			h.idat = append(h.idat, body)
 		case "IEND":
 			if len(h.idat) == 0 {
-				return nil, unsupported("no IDAT chunk")
+				return unsupported("no IDAT chunk")
 			}
 			if h.colorType == colorPalette && h.plte == nil {
-				return nil, unsupported("no PLTE chunk")
+				return unsupported("no PLTE chunk")
 			}
 			if h.trns != nil && h.colorType != colorPalette {
-				return nil, unsupported("transparency key on colour type %d", h.colorType)
+				return unsupported("transparency key on colour type %d", h.colorType)
 			}
-			return h, nil
+			return nil
 		default:
 			if typ[0]&0x20 == 0 { // an unknown critical chunk
-				return nil, unsupported("critical chunk %q", typ)
+				return unsupported("critical chunk %q", typ)
 			}
 		}
 	}
@@ -187,6 +203,7 @@ func (h *header) paletteLevels(bg uint8) error {
 		return unsupported("tRNS longer than the palette")
 	}
 	bg16 := uint32(bg) * 0x101
+	h.palette = &paletteLuma{}
 	for i := range 256 {
 		var c color.Color = color.RGBA{0, 0, 0, 0xff}
 		if i < len(h.plte)/3 {
@@ -197,11 +214,11 @@ func (h *header) paletteLevels(bg uint8) error {
 			}
 		}
 		r, g, b, a := c.RGBA()
-		h.translucent[i] = a != 0xffff
+		h.palette.translucent[i] = a != 0xffff
 		r += bg16 * (0xffff - a) / 0xffff
 		g += bg16 * (0xffff - a) / 0xffff
 		b += bg16 * (0xffff - a) / 0xffff
-		h.palette[i] = color.GrayModel.Convert(color.RGBA64{uint16(min(r, 0xffff)), uint16(min(g, 0xffff)), uint16(min(b, 0xffff)), 0xffff}).(color.Gray).Y
+		h.palette.level[i] = color.GrayModel.Convert(color.RGBA64{uint16(min(r, 0xffff)), uint16(min(g, 0xffff)), uint16(min(b, 0xffff)), 0xffff}).(color.Gray).Y
 	}
 	return nil
 }
@@ -251,23 +268,19 @@ func Decode(data []byte, bg uint8, buf []byte) (*image.Gray, bool, error) {
 // It may be called again, with another background; it is safe for
 // concurrent use.
 func (f *File) Luminance(bg uint8, buf []byte) (*image.Gray, bool, error) {
-	h := *f.h // a copy: the palette levels depend on bg
+	h := &f.h
 	if h.colorType == colorPalette {
-		if err := h.paletteLevels(bg); err != nil {
+		c := *h // a copy: the palette levels depend on bg
+		if err := c.paletteLevels(bg); err != nil {
 			return nil, false, err
 		}
+		h = &c
 	}
-	// One bytes.Reader over the zlib stream: compress/flate reads it a
-	// byte at a time through ReadByte, so it must be cheap.
-	stream := h.idat[0]
-	if len(h.idat) > 1 {
-		stream = bytes.Join(h.idat, nil)
-	}
-	idat := bytes.NewReader(stream)
 	// The zlib header (RFC 1950): deflate, no preset dictionary.
+	stream := chunkCursor{chunks: h.idat}
 	var zh [2]byte
-	if _, err := io.ReadFull(idat, zh[:]); err != nil {
-		return nil, false, unsupported("zlib header: %v", err)
+	if stream.take(zh[:]) < len(zh) {
+		return nil, false, unsupported("zlib header: %v", io.ErrUnexpectedEOF)
 	}
 	if zh[0]&0x0f != 8 || zh[0]>>4 > 7 || zh[1]&0x20 != 0 || (uint16(zh[0])<<8|uint16(zh[1]))%31 != 0 {
 		return nil, false, unsupported("zlib header %x", zh)
@@ -284,7 +297,33 @@ func (f *File) Luminance(bg uint8, buf []byte) (*image.Gray, bool, error) {
 		buf = make([]byte, w*ht)
 	}
 	img := &image.Gray{Pix: buf, Stride: w, Rect: image.Rect(0, 0, w, ht)}
-	zr := inflater(idat)
+	if storedOnly(stream) {
+		// Uncompressed data (a small snapshot written at compression
+		// level 0): copied, not inflated.
+		if h.height*(1+w*h.bpp) < parallelBytes {
+			translucent, err := h.storedRows(storedReader{c: stream}, img, bg)
+			if err != nil {
+				return nil, false, err
+			}
+			return img, translucent, nil
+		}
+		r := &storedReader{c: stream}
+		translucent, err := h.rows(r, img, bg)
+		if err == nil && !r.atEOF() {
+			err = unsupported("data after the last row")
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		return img, translucent, nil
+	}
+	// One bytes.Reader over the deflate stream: compress/flate reads it a
+	// byte at a time through ReadByte, so it must be cheap.
+	data := h.idat[0]
+	if len(h.idat) > 1 {
+		data = bytes.Join(h.idat, nil)
+	}
+	zr := inflater(bytes.NewReader(data[len(zh):]))
 	translucent, err := h.rows(zr, img, bg)
 	if err == nil {
 		// The stream must end with the last row, as image/png requires.
@@ -316,7 +355,7 @@ func (h *header) rows(zr io.Reader, img *image.Gray, bg uint8) (bool, error) {
 		if _, err := io.ReadFull(zr, buf); err != nil {
 			return false, unsupported("pixel data: %v", err)
 		}
-		t, _, err := h.block(buf, 0, nil, img, bg)
+		t, _, err := h.block(buf, 0, nil, img, bg, false)
 		return t, err
 	}
 
@@ -349,6 +388,9 @@ func (h *header) rows(zr io.Reader, img *image.Gray, bg uint8) (bool, error) {
 			}
 			n := min(per, h.height-y)
 			_, err := io.ReadFull(zr, buf[:n*rowLen])
+			if err == nil {
+				err = markRepeats(buf[:n*rowLen], rowLen, y)
+			}
 			select {
 			case full <- block{buf, n, err}:
 			case <-done:
@@ -369,10 +411,13 @@ func (h *header) rows(zr io.Reader, img *image.Gray, bg uint8) (bool, error) {
 	var prev []byte
 	translucent, y := false, 0
 	for b := range full {
+		if errors.Is(b.err, ErrUnsupported) {
+			return false, b.err
+		}
 		if b.err != nil {
 			return false, unsupported("pixel data: %v", b.err)
 		}
-		t, last, err := h.block(b.buf[:b.n*rowLen], y, prev, img, bg)
+		t, last, err := h.block(b.buf[:b.n*rowLen], y, prev, img, bg, true)
 		if err != nil {
 			return false, err
 		}
@@ -385,21 +430,50 @@ func (h *header) rows(zr io.Reader, img *image.Gray, bg uint8) (bool, error) {
 	return translucent, nil
 }
 
+// filterRepeat marks, in place of its filter type, a row that repeats the
+// one above: filtered Up with zero differences, not the first row. Only
+// markRepeats writes it; a file's own byte of that value is refused first.
+const filterRepeat = 0xff
+
+// markRepeats checks the filter types of the rows in buf (each rowLen
+// bytes, a filter type first), rows y0, y0+1, ... of the image, and marks
+// those that repeat the row above with filterRepeat. The goroutine that
+// inflates the rows calls it, while they are in its cache: the one that
+// unfilters them then copies the luminance of the row above and need not
+// read them at all.
+func markRepeats(buf []byte, rowLen, y0 int) error {
+	for r := 0; r*rowLen < len(buf); r++ {
+		row := buf[r*rowLen : (r+1)*rowLen]
+		switch {
+		case row[0] > filterPaeth:
+			return unsupported("filter type %d", row[0])
+		case row[0] == filterUp && y0+r > 0 && allZero(row[1:]):
+			row[0] = filterRepeat
+		}
+	}
+	return nil
+}
+
 // block unfilters and converts the rows in buf (each 1+width*bpp bytes, a
 // filter type first), which are rows y0, y0+1, ... of the image, given
 // the unfiltered row above them (nil for the first row of the image). It
-// returns the last unfiltered row, which may be prev itself.
-func (h *header) block(buf []byte, y0 int, prev []byte, img *image.Gray, bg uint8) (translucent bool, last []byte, err error) {
+// returns the last unfiltered row, which may be prev itself. Rows are
+// marked by markRepeats when marked is true.
+func (h *header) block(buf []byte, y0 int, prev []byte, img *image.Gray, bg uint8, marked bool) (translucent bool, last []byte, err error) {
 	rowLen := 1 + h.width*h.bpp
-	if prev == nil { // above the first row: zeros
-		prev = make([]byte, rowLen)
+	if prev == nil { // above the first row: zeros, only read
+		if rowLen <= len(zeros) {
+			prev = zeros[:rowLen]
+		} else {
+			prev = make([]byte, rowLen)
+		}
 	}
 	for r := 0; r*rowLen < len(buf); r++ {
 		y := y0 + r
 		cur := buf[r*rowLen : (r+1)*rowLen]
 		out := img.Pix[y*img.Stride : y*img.Stride+h.width]
 		switch {
-		case cur[0] == filterUp && y > 0 && allZero(cur[1:]):
+		case marked && cur[0] == filterRepeat, !marked && cur[0] == filterUp && y > 0 && allZero(cur[1:]):
 			// The row repeats the one above (a drawing's background, or a
 			// stroke that runs down): prev stays, the luminance is copied.
 			copy(out, img.Pix[(y-1)*img.Stride:])

@@ -3,7 +3,6 @@ package pngluma
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -180,19 +179,4 @@ func TestDecodeReusesBuffer(t *testing.T) {
 	g, _, err = Decode(ring(t, 120, false), 0xff, buf)
 	require.NoError(t, err)
 	assert.Len(t, g.Pix, 120*120)
-}
-
-// BenchmarkDecode decodes canvas-like snapshots by size.
-func BenchmarkDecode(b *testing.B) {
-	for _, side := range []int{84, 280, 4000} {
-		data := ring(b, side, false)
-		buf := make([]byte, side*side)
-		b.Run(fmt.Sprint(side), func(b *testing.B) {
-			for b.Loop() {
-				if _, _, err := Decode(data, 0xff, buf); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
 }

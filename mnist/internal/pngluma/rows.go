@@ -3,6 +3,7 @@ package pngluma
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 )
 
 const (
@@ -75,7 +76,7 @@ func unfilter(ft byte, cur, prev []byte, bpp int) error {
 	switch ft {
 	case filterNone:
 	case filterSub: // cur[i] += cur[i-bpp]
-		i := bpp
+		i := subSIMD(cur, bpp, n, bpp)
 		for i < n {
 			if i+8 <= n && binary.LittleEndian.Uint64(cur[i:]) == 0 {
 				// Zero differences repeat the last pixel: eight bytes of
@@ -99,14 +100,14 @@ func unfilter(ft byte, cur, prev []byte, bpp int) error {
 			cur[i] += prev[i]
 		}
 	case filterAverage: // cur[i] += (cur[i-bpp] + prev[i]) / 2
-		for i := range bpp {
+		for i := range min(bpp, n) {
 			cur[i] += prev[i] / 2
 		}
-		for i := bpp; i < n; i++ {
+		for i := avgSIMD(cur, prev, bpp, n, bpp); i < n; i++ {
 			cur[i] += uint8((int(cur[i-bpp]) + int(prev[i])) / 2)
 		}
 	case filterPaeth:
-		for i := range bpp {
+		for i := range min(bpp, n) {
 			cur[i] += prev[i] // the predictor of the first pixel is b
 		}
 		i := bpp
@@ -117,21 +118,28 @@ func unfilter(ft byte, cur, prev []byte, bpp int) error {
 				v := cur[i-1]
 				if w := binary.LittleEndian.Uint64(prev[i:]); w == uint64(v)*ones && sameBytes(cur[i-bpp:i], v) && sameBytes(prev[i-bpp:i], v) {
 					// The run goes on while the differences stay zero and
-					// the row above stays v: the eight bytes just written
-					// and the word above them are the next left and upper
-					// left neighbours.
-					for {
-						binary.LittleEndian.PutUint64(cur[i:], w)
-						i += 8
-						if i+8 > n || binary.LittleEndian.Uint64(cur[i:]) != 0 || binary.LittleEndian.Uint64(prev[i:]) != w {
-							break
-						}
-					}
+					// the row above stays v: the bytes just written and
+					// those above them are the next left and upper left
+					// neighbours.
+					i = paethRun(cur, prev, i, w)
 					continue
 				}
 			}
-			// Eight bytes one at a time before the next look for a run.
-			for end := min(i+8, n); i < end; i++ {
+			// The bytes up to where such a run may start again (zero
+			// differences under a flat stretch of the row above), at
+			// least eight: with the kernels where there are some, then
+			// one at a time.
+			j := i + 8
+			for ; j+8 <= n; j += 8 {
+				w := binary.LittleEndian.Uint64(prev[j:])
+				if binary.LittleEndian.Uint64(cur[j:]) == 0 && w == uint64(uint8(w))*ones && binary.LittleEndian.Uint64(prev[j-8:]) == w {
+					break
+				}
+			}
+			if j+8 > n {
+				j = n
+			}
+			for i = paethSIMD(cur, prev, i, j, bpp); i < j; i++ {
 				// b == c predicts a, a == c predicts b (then pa = pc >
 				// pb = 0, or all three are equal): the cases of a
 				// drawing's flat areas, without the full predictor.
@@ -212,7 +220,7 @@ func paeth(a, b, c uint8) uint8 {
 }
 
 func abs(x int) int {
-	m := x >> 63
+	m := x >> (bits.UintSize - 1)
 	return (x ^ m) - m
 }
 
@@ -222,6 +230,17 @@ func gray8(r, g, b uint32) uint8 { return uint8((19595*r + 38470*g + 7471*b + 1<
 
 // mix composites a non-premultiplied channel c with alpha a onto bg.
 func mix(c, a, bg uint32) uint32 { return (c*a + bg*(0xff-a) + 0x7f) / 0xff }
+
+// greyPixels reports whether the eight RGB pixels in the 24 bytes w0, w1,
+// w2 (little-endian) are all grey, each with equal red, green and blue:
+// each byte is compared with the next (the words shifted by a byte), where
+// both are in one pixel.
+func greyPixels(w0, w1, w2 uint64) bool {
+	d0 := (w0 ^ (w0>>8 | w1<<56)) & 0xffff00ffff00ffff // bytes 0-1, 1-2, 3-4, 4-5, 6-7, 7-8
+	d1 := (w1 ^ (w1>>8 | w2<<56)) & 0xff00ffff00ffff00 // 9-10, 10-11, 12-13, 13-14, 15-16
+	d2 := (w2 ^ w2>>8) & 0x00ffff00ffff00ff            // 16-17, 18-19, 19-20, 21-22, 22-23
+	return d0|d1|d2 == 0
+}
 
 // toLuma writes the luminance of the unfiltered row src into out and
 // reports whether any of its pixels is not fully opaque.
@@ -233,8 +252,8 @@ func (h *header) toLuma(out, src []byte, bg uint8) bool {
 		copy(out, src)
 	case colorPalette:
 		for x, i := range src {
-			out[x] = h.palette[i]
-			if h.translucent[i] {
+			out[x] = h.palette.level[i]
+			if h.palette.translucent[i] {
 				translucent = true
 			}
 		}
@@ -252,9 +271,16 @@ func (h *header) toLuma(out, src []byte, bg uint8) bool {
 		for ; x+8 <= len(out); x += 8 {
 			// Eight pixels of one grey (a drawing's background) are that grey.
 			p := src[3*x : 3*x+24 : 3*x+24]
-			w0 := binary.LittleEndian.Uint64(p)
-			if w0 == uint64(p[0])*ones && w0 == binary.LittleEndian.Uint64(p[8:]) && w0 == binary.LittleEndian.Uint64(p[16:]) {
+			w0, w1, w2 := binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:]), binary.LittleEndian.Uint64(p[16:])
+			if w0 == uint64(p[0])*ones && w0 == w1 && w0 == w2 {
 				binary.LittleEndian.PutUint64(out[x:], w0)
+				continue
+			}
+			if greyPixels(w0, w1, w2) {
+				// Eight grey pixels (an antialiased stroke on a grey
+				// drawing): their red levels, bytes 0, 3, 6, ... 21.
+				binary.LittleEndian.PutUint64(out[x:], w0&0xff|w0>>24&0xff<<8|w0>>48&0xff<<16|w1>>8&0xff<<24|
+					w1>>32&0xff<<32|w1>>56<<40|w2>>16&0xff<<48|w2>>40&0xff<<56)
 				continue
 			}
 			for k := range 8 {
