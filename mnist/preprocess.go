@@ -242,9 +242,9 @@ func luminance(img image.Image, bg uint8) (*image.Gray, bool) {
 	w, h := b.Dx(), b.Dy()
 	out := image.NewGray(image.Rect(0, 0, w, h))
 	translucent := false
-	// gray8 is color.GrayModel's formula on 8-bit channels (the weights sum
-	// to 65536).
-	gray8 := func(r, g, b uint32) uint8 { return uint8((19595*r + 38470*g + 7471*b + 1<<15) >> 16) }
+	// gray8 is color.GrayModel on 8-bit channels, exactly: GrayModel works on
+	// 16-bit ones (v*257) and shifts by 24 (the weights sum to 65536).
+	gray8 := func(r, g, b uint32) uint8 { return uint8((257*(19595*r+38470*g+7471*b) + 1<<15) >> 24) }
 	bgc := uint32(bg)
 	switch src := img.(type) {
 	case *image.Gray:

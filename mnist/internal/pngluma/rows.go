@@ -224,9 +224,10 @@ func abs(x int) int {
 	return (x ^ m) - m
 }
 
-// gray8 is color.GrayModel's formula on 8-bit channels (the weights sum to
-// 65536); gray8(v, v, v) == v.
-func gray8(r, g, b uint32) uint8 { return uint8((19595*r + 38470*g + 7471*b + 1<<15) >> 16) }
+// gray8 is color.GrayModel on 8-bit channels, exactly: GrayModel works on
+// 16-bit ones (v*257) and shifts by 24 (the weights sum to 65536; the sum
+// fits in 32 bits). gray8(v, v, v) == v.
+func gray8(r, g, b uint32) uint8 { return uint8((257*(19595*r+38470*g+7471*b) + 1<<15) >> 24) }
 
 // mix composites a non-premultiplied channel c with alpha a onto bg.
 func mix(c, a, bg uint32) uint32 { return (c*a + bg*(0xff-a) + 0x7f) / 0xff }

@@ -2,6 +2,7 @@ package pngluma
 
 import (
 	"fmt"
+	"image/color"
 	"math/rand/v2"
 	"testing"
 
@@ -161,6 +162,21 @@ func TestToLumaRGB(t *testing.T) {
 			got := make([]byte, w)
 			require.False(t, h.toLuma(got, src, 0xff))
 			require.Equal(t, want, got, "%d pixels, repetition %d", w, rep)
+		}
+	}
+}
+
+// TestGray8IsGrayModel checks gray8 against image/color's GrayModel on every
+// 8-bit colour.
+func TestGray8IsGrayModel(t *testing.T) {
+	for r := range 256 {
+		for g := range 256 {
+			for b := range 256 {
+				want := color.GrayModel.Convert(color.RGBA{uint8(r), uint8(g), uint8(b), 0xff}).(color.Gray).Y
+				if got := gray8(uint32(r), uint32(g), uint32(b)); got != want {
+					t.Fatalf("gray8(%d, %d, %d) = %d, GrayModel gives %d", r, g, b, got, want)
+				}
+			}
 		}
 	}
 }
