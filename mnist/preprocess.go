@@ -1181,9 +1181,27 @@ func scaleRows(src rowSource, f *hfilter, buf []float32, mask []uint64, tmp []fl
 		}
 		clear(out)
 		if b, ok := src.(*byteRows); ok && f.matrix != nil {
-			// Straight from the bytes.
+			// Straight from the bytes, two rows at once when the next one
+			// needs computing too (their sums overlap in the CPU).
 			x0, x1 := b.inkSpan(y, mask)
-			if inked[y] = x0 < x1; inked[y] {
+			inked[y] = x0 < x1
+			if y+1 < y1 && !src.same(y+1) {
+				next := tmp[(y+1)*stride : (y+2)*stride]
+				clear(next)
+				n0, n1 := b.inkSpan(y+1, mask)
+				if inked[y+1] = n0 < n1; inked[y] && inked[y+1] {
+					x0, x1 = min(x0, n0), max(x1, n1) // the pixels between are black in either row
+					kernels.ScaleRowBytes2(out, next, f.matrix[x0*stride:], b.bytes(y)[x0:x1], b.bytes(y + 1)[x0:x1], b.table)
+				} else if inked[y+1] {
+					kernels.ScaleRowBytes(next, f.matrix[n0*stride:], b.bytes(y + 1)[n0:n1], b.table)
+				}
+				if inked[y] && !inked[y+1] {
+					kernels.ScaleRowBytes(out, f.matrix[x0*stride:], b.bytes(y)[x0:x1], b.table)
+				}
+				y++
+				continue
+			}
+			if inked[y] {
 				kernels.ScaleRowBytes(out, f.matrix[x0*stride:], b.bytes(y)[x0:x1], b.table)
 			}
 			continue

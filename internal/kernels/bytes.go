@@ -141,3 +141,18 @@ func scaleRowBytesGeneric(out, w []float32, src []byte, table *[256]uint16) {
 		}
 	}
 }
+
+// ScaleRowBytes2 is ScaleRowBytes on two rows at once: out0 gets src0's
+// pixels and out1 src1's (as long as src0), with the same weights. The two
+// rows' sums are independent chains of additions, which the CPU overlaps.
+func ScaleRowBytes2(out0, out1, w []float32, src0, src1 []byte, table *[256]uint16) {
+	if len(out0)%8 != 0 || len(out0) > 32 || len(out1) != len(out0) {
+		panic("kernels: ScaleRowBytes2: len(out0) is not 8, 16, 24 or 32, or len(out1) differs")
+	}
+	if len(src0) == 0 || len(out0) == 0 {
+		return
+	}
+	src1 = src1[:len(src0)]
+	w = w[:len(src0)*len(out0)]
+	scaleRowBytes2(out0, out1, w, src0, src1, table)
+}

@@ -56,3 +56,18 @@ func scaleRowBytes(out, w []float32, src []byte, table *[256]uint16) {
 //
 //go:noescape
 func scaleRowBytesAVX2(out, w *float32, stride int, src *byte, n int, table *[256]uint16)
+
+func scaleRowBytes2(out0, out1, w []float32, src0, src1 []byte, table *[256]uint16) {
+	if !useAVX2 {
+		scaleRowBytesGeneric(out0, w, src0, table)
+		scaleRowBytesGeneric(out1, w, src1, table)
+		return
+	}
+	scaleRowBytes2AVX2(&out0[0], &out1[0], &w[0], len(out0), &src0[0], &src1[0], len(src0), table)
+}
+
+// scaleRowBytes2AVX2 is ScaleRowBytes2 for stride = len(out0) (8, 16, 24
+// or 32) and n = len(src0) > 0.
+//
+//go:noescape
+func scaleRowBytes2AVX2(out0, out1, w *float32, stride int, src0, src1 *byte, n int, table *[256]uint16)

@@ -14,3 +14,8 @@ func minByte(src []byte, flip byte) byte { return minByteGeneric(src, flip) }
 func scaleRowBytes(out, w []float32, src []byte, table *[256]uint16) {
 	scaleRowBytesGeneric(out, w, src, table)
 }
+
+func scaleRowBytes2(out0, out1, w []float32, src0, src1 []byte, table *[256]uint16) {
+	scaleRowBytesGeneric(out0, w, src0, table)
+	scaleRowBytesGeneric(out1, w, src1, table)
+}

@@ -184,3 +184,32 @@ func TestScaleRowBytes(t *testing.T) {
 	}
 	require.Panics(t, func() { ScaleRowBytes(make([]float32, 40), make([]float32, 40), []byte{1}, &table) })
 }
+
+func TestScaleRowBytes2(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	var table [256]uint16
+	for v := range table {
+		if v < 200 {
+			table[v] = uint16(rng.IntN(65536))
+		}
+	}
+	for _, width := range []int{8, 16, 24, 32} {
+		for n := range 30 {
+			src0, src1 := make([]byte, n), make([]byte, n)
+			for i := range src0 {
+				src0[i], src1[i] = byte(rng.IntN(256)), byte(rng.IntN(256))
+			}
+			w := make([]float32, n*width)
+			for i := range w {
+				w[i] = rng.Float32()
+			}
+			want0, want1 := make([]float32, width), make([]float32, width)
+			ScaleRowBytes(want0, w, src0, &table)
+			ScaleRowBytes(want1, w, src1, &table)
+			got0, got1 := make([]float32, width), make([]float32, width)
+			ScaleRowBytes2(got0, got1, w, src0, src1, &table)
+			require.Equal(t, want0, got0, "width %d, n %d", width, n)
+			require.Equal(t, want1, got1, "width %d, n %d", width, n)
+		}
+	}
+}
