@@ -415,6 +415,7 @@ type scratch struct {
 	rows    byteRows
 	scan    inkScan
 	rowMin  []uint8    // scanInk: each row's smallest flipped byte
+	repeat  []bool     // scanInk: which rows equal the row above
 	rowBuf  []float32  // scaleTent: one source row
 	mask    []uint64   // scaleTent: one source row's ink
 	reach   []int32    // scaleTent: the first output reaching each source column
@@ -477,8 +478,10 @@ const maxParts = 64
 type inkScan struct {
 	w, h int
 	min  uint8 // the smallest flipped byte
-	// rowMin is the smallest flipped byte of each row.
+	// rowMin is the smallest flipped byte of each row; repeat[y] reports row
+	// y known to equal row y-1 (false may also mean not compared).
 	rowMin []uint8
+	repeat []bool
 	// hist is how many pixels with ink have each byte (box's).
 	hist [256]int
 }
@@ -490,25 +493,26 @@ type inkScan struct {
 func scanInk(s *scratch, px []uint8, w, h int, flip uint8) *inkScan {
 	scan := &s.scan
 	scan.w, scan.h = w, h
-	s.rowMin = grown(s.rowMin, h)
-	scan.rowMin = s.rowMin
+	s.rowMin, s.repeat = grown(s.rowMin, h), grown(s.repeat, h)
+	scan.rowMin, scan.repeat = s.rowMin, s.repeat
 	if parts := rowParts(w, h); parts == 1 {
-		scanInkRows(px, w, 0, h, flip, scan.rowMin)
+		scanInkRows(px, w, 0, h, flip, scan.rowMin, scan.repeat)
 	} else {
-		rowMin := scan.rowMin
+		rowMin, repeat := scan.rowMin, scan.repeat
 		inParts(parts, h, func(_, y0, y1 int) {
-			scanInkRows(px, w, y0, y1, flip, rowMin)
+			scanInkRows(px, w, y0, y1, flip, rowMin, repeat)
 		})
 	}
 	scan.min = slices.Min(scan.rowMin)
 	return scan
 }
 
-// scanInkRows is scanInk over rows [y0, y1), writing rowMin[y0:y1].
-func scanInkRows(px []uint8, w, y0, y1 int, flip uint8, rowMin []uint8) {
+// scanInkRows is scanInk over rows [y0, y1), writing rowMin[y0:y1] and
+// repeat[y0:y1].
+func scanInkRows(px []uint8, w, y0, y1 int, flip uint8, rowMin []uint8, repeat []bool) {
 	for y := y0; y < y1; y++ {
 		row := px[y*w : (y+1)*w]
-		if y > y0 && bytes.Equal(row, px[(y-1)*w:y*w]) {
+		if repeat[y] = y > y0 && bytes.Equal(row, px[(y-1)*w:y*w]); repeat[y] {
 			rowMin[y] = rowMin[y-1]
 			continue
 		}
@@ -531,14 +535,14 @@ func (scan *inkScan) box(px []uint8, flip, limit uint8) (box image.Rectangle) {
 	var small [maskWords]uint64
 	cols := rowMask(small[:], w) // the columns with ink
 	if parts := rowParts(w, last+1-first); parts == 1 {
-		histRows(px, w, first, last+1, flip, limit, &scan.hist, cols)
+		histRows(px, w, first, last+1, flip, limit, scan.repeat, &scan.hist, cols)
 	} else {
 		hists := make([][256]int, parts)
 		colss := make([][]uint64, parts)
 		words := len(cols)
 		inParts(parts, last+1-first, func(part, y0, y1 int) {
 			colss[part] = make([]uint64, words)
-			histRows(px, w, first+y0, first+y1, flip, limit, &hists[part], colss[part])
+			histRows(px, w, first+y0, first+y1, flip, limit, scan.repeat, &hists[part], colss[part])
 		})
 		for p := range parts {
 			for v, n := range hists[p] {
@@ -565,15 +569,15 @@ func (scan *inkScan) box(px []uint8, flip, limit uint8) (box image.Rectangle) {
 // between that are not ink count too, all bytes alike, without a branch:
 // their level is 0, so they change none of the sums over the histogram. A
 // run of rows equal to its first is read once and counted as many times as
-// it has rows.
-func histRows(px []uint8, w, y0, y1 int, flip, limit uint8, hist *[256]int, cols []uint64) {
-	var odd [256]int
+// it has rows (repeat is the scan's).
+func histRows(px []uint8, w, y0, y1 int, flip, limit uint8, repeat []bool, hist *[256]int, cols []uint64) {
+	var more [3][256]int
 	var small [maskWords]uint64
 	mask := rowMask(small[:], w)
 	for y := y0; y < y1; {
 		row := px[y*w : (y+1)*w]
 		n := 1 // the rows equal to this one, it included
-		for y+n < y1 && bytes.Equal(px[(y+n)*w:(y+n+1)*w], row) {
+		for y+n < y1 && repeat[y+n] {
 			n++
 		}
 		y += n
@@ -589,20 +593,22 @@ func histRows(px []uint8, w, y0, y1 int, flip, limit uint8, hist *[256]int, cols
 		if x0 >= x1 {
 			continue
 		}
-		// Even and odd pixels into two histograms, so that a run of equal
+		// Four pixels in a row into four histograms, so that a run of equal
 		// bytes is not one chain of dependent additions.
 		span := row[x0:x1]
-		for len(span) >= 2 {
-			hist[span[0]] += n
-			odd[span[1]] += n
-			span = span[2:]
+		for ; len(span) >= 4; span = span[4:] {
+			four := span[:4:4]
+			hist[four[0]] += n
+			more[0][four[1]] += n
+			more[1][four[2]] += n
+			more[2][four[3]] += n
 		}
 		for _, v := range span {
 			hist[v] += n
 		}
 	}
-	for v, c := range odd {
-		hist[v] += c
+	for v := range hist {
+		hist[v] += more[0][v] + more[1][v] + more[2][v]
 	}
 }
 
@@ -1238,11 +1244,12 @@ type byteRows struct {
 	table                 *[256]uint16
 	flip                  uint8
 	inkBelow, strokeBelow uint8
+	repeat                []bool // the scan's, from the crop's first row
 }
 
 // byteRows returns s's byteRows, set to read g through table.
 func (s *scratch) byteRows(g *image.Gray, table *[256]uint16, flip, inkBelow, strokeBelow uint8) *byteRows {
-	s.rows = byteRows{g, table, flip, inkBelow, strokeBelow}
+	s.rows = byteRows{g, table, flip, inkBelow, strokeBelow, s.scan.repeat[g.Rect.Min.Y:]}
 	return &s.rows
 }
 
@@ -1282,9 +1289,8 @@ func (r *byteRows) inkSpan(y int, mask []uint64) (x0, x1 int) {
 	return x0, x1
 }
 
-func (r *byteRows) same(y int) bool {
-	return bytes.Equal(r.bytes(y), r.bytes(y-1))
-}
+// same reports the whole rows equal, as the scan found them.
+func (r *byteRows) same(y int) bool { return r.repeat[y] }
 
 // strokeBits marks the stroke pixels (at least half bright) in s.on as the
 // function strokeBits does for a plane16.
