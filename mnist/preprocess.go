@@ -335,7 +335,7 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	// flipped byte is below limit.
 	floor := uint8(maxInk / noiseFloorDivisor)
 	limit := levels.limit(floor)
-	box := scan.box(ink, flip, limit)
+	box := scan.box(s, ink, flip, limit)
 	var level [256]uint8 // byte -> ink level, for the bytes of the ink; 0 for the rest
 	mass := 0
 	for v, n := range scan.hist {
@@ -416,6 +416,7 @@ type scratch struct {
 	scan    inkScan
 	rowMin  []uint8    // scanInk: each row's smallest flipped byte
 	repeat  []bool     // scanInk: which rows equal the row above
+	spans   []inkSpan  // box: each row's pixels with ink
 	rowBuf  []float32  // scaleTent: one source row
 	mask    []uint64   // scaleTent: one source row's ink
 	reach   []int32    // scaleTent: the first output reaching each source column
@@ -482,6 +483,9 @@ type inkScan struct {
 	// y known to equal row y-1 (false may also mean not compared).
 	rowMin []uint8
 	repeat []bool
+	// spans[y] is the first pixel with ink of row y and the one after the
+	// last (box's, for the rows it reads; x0 >= x1 for none).
+	spans []inkSpan
 	// hist is how many pixels with ink have each byte (box's).
 	hist [256]int
 }
@@ -520,11 +524,14 @@ func scanInkRows(px []uint8, w, y0, y1 int, flip uint8, rowMin []uint8, repeat [
 	}
 }
 
+// inkSpan is a row's pixels from the first with ink to the last: [x0, x1).
+type inkSpan struct{ x0, x1 int32 }
+
 // box returns the bounding box of the ink, the pixels whose flipped byte is
 // below limit, and fills scan.hist (see histRows). The rows with ink come
 // from the scan; in them, the pixels with ink from SIMD compares
 // (kernels.LessMask), whose union gives the columns.
-func (scan *inkScan) box(px []uint8, flip, limit uint8) (box image.Rectangle) {
+func (scan *inkScan) box(s *scratch, px []uint8, flip, limit uint8) (box image.Rectangle) {
 	clear(scan.hist[:])
 	first, last := span(scan.rowMin, limit)
 	if first < 0 {
@@ -534,15 +541,17 @@ func (scan *inkScan) box(px []uint8, flip, limit uint8) (box image.Rectangle) {
 	box.Min.Y, box.Max.Y = first, last+1
 	var small [maskWords]uint64
 	cols := rowMask(small[:], w) // the columns with ink
+	s.spans = grown(s.spans, scan.h)
+	scan.spans = s.spans
 	if parts := rowParts(w, last+1-first); parts == 1 {
-		histRows(px, w, first, last+1, flip, limit, scan.repeat, &scan.hist, cols)
+		histRows(px, w, first, last+1, flip, limit, scan.repeat, scan.spans, &scan.hist, cols)
 	} else {
 		hists := make([][256]int, parts)
 		colss := make([][]uint64, parts)
 		words := len(cols)
 		inParts(parts, last+1-first, func(part, y0, y1 int) {
 			colss[part] = make([]uint64, words)
-			histRows(px, w, first+y0, first+y1, flip, limit, scan.repeat, &hists[part], colss[part])
+			histRows(px, w, first+y0, first+y1, flip, limit, scan.repeat, scan.spans, &hists[part], colss[part])
 		})
 		for p := range parts {
 			for v, n := range hists[p] {
@@ -569,8 +578,8 @@ func (scan *inkScan) box(px []uint8, flip, limit uint8) (box image.Rectangle) {
 // between that are not ink count too, all bytes alike, without a branch:
 // their level is 0, so they change none of the sums over the histogram. A
 // run of rows equal to its first is read once and counted as many times as
-// it has rows (repeat is the scan's).
-func histRows(px []uint8, w, y0, y1 int, flip, limit uint8, repeat []bool, hist *[256]int, cols []uint64) {
+// it has rows (repeat is the scan's). The spans go into spans.
+func histRows(px []uint8, w, y0, y1 int, flip, limit uint8, repeat []bool, spans []inkSpan, hist *[256]int, cols []uint64) {
 	var more [3][256]int
 	var small [maskWords]uint64
 	mask := rowMask(small[:], w)
@@ -589,6 +598,9 @@ func histRows(px []uint8, w, y0, y1 int, flip, limit uint8, repeat []bool, hist 
 				x0 = min(x0, i*64+bits.TrailingZeros64(set))
 				x1 = i*64 + 64 - bits.LeadingZeros64(set)
 			}
+		}
+		for k := y - n; k < y; k++ {
+			spans[k] = inkSpan{int32(x0), int32(x1)}
 		}
 		if x0 >= x1 {
 			continue
@@ -1031,13 +1043,19 @@ func tentFilter(taps []tentTaps, weights []float32, dw, sw int) ([]tentTaps, []f
 	if scale > 1 {
 		half, argScale = scale, 1/scale
 	}
-	// Room for every weight first: the taps keep slices of it.
+	// Room for every weight first (at most int(2*half)+1 an output): the
+	// taps keep slices of it.
+	n := len(weights)
 	all := slices.Grow(weights, dw*(int(2*half)+2))
+	all = all[:cap(all)]
 	for x := range dw {
 		center := (float64(x)+0.5)*scale - 0.5
-		i := max(0, int(math.Floor(center-half)))
-		j := min(sw, int(math.Ceil(center+half)))
-		first, start, total := -1, len(all), 0.0
+		// The source pixels within half of the centre, from a range that
+		// holds them: int truncates, which is the floor from 0 up, and the
+		// one past the ceiling has a weight of 0 and ends the loop.
+		i := max(0, int(center-half))
+		j := min(sw, int(center+half)+1)
+		first, start, total := -1, n, 0.0
 		for c := i; c < j; c++ {
 			t := math.Abs((center - float64(c)) * argScale)
 			if t >= 1 {
@@ -1049,16 +1067,17 @@ func tentFilter(taps []tentTaps, weights []float32, dw, sw int) ([]tentTaps, []f
 			if first < 0 {
 				first = c
 			}
-			all = append(all, float32(1-t))
+			all[n] = float32(1 - t)
+			n++
 			total += 1 - t
 		}
-		ws := all[start:len(all):len(all)]
-		for k := range ws {
-			ws[k] = float32(float64(ws[k]) / total)
+		ws := all[start:n:n]
+		for k, wt := range ws {
+			ws[k] = float32(float64(wt) / total)
 		}
 		taps = append(taps, tentTaps{first: max(first, 0), weights: ws})
 	}
-	return taps, all
+	return taps, all[:n]
 }
 
 // rowSource is an image scaleTent reads, a row at a time.
@@ -1244,12 +1263,15 @@ type byteRows struct {
 	table                 *[256]uint16
 	flip                  uint8
 	inkBelow, strokeBelow uint8
-	repeat                []bool // the scan's, from the crop's first row
+	repeat                []bool    // the scan's, from the crop's first row
+	spans                 []inkSpan // the scan's, from the crop's first row
+	x                     int32     // the crop's first column
 }
 
 // byteRows returns s's byteRows, set to read g through table.
 func (s *scratch) byteRows(g *image.Gray, table *[256]uint16, flip, inkBelow, strokeBelow uint8) *byteRows {
-	s.rows = byteRows{g, table, flip, inkBelow, strokeBelow, s.scan.repeat[g.Rect.Min.Y:]}
+	y := g.Rect.Min.Y
+	s.rows = byteRows{g, table, flip, inkBelow, strokeBelow, s.scan.repeat[y:], s.scan.spans[y:], int32(g.Rect.Min.X)}
 	return &s.rows
 }
 
@@ -1274,19 +1296,10 @@ func (r *byteRows) row(y int, buf []float32, mask []uint64) (x0, x1 int) {
 }
 
 // inkSpan returns the first pixel with ink of row y and the one after the
-// last, found with mask; x0 >= x1 for none.
-func (r *byteRows) inkSpan(y int, mask []uint64) (x0, x1 int) {
-	row := r.bytes(y)
-	kernels.LessMask(mask, row, r.flip, r.inkBelow)
-	// The first and the last pixel with ink, then the levels between them.
-	x0, x1 = len(row), 0
-	for i, set := range mask {
-		if set != 0 {
-			x0 = min(x0, i*64+bits.TrailingZeros64(set))
-			x1 = i*64 + 64 - bits.LeadingZeros64(set)
-		}
-	}
-	return x0, x1
+// last (x0 >= x1 for none), as box found them.
+func (r *byteRows) inkSpan(y int, _ []uint64) (x0, x1 int) {
+	sp := r.spans[y]
+	return int(sp.x0 - r.x), int(sp.x1 - r.x)
 }
 
 // same reports the whole rows equal, as the scan found them.
