@@ -425,6 +425,8 @@ type scratch struct {
 	tmp     []float32  // scaleTent: the horizontally scaled rows
 	inked   []bool     // scaleTent: which of tmp's rows have ink
 	acc     []float32  // scaleTent: one output row
+	offs    []int32    // scaleTent: one output row's taps: offsets in tmp
+	ws      []float32  // scaleTent: and weights
 	taps    []tentTaps // scaleTent: both filters' taps
 	weights []float32  // scaleTent: the taps' weights
 	bucket  []uint16   // stretch16: the pixels of the percentile's bucket
@@ -1141,15 +1143,18 @@ func scaleTent(s *scratch, dst *plane16, dw, dh, sw, sh int, src rowSource, hist
 		})
 	}
 	dst.resize(dw, dh)
-	s.acc = grown(s.acc, dw)
-	acc := s.acc
+	s.acc = grown(s.acc, stride)
+	acc := s.acc // a whole row of tmp: the SIMD kernel keeps it in registers
 	for y, t := range hy {
 		clear(acc)
+		offs, ws := s.offs[:0], s.ws[:0] // the taps on rows with ink
 		for k, wt := range t.weights {
 			if r := t.first + k; inked[r] {
-				kernels.Axpy(acc, tmp[r*stride:r*stride+dw], wt)
+				offs, ws = append(offs, int32(r*stride)), append(ws, wt)
 			}
 		}
+		kernels.AxpyRows(acc, tmp, offs, ws)
+		s.offs, s.ws = offs, ws
 		out := dst.px[y*dw : (y+1)*dw]
 		for x, v := range acc[:len(out)] {
 			// Rounded and clamped to 0-65535 (comparisons, not min and

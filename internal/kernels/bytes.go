@@ -156,3 +156,25 @@ func ScaleRowBytes2(out0, out1, w []float32, src0, src1 []byte, table *[256]uint
 	w = w[:len(src0)*len(out0)]
 	scaleRowBytes2(out0, out1, w, src0, src1, table)
 }
+
+// AxpyRows is Axpy(dst, src[offs[k]:offs[k]+len(dst)], ws[k]) for every k
+// in order: the vertical pass of a separable image scaling, with the rows of
+// one output's taps. With SIMD, the same fused multiply-adds as Axpy, and
+// dst stays in registers when its length is 8, 16, 24 or 32. It panics if
+// ws is shorter than offs or a row is out of src.
+func AxpyRows(dst, src []float32, offs []int32, ws []float32) {
+	ws = ws[:len(offs)]
+	for _, off := range offs {
+		_ = src[int(off) : int(off)+len(dst)]
+	}
+	if len(offs) == 0 || len(dst) == 0 {
+		return
+	}
+	axpyRows(dst, src, offs, ws)
+}
+
+func axpyRowsGeneric(dst, src []float32, offs []int32, ws []float32) {
+	for k, off := range offs {
+		axpy(dst, src[off:int(off)+len(dst)], ws[k])
+	}
+}

@@ -71,3 +71,17 @@ func scaleRowBytes2(out0, out1, w []float32, src0, src1 []byte, table *[256]uint
 //
 //go:noescape
 func scaleRowBytes2AVX2(out0, out1, w *float32, stride int, src0, src1 *byte, n int, table *[256]uint16)
+
+func axpyRows(dst, src []float32, offs []int32, ws []float32) {
+	if !useAVX2 || len(dst)%8 != 0 || len(dst) > 32 {
+		axpyRowsGeneric(dst, src, offs, ws)
+		return
+	}
+	axpyRowsAVX2(&dst[0], len(dst), &src[0], &offs[0], &ws[0], len(offs))
+}
+
+// axpyRowsAVX2 is AxpyRows for n = len(dst) (8, 16, 24 or 32) and
+// taps = len(offs) > 0.
+//
+//go:noescape
+func axpyRowsAVX2(dst *float32, n int, src *float32, offs *int32, ws *float32, taps int)

@@ -398,3 +398,92 @@ store2:
 done2:
 	VZEROUPPER
 	RET
+
+// func axpyRowsAVX2(dst *float32, n int, src *float32, offs *int32, ws *float32, taps int)
+//
+// dst stays in Y4-Y7 (n/8 of them) while each tap adds its row with the
+// fused multiply-adds of axpyAVX2.
+TEXT ·axpyRowsAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ n+8(FP), BX
+	MOVQ src+16(FP), SI
+	MOVQ offs+24(FP), R8
+	MOVQ ws+32(FP), R9
+	MOVQ taps+40(FP), CX
+	VMOVUPS (DI), Y4
+	CMPQ BX, $8
+	JEQ taps1
+	VMOVUPS 32(DI), Y5
+	CMPQ BX, $16
+	JEQ taps2
+	VMOVUPS 64(DI), Y6
+	CMPQ BX, $24
+	JEQ taps3
+	VMOVUPS 96(DI), Y7
+	JMP taps4
+
+taps1:
+	MOVLQSX (R8), AX
+	VBROADCASTSS (R9), Y0
+	LEAQ (SI)(AX*4), AX
+	VFMADD231PS (AX), Y0, Y4
+	ADDQ $4, R8
+	ADDQ $4, R9
+	DECQ CX
+	JNZ taps1
+	JMP storetaps
+
+taps2:
+	MOVLQSX (R8), AX
+	VBROADCASTSS (R9), Y0
+	LEAQ (SI)(AX*4), AX
+	VFMADD231PS (AX), Y0, Y4
+	VFMADD231PS 32(AX), Y0, Y5
+	ADDQ $4, R8
+	ADDQ $4, R9
+	DECQ CX
+	JNZ taps2
+	JMP storetaps
+
+taps3:
+	MOVLQSX (R8), AX
+	VBROADCASTSS (R9), Y0
+	LEAQ (SI)(AX*4), AX
+	VFMADD231PS (AX), Y0, Y4
+	VFMADD231PS 32(AX), Y0, Y5
+	VFMADD231PS 64(AX), Y0, Y6
+	ADDQ $4, R8
+	ADDQ $4, R9
+	DECQ CX
+	JNZ taps3
+	JMP storetaps
+
+taps4:
+	MOVLQSX (R8), AX
+	VBROADCASTSS (R9), Y0
+	LEAQ (SI)(AX*4), AX
+	VFMADD231PS (AX), Y0, Y4
+	VFMADD231PS 32(AX), Y0, Y5
+	VFMADD231PS 64(AX), Y0, Y6
+	VFMADD231PS 96(AX), Y0, Y7
+	ADDQ $4, R8
+	ADDQ $4, R9
+	DECQ CX
+	JNZ taps4
+	JMP storetaps
+
+storetaps:
+	VMOVUPS Y4, (DI)
+	CMPQ BX, $8
+	JEQ donetaps
+	VMOVUPS Y5, 32(DI)
+	CMPQ BX, $16
+	JEQ donetaps
+	VMOVUPS Y6, 64(DI)
+	CMPQ BX, $24
+	JEQ donetaps
+	VMOVUPS Y7, 96(DI)
+
+donetaps:
+	VZEROUPPER
+	RET

@@ -19,3 +19,5 @@ func scaleRowBytes2(out0, out1, w []float32, src0, src1 []byte, table *[256]uint
 	scaleRowBytesGeneric(out0, w, src0, table)
 	scaleRowBytesGeneric(out1, w, src1, table)
 }
+
+func axpyRows(dst, src []float32, offs []int32, ws []float32) { axpyRowsGeneric(dst, src, offs, ws) }

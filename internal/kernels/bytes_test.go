@@ -213,3 +213,24 @@ func TestScaleRowBytes2(t *testing.T) {
 		}
 	}
 }
+
+func TestAxpyRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{1, 7, 8, 16, 17, 24, 32, 40} {
+		for taps := range 8 {
+			src := randSlice(rng, 50*n)
+			offs, ws := make([]int32, taps), make([]float32, taps)
+			for k := range offs {
+				offs[k], ws[k] = int32(rng.IntN(49)*n), rng.Float32()
+			}
+			want, got := randSlice(rng, n), make([]float32, n)
+			copy(got, want)
+			for k, off := range offs {
+				Axpy(want, src[off:int(off)+n], ws[k])
+			}
+			AxpyRows(got, src, offs, ws)
+			require.Equal(t, want, got, "n %d, taps %d", n, taps)
+		}
+	}
+	require.Panics(t, func() { AxpyRows(make([]float32, 8), make([]float32, 10), []int32{3}, []float32{1}) })
+}
