@@ -157,24 +157,22 @@ func preprocessPNG(data []byte, f *pngluma.File) (out *image.Gray, ok bool, err 
 	if imgorient.Read(data) != imgorient.Upright {
 		return nil, false, nil
 	}
-	var buf []byte
-	if p, _ := planes.Get().(*[]byte); p != nil {
-		buf = *p
+	// The pool holds *[]byte, the same pointer each time round, so that
+	// putting it back allocates nothing.
+	buf, _ := planes.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
 	}
-	defer func() {
-		if buf != nil {
-			planes.Put(&buf)
-		}
-	}()
-	lum, translucent, err := f.Luminance(0xff, buf)
+	defer planes.Put(buf)
+	lum, translucent, err := f.Luminance(0xff, *buf)
 	if err != nil {
 		return nil, false, nil
 	}
-	buf = lum.Pix
+	*buf = lum.Pix
 	out, err = preprocessLuminance(lum)
 	if errors.Is(err, ErrEmptyImage) && translucent {
 		// As PreprocessImage: light ink on a transparent background.
-		if lum, _, err2 := f.Luminance(0, buf); err2 == nil {
+		if lum, _, err2 := f.Luminance(0, *buf); err2 == nil {
 			if out2, err2 := preprocessLuminance(lum); err2 == nil {
 				return out2, true, nil
 			}
@@ -998,7 +996,13 @@ func centerOfMassPlace(digit *plane16, c massCenter) *image.Gray {
 	// sum > 0: the callers stretched digit to full white.
 	ox := min(max(int(math.Round(Side/2-sx/sum)), 0), Side-w)
 	oy := min(max(int(math.Round(Side/2-sy/sum)), 0), Side-h)
-	out := image.NewGray(image.Rect(0, 0, Side, Side))
+	// The image and its pixels in one allocation.
+	both := new(struct {
+		image.Gray
+		pix [Side * Side]uint8
+	})
+	out := &both.Gray
+	*out = image.Gray{Pix: both.pix[:], Stride: Side, Rect: image.Rect(0, 0, Side, Side)}
 	for y := range h {
 		dst := out.Pix[(oy+y)*out.Stride+ox : (oy+y)*out.Stride+ox+w]
 		for x, p := range digit.px[y*w : (y+1)*w] {
