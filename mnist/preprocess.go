@@ -335,13 +335,17 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	limit := levels.limit(floor)
 	box := scan.box(s, ink, flip, limit)
 	var level [256]uint8 // byte -> ink level, for the bytes of the ink; 0 for the rest
+	inks := s.inks[:0]   // the bytes of the ink that occur, by falling level
 	mass := 0
-	for v, n := range scan.hist {
-		if f := uint8(v) ^ flip; n != 0 && f < limit {
+	for f := range limit {
+		v := f ^ flip
+		if n := scan.hist[v]; n != 0 {
 			level[v] = levels.of(f)
 			mass += n * int(level[v])
+			inks = append(inks, inkByte{v: v, level: level[v], n: n})
 		}
 	}
+	s.inks = inks
 	if mass < minInkMass*255 {
 		return nil, fmt.Errorf("%w (there is only a speck of ink)", ErrEmptyImage)
 	}
@@ -366,7 +370,7 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	} else {
 		// A small one is read through a table that also stretches it.
 		table := &s.table
-		sum, ref := stretchTable(table, &scan.hist, &level)
+		sum, ref := stretchTable(table, inks)
 		// The strokes, at least half bright, are the flipped bytes below
 		// stroke (the stretched levels fall as the flipped byte grows).
 		stroke, hi := uint8(0), limit
@@ -429,6 +433,7 @@ type scratch struct {
 	weights []float32  // scaleTent: the taps' weights
 	bucket  []uint16   // stretch16: the pixels of the percentile's bucket
 	on      []uint64   // strokesTooThin: the stroke pixels, a bit each
+	inks    []inkByte  // the bytes of the ink
 }
 
 // scratches recycles scratch values; the pool holds no state a caller can
@@ -593,11 +598,13 @@ func histRows(px []uint8, w, y0, y1 int, flip, limit uint8, repeat []bool, spans
 		kernels.LessMask(mask, row, flip, limit)
 		x0, x1 := w, 0
 		for i, set := range mask {
-			if set != 0 {
-				cols[i] |= set
-				x0 = min(x0, i*64+bits.TrailingZeros64(set))
-				x1 = i*64 + 64 - bits.LeadingZeros64(set)
+			cols[i] |= set
+			// Without a branch: a word with no ink leaves both as they are.
+			first, last := i*64+bits.TrailingZeros64(set), i*64+64-bits.LeadingZeros64(set)
+			if set == 0 {
+				first, last = x0, x1
 			}
+			x0, x1 = min(x0, first), last
 		}
 		for k := y - n; k < y; k++ {
 			spans[k] = inkSpan{int32(x0), int32(x1)}
@@ -845,38 +852,36 @@ func stretchBy(px []uint16, w int, ref uint32, c *massCenter) {
 	}
 }
 
+// inkByte is a byte of the ink, its level and how many pixels have it.
+type inkByte struct {
+	v, level uint8
+	n        int
+}
+
 // stretchTable fills table with the 16-bit level (l*0x101, as color.Gray's
-// RGBA) of each byte's level l (level[v] for byte v), stretched as stretch16
-// does: the same values as stretch16 on the levels, from hist, the bytes'
-// histogram (with only 256 levels, the percentile comes from a histogram).
-// Only the bytes in hist have levels in table, the others 0. It returns the
-// sum of the stretched levels of the pixels in hist, and the reference
-// level for stretched. There is ink (scan.box found some).
-func stretchTable(table *[256]uint16, hist *[256]int, level *[256]uint8) (sum uint64, ref uint32) {
-	var levels [256]int // the histogram of the levels (not 0)
+// RGBA) of the bytes of the ink (inks, by falling level; the other bytes
+// get 0), stretched as stretch16 does: the same values as stretch16 on the
+// levels (with only 256 levels, the percentile comes from their counts). It
+// returns the sum of the stretched levels of the pixels of the ink, and the
+// reference level for stretched. There is ink (scan.box found some).
+func stretchTable(table *[256]uint16, inks []inkByte) (sum uint64, ref uint32) {
 	n := 0
-	for v, c := range hist {
-		if l := level[v]; l != 0 {
-			levels[l] += c
-			n += c
-		}
+	for _, b := range inks {
+		n += b.n
 	}
 	// stretch16's reference: the high byte of l*0x101 is l, so its bucket
-	// holds one value.
+	// holds one value. Bytes of one level are next to each other in inks.
 	rank, seen := n*9/10, 0
-	for l := 1; l < 256; l++ {
-		if seen+levels[l] > rank {
-			ref = uint32(l) * 0x101
+	for i := len(inks) - 1; i >= 0; i-- { // by rising level
+		if seen += inks[i].n; seen > rank {
+			ref = uint32(inks[i].level) * 0x101
 			break
 		}
-		seen += levels[l]
 	}
 	clear(table[:])
-	for v, c := range hist {
-		if l := level[v]; c != 0 && l != 0 {
-			table[v] = stretched(l, ref)
-			sum += uint64(c) * uint64(table[v])
-		}
+	for _, b := range inks {
+		table[b.v] = stretched(b.level, ref)
+		sum += uint64(b.n) * uint64(table[b.v])
 	}
 	return sum, ref
 }
@@ -996,13 +1001,7 @@ func centerOfMassPlace(digit *plane16, c massCenter) *image.Gray {
 	// sum > 0: the callers stretched digit to full white.
 	ox := min(max(int(math.Round(Side/2-sx/sum)), 0), Side-w)
 	oy := min(max(int(math.Round(Side/2-sy/sum)), 0), Side-h)
-	// The image and its pixels in one allocation.
-	both := new(struct {
-		image.Gray
-		pix [Side * Side]uint8
-	})
-	out := &both.Gray
-	*out = image.Gray{Pix: both.pix[:], Stride: Side, Rect: image.Rect(0, 0, Side, Side)}
+	out := image.NewGray(image.Rect(0, 0, Side, Side))
 	for y := range h {
 		dst := out.Pix[(oy+y)*out.Stride+ox : (oy+y)*out.Stride+ox+w]
 		for x, p := range digit.px[y*w : (y+1)*w] {
