@@ -13,6 +13,10 @@ import (
 	"image/jpeg"
 	"image/png"
 	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -473,8 +477,22 @@ func TestNormalize(t *testing.T) {
 	assert.Error(t, Normalize(nil, dst))
 }
 
-// BenchmarkPreprocess measures whole uploads: decode, preprocess, per size.
+// BenchmarkPreprocess measures whole uploads: decode, preprocess, per size,
+// and the web page's snapshot (84x84, the grey PNG with stored blocks that
+// the page writes, captured from Chromium).
 func BenchmarkPreprocess(b *testing.B) {
+	page, err := os.ReadFile(filepath.Join("testdata", "page-snapshot-84.png"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("page-snapshot-84", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Preprocess(page, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	seven := [][4]float64{{0.25, 0.2, 0.75, 0.2}, {0.75, 0.2, 0.45, 0.8}}
 	for _, size := range []int{280, 1000, 4000} {
 		var buf bytes.Buffer
@@ -488,5 +506,76 @@ func BenchmarkPreprocess(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestBackground checks background against its definition: the median of
+// the border (the lower of an even count), and when that is light, the
+// median of the inverted border.
+func TestBackground(t *testing.T) {
+	median := func(px []uint8) int {
+		s := slices.Clone(px)
+		slices.Sort(s)
+		return int(s[(len(s)-1)/2])
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		border := make([]uint8, 1+rng.IntN(30))
+		base := rng.IntN(256)
+		for i := range border {
+			border[i] = uint8(min(255, max(0, base+rng.IntN(41)-20)))
+		}
+		wantInvert, wantBG := median(border) > 127, median(border)
+		if wantInvert {
+			inverted := make([]uint8, len(border))
+			for i, v := range border {
+				inverted[i] = 255 - v
+			}
+			wantBG = median(inverted)
+		}
+		invert, bg := background(border)
+		require.Equal(t, wantInvert, invert, "%v", border)
+		require.Equal(t, wantBG, bg, "%v", border)
+	}
+}
+
+// TestInkLevels checks the level of every flipped byte against the formula,
+// and limit against a walk over the levels, for every background.
+func TestInkLevels(t *testing.T) {
+	for bg := range 256 - minInkContrast {
+		l := newInkLevels(bg)
+		for f := range 256 {
+			want := 0
+			if u := 255 - f; u > bg {
+				want = (u - bg) * 255 / (255 - bg)
+			}
+			require.Equal(t, uint8(want), l.of(uint8(f)), "bg %d, f %d", bg, f)
+		}
+		for _, floor := range []uint8{0, 1, 5, 31, 100, 254, 255} {
+			want := 0
+			for l.of(uint8(want)) > floor {
+				want++
+			}
+			require.Equal(t, uint8(want), l.limit(floor), "bg %d, floor %d", bg, floor)
+		}
+	}
+}
+
+// TestPreprocessWideCanvas puts one drawing on canvases of different widths:
+// the output does not depend on how much background surrounds the ink, so
+// it is the same on a 6000-pixel-wide canvas (row masks too long for the
+// stack, rows split over the cores) as on a narrow one.
+func TestPreprocessWideCanvas(t *testing.T) {
+	digits, _ := testDigits(t)
+	var want []uint8
+	for _, width := range []int{400, 4096, 6000} {
+		img := render(digits[0], rendering{size: 200, canvasW: width, canvasH: 260, at: image.Pt(width-230, 30), darkOnLight: true})
+		out, err := Preprocess(encodePNG(t, img), nil)
+		require.NoError(t, err, "width %d", width)
+		if want == nil {
+			want = out.Pix
+			continue
+		}
+		assert.Equal(t, want, out.Pix, "width %d", width)
 	}
 }

@@ -3,7 +3,12 @@
 // or one block of two output rows by eight columns, and for training the
 // position of each pooled maximum), the two sparse 5x5 backward kernels
 // (the weight gradient summed over a list of windows, and one window's input
-// gradient added in place), a dot product and axpy.
+// gradient added in place), a dot product and axpy; and the loops of image
+// preprocessing: byte masks and minima of a row of pixels (LessMask,
+// MinByte), and the two passes of a separable scaling (ScaleRow,
+// ScaleRowBytes, ScaleRowBytes2 by source pixel, with products rounded
+// before they are added so that the portable code gives the same bits, and
+// AxpyRows).
 //
 // Three sets of kernels, chosen at run time from the CPU's features
 // (golang.org/x/sys/cpu) and named by Features:
@@ -17,6 +22,10 @@
 //   - "avx2+fma": on amd64 CPUs with AVX2 and FMA, Go assembly with 8-lane
 //     registers; also on AVX-512 CPUs in builds with the noavx512 tag.
 //   - "go": plain Go, elsewhere and in builds with the purego tag.
+//
+// The byte and scaling kernels have AVX2 and portable versions (the
+// AVX-512 CPUs run the AVX2 ones); LessMask, MinByte and the ScaleRow
+// family give the same results on both, AxpyRows the results of Axpy.
 //
 // The AVX-512 and AVX2 kernels give the same results bit for bit: every
 // output is computed with the same fused multiply-adds and additions in the
