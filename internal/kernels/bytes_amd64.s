@@ -10,8 +10,10 @@
 // func lessMaskAVX2(mask *uint64, src *byte, n int, flip, atMost byte)
 //
 // n >= 32. The whole blocks of 32 bytes give a 32-bit mask each; the last n%32
-// bytes are the top of the mask of the last 32 bytes, shifted down; when the
-// 32-bit masks written are odd in number, a zero completes the last word.
+// bytes are the top of the mask of the last 32 bytes, shifted down. Two
+// masks make a word, stored whole (the caller reads words: two 32-bit
+// stores under a 64-bit load would stall it), the last one alone when the
+// masks are odd in number (its top half 0).
 TEXT ·lessMaskAVX2(SB), NOSPLIT, $0-26
 	MOVQ mask+0(FP), DI
 	MOVQ src+8(FP), SI
@@ -21,40 +23,57 @@ TEXT ·lessMaskAVX2(SB), NOSPLIT, $0-26
 	MOVQ CX, DX
 	ANDQ $31, DX           // the bytes after the whole blocks
 	LEAQ -32(SI)(CX*1), R8 // the last 32 bytes
-	MOVQ CX, R9
-	ADDQ $31, R9
-	SHRQ $5, R9            // the 32-bit masks to write
 	SHRQ $5, CX            // the whole blocks
+	XORQ R10, R10          // 1 when R11 holds a low half
 
 block:
-	VMOVDQU (SI), Y0
-	VPXOR Y1, Y0, Y0
+	VPXOR (SI), Y1, Y0
 	VPMAXUB Y2, Y0, Y3
 	VPCMPEQB Y2, Y3, Y3
 	VPMOVMSKB Y3, AX
-	MOVL AX, (DI)
 	ADDQ $32, SI
-	ADDQ $4, DI
+	TESTQ R10, R10
+	JNZ blockhigh
+	MOVL AX, R11
+	MOVQ $1, R10
+	JMP blocknext
+
+blockhigh:
+	SHLQ $32, AX
+	ORQ AX, R11
+	MOVQ R11, (DI)
+	ADDQ $8, DI
+	XORQ R10, R10
+
+blocknext:
 	DECQ CX
 	JNZ block
 
 	TESTQ DX, DX
-	JZ pad
-	VMOVDQU (R8), Y0
-	VPXOR Y1, Y0, Y0
+	JZ flush
+	VPXOR (R8), Y1, Y0
 	VPMAXUB Y2, Y0, Y3
 	VPCMPEQB Y2, Y3, Y3
 	VPMOVMSKB Y3, AX
 	MOVQ $32, CX
 	SUBQ DX, CX
 	SHRL CX, AX
-	MOVL AX, (DI)
-	ADDQ $4, DI
+	TESTQ R10, R10
+	JNZ tailhigh
+	MOVL AX, R11
+	MOVQ $1, R10
+	JMP flush
 
-pad:
-	TESTQ $1, R9
+tailhigh:
+	SHLQ $32, AX
+	ORQ AX, R11
+	MOVQ R11, (DI)
+	XORQ R10, R10
+
+flush:
+	TESTQ R10, R10
 	JZ done
-	MOVL $0, (DI)
+	MOVQ R11, (DI)
 
 done:
 	VZEROUPPER
