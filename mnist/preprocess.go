@@ -497,14 +497,20 @@ type inkScan struct {
 
 // scanInk reads the w x h image px (stride w), with its bytes XORed with
 // flip so that more ink is a smaller byte, for the smallest flipped byte of
-// every row (kernels.MinByte, in SIMD). A row equal to the one above is not
-// read again. The rows are split over the cores for a large image.
+// every row (kernels.MinByte, in SIMD). In an image of repeatPixels or more,
+// a row equal to the one above is not read again, and the rows are split
+// over the cores for a large one.
 func scanInk(s *scratch, px []uint8, w, h int, flip uint8) *inkScan {
 	scan := &s.scan
 	scan.w, scan.h = w, h
 	s.rowMin, s.repeat = grown(s.rowMin, h), grown(s.repeat, h)
 	scan.rowMin, scan.repeat = s.rowMin, s.repeat
-	if parts := rowParts(w, h); parts == 1 {
+	if w*h < repeatPixels {
+		// A snapshot: all rows' minima in one call; rows that repeat are few
+		// and cheap to read again.
+		kernels.RowMins(scan.rowMin, px, w, flip)
+		clear(scan.repeat)
+	} else if parts := rowParts(w, h); parts == 1 {
 		scanInkRows(px, w, 0, h, flip, scan.rowMin, scan.repeat)
 	} else {
 		rowMin, repeat := scan.rowMin, scan.repeat
@@ -515,6 +521,11 @@ func scanInk(s *scratch, px []uint8, w, h int, flip uint8) *inkScan {
 	scan.min = slices.Min(scan.rowMin)
 	return scan
 }
+
+// repeatPixels is the image size from which scanInk looks for rows that
+// repeat the row above (a drawing scaled up by repeating pixels has many),
+// so that the passes after it skip them.
+const repeatPixels = 1 << 16
 
 // scanInkRows is scanInk over rows [y0, y1), writing rowMin[y0:y1] and
 // repeat[y0:y1].

@@ -178,3 +178,23 @@ func axpyRowsGeneric(dst, src []float32, offs []int32, ws []float32) {
 		axpy(dst, src[off:int(off)+len(dst)], ws[k])
 	}
 }
+
+// RowMins writes into dst[y] the smallest src[i]^flip of row y, for the
+// len(dst) rows of w bytes (w > 0) that src holds, one after the other; it
+// panics if src is shorter than len(dst)*w.
+func RowMins(dst, src []byte, w int, flip byte) {
+	if w <= 0 {
+		panic("kernels: RowMins: rows of no bytes")
+	}
+	src = src[:len(dst)*w]
+	if len(dst) == 0 {
+		return
+	}
+	rowMins(dst, src, w, flip)
+}
+
+func rowMinsGeneric(dst, src []byte, w int, flip byte) {
+	for y := range dst {
+		dst[y] = minByteGeneric(src[y*w:(y+1)*w], flip)
+	}
+}

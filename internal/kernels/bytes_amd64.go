@@ -85,3 +85,16 @@ func axpyRows(dst, src []float32, offs []int32, ws []float32) {
 //
 //go:noescape
 func axpyRowsAVX2(dst *float32, n int, src *float32, offs *int32, ws *float32, taps int)
+
+func rowMins(dst, src []byte, w int, flip byte) {
+	if !useAVX2 || w < 32 {
+		rowMinsGeneric(dst, src, w, flip)
+		return
+	}
+	rowMinsAVX2(&dst[0], len(dst), &src[0], w, flip)
+}
+
+// rowMinsAVX2 is RowMins for rows of w >= 32 bytes, rows > 0 of them.
+//
+//go:noescape
+func rowMinsAVX2(dst *byte, rows int, src *byte, w int, flip byte)

@@ -506,3 +506,51 @@ storetaps:
 donetaps:
 	VZEROUPPER
 	RET
+
+// func rowMinsAVX2(dst *byte, rows int, src *byte, w int, flip byte)
+//
+// minByteAVX2 on every row, in one call.
+TEXT ·rowMinsAVX2(SB), NOSPLIT, $0-33
+	MOVQ dst+0(FP), DI
+	MOVQ rows+8(FP), DX
+	MOVQ src+16(FP), SI
+	MOVQ w+24(FP), BX
+	VPBROADCASTB flip+32(FP), Y1
+
+row:
+	MOVQ BX, CX
+	LEAQ (SI)(BX*1), R9 // the next row
+	LEAQ -32(R9), R8    // this row's last 32 bytes
+	VPCMPEQB Y0, Y0, Y0
+
+rowblock:
+	VPXOR (SI), Y1, Y2
+	VPMINUB Y2, Y0, Y0
+	ADDQ $32, SI
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JAE rowblock
+	TESTQ CX, CX
+	JZ rowreduce
+	VPXOR (R8), Y1, Y2
+	VPMINUB Y2, Y0, Y0
+
+rowreduce:
+	VEXTRACTI128 $1, Y0, X2
+	VPMINUB X2, X0, X0
+	VPSRLDQ $8, X0, X2
+	VPMINUB X2, X0, X0
+	VPSRLDQ $4, X0, X2
+	VPMINUB X2, X0, X0
+	VPSRLDQ $2, X0, X2
+	VPMINUB X2, X0, X0
+	VPSRLDQ $1, X0, X2
+	VPMINUB X2, X0, X0
+	VMOVD X0, AX
+	MOVB AX, (DI)
+	INCQ DI
+	MOVQ R9, SI
+	DECQ DX
+	JNZ row
+	VZEROUPPER
+	RET

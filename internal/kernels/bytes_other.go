@@ -21,3 +21,5 @@ func scaleRowBytes2(out0, out1, w []float32, src0, src1 []byte, table *[256]uint
 }
 
 func axpyRows(dst, src []float32, offs []int32, ws []float32) { axpyRowsGeneric(dst, src, offs, ws) }
+
+func rowMins(dst, src []byte, w int, flip byte) { rowMinsGeneric(dst, src, w, flip) }

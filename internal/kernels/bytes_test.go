@@ -234,3 +234,28 @@ func TestAxpyRows(t *testing.T) {
 	}
 	require.Panics(t, func() { AxpyRows(make([]float32, 8), make([]float32, 10), []int32{3}, []float32{1}) })
 }
+
+func TestRowMins(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, w := range []int{1, 7, 31, 32, 33, 64, 84, 100} {
+		for _, rows := range []int{0, 1, 2, 7} {
+			src := make([]byte, w*rows)
+			for i := range src {
+				src[i] = byte(100 + rng.IntN(156))
+			}
+			for y := range rows { // each row's smallest byte somewhere in it
+				src[y*w+rng.IntN(w)] = byte(rng.IntN(100))
+			}
+			for _, flip := range []byte{0, 0xff} {
+				want := make([]byte, rows)
+				for y := range want {
+					want[y] = MinByte(src[y*w:(y+1)*w], flip)
+				}
+				got := make([]byte, rows)
+				RowMins(got, src, w, flip)
+				require.Equal(t, want, got, "w %d, rows %d, flip %#x", w, rows, flip)
+			}
+		}
+	}
+	require.Panics(t, func() { RowMins(make([]byte, 2), make([]byte, 3), 2, 0) })
+}
