@@ -1,7 +1,13 @@
 // Package mnistweb is the MNIST part of the advspace web app: the input
 // codec for drawings (PNG or JPEG uploads and data URLs to the model's 28x28
 // input, and back to a PNG data URL for display) and the drawing page with
-// its embedded script and style sheet.
+// its embedded scripts and style sheet. To predict, the page sends its
+// drawing scaled to 84x84 as a PNG it encodes itself, 8-bit greyscale with
+// stored (uncompressed) deflate blocks, which the server reads with one copy
+// instead of inflating and converting the canvas's own RGBA PNG; its grey
+// levels are image/color's GrayModel of the canvas's pixels, so the model's
+// input is the same. Flags send the canvas's own (compressed) PNG, which is
+// what the dataset keeps.
 //
 // New puts them together with package dadchttp into the whole app as one
 // http.Handler over a *dadc.Loop[*image.Gray]:
