@@ -856,8 +856,11 @@ func stretchBy(px []uint16, w int, ref uint32, c *massCenter) {
 			if c != nil {
 				f := float64(q)
 				c.sum += f
-				c.sx += f * float64(x)
-				c.sy += f * fy
+				// The conversions round each product, which rules out a
+				// fused multiply-add (Go may fuse on some architectures):
+				// the same sums on every machine.
+				c.sx += float64(f * float64(x))
+				c.sy += float64(f * fy)
 			}
 		}
 	}
@@ -1065,7 +1068,7 @@ func tentFilter(taps []tentTaps, weights []float32, dw, sw int) ([]tentTaps, []f
 	all := slices.Grow(weights, dw*(int(2*half)+2))
 	all = all[:cap(all)]
 	for x := range dw {
-		center := (float64(x)+0.5)*scale - 0.5
+		center := float64((float64(x)+0.5)*scale) - 0.5 // rounded product: no fused multiply-add
 		// The source pixels within half of the centre, from a range that
 		// holds them: int truncates, which is the floor from 0 up, and the
 		// one past the ceiling has a weight of 0 and ends the loop.
@@ -1266,7 +1269,7 @@ func scaleRows(src rowSource, f *hfilter, buf []float32, mask []uint64, tmp []fl
 			px = px[:len(ws)]
 			var sum float32
 			for k, wt := range ws {
-				sum += wt * px[k]
+				sum += float32(wt * px[k]) // rounded product: no fused multiply-add
 			}
 			out[x] = sum
 		}

@@ -157,11 +157,13 @@ func ScaleRowBytes2(out0, out1, w []float32, src0, src1 []byte, table *[256]uint
 	scaleRowBytes2(out0, out1, w, src0, src1, table)
 }
 
-// AxpyRows is Axpy(dst, src[offs[k]:offs[k]+len(dst)], ws[k]) for every k
-// in order: the vertical pass of a separable image scaling, with the rows of
-// one output's taps. With SIMD, the same fused multiply-adds as Axpy, and
-// dst stays in registers when its length is 8, 16, 24 or 32. It panics if
-// ws is shorter than offs or a row is out of src.
+// AxpyRows adds ws[k]*src[offs[k]+i] to dst[i] for every i < len(dst) and
+// every k, in order of k: the vertical pass of a separable image scaling,
+// the rows of one output's taps. Unlike Axpy, every product is rounded to
+// float32 before it is added (no fused multiply-add), so that every build
+// gives the same bits; with SIMD, dst stays in registers when its length is
+// 8, 16, 24 or 32. It panics if ws is shorter than offs or a row is out of
+// src.
 func AxpyRows(dst, src []float32, offs []int32, ws []float32) {
 	ws = ws[:len(offs)]
 	for _, off := range offs {
@@ -175,7 +177,10 @@ func AxpyRows(dst, src []float32, offs []int32, ws []float32) {
 
 func axpyRowsGeneric(dst, src []float32, offs []int32, ws []float32) {
 	for k, off := range offs {
-		axpy(dst, src[off:int(off)+len(dst)], ws[k])
+		row, a := src[off:int(off)+len(dst)], ws[k]
+		for i, v := range row {
+			dst[i] += float32(a * v) // the conversion rules out a fused multiply-add
+		}
 	}
 }
 

@@ -420,8 +420,8 @@ done2:
 
 // func axpyRowsAVX2(dst *float32, n int, src *float32, offs *int32, ws *float32, taps int)
 //
-// dst stays in Y4-Y7 (n/8 of them) while each tap adds its row with the
-// fused multiply-adds of axpyAVX2.
+// dst stays in Y4-Y7 (n/8 of them) while each tap adds its row: a
+// multiplication, then an addition (no FMA), as the portable code.
 TEXT ·axpyRowsAVX2(SB), NOSPLIT, $0-48
 	MOVQ dst+0(FP), DI
 	MOVQ n+8(FP), BX
@@ -445,7 +445,8 @@ taps1:
 	MOVLQSX (R8), AX
 	VBROADCASTSS (R9), Y0
 	LEAQ (SI)(AX*4), AX
-	VFMADD231PS (AX), Y0, Y4
+	VMULPS (AX), Y0, Y1
+	VADDPS Y1, Y4, Y4
 	ADDQ $4, R8
 	ADDQ $4, R9
 	DECQ CX
@@ -456,8 +457,10 @@ taps2:
 	MOVLQSX (R8), AX
 	VBROADCASTSS (R9), Y0
 	LEAQ (SI)(AX*4), AX
-	VFMADD231PS (AX), Y0, Y4
-	VFMADD231PS 32(AX), Y0, Y5
+	VMULPS (AX), Y0, Y1
+	VADDPS Y1, Y4, Y4
+	VMULPS 32(AX), Y0, Y1
+	VADDPS Y1, Y5, Y5
 	ADDQ $4, R8
 	ADDQ $4, R9
 	DECQ CX
@@ -468,9 +471,12 @@ taps3:
 	MOVLQSX (R8), AX
 	VBROADCASTSS (R9), Y0
 	LEAQ (SI)(AX*4), AX
-	VFMADD231PS (AX), Y0, Y4
-	VFMADD231PS 32(AX), Y0, Y5
-	VFMADD231PS 64(AX), Y0, Y6
+	VMULPS (AX), Y0, Y1
+	VADDPS Y1, Y4, Y4
+	VMULPS 32(AX), Y0, Y1
+	VADDPS Y1, Y5, Y5
+	VMULPS 64(AX), Y0, Y1
+	VADDPS Y1, Y6, Y6
 	ADDQ $4, R8
 	ADDQ $4, R9
 	DECQ CX
@@ -481,10 +487,14 @@ taps4:
 	MOVLQSX (R8), AX
 	VBROADCASTSS (R9), Y0
 	LEAQ (SI)(AX*4), AX
-	VFMADD231PS (AX), Y0, Y4
-	VFMADD231PS 32(AX), Y0, Y5
-	VFMADD231PS 64(AX), Y0, Y6
-	VFMADD231PS 96(AX), Y0, Y7
+	VMULPS (AX), Y0, Y1
+	VADDPS Y1, Y4, Y4
+	VMULPS 32(AX), Y0, Y1
+	VADDPS Y1, Y5, Y5
+	VMULPS 64(AX), Y0, Y1
+	VADDPS Y1, Y6, Y6
+	VMULPS 96(AX), Y0, Y1
+	VADDPS Y1, Y7, Y7
 	ADDQ $4, R8
 	ADDQ $4, R9
 	DECQ CX

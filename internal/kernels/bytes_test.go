@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -226,10 +227,17 @@ func TestAxpyRows(t *testing.T) {
 			want, got := randSlice(rng, n), make([]float32, n)
 			copy(got, want)
 			for k, off := range offs {
-				Axpy(want, src[off:int(off)+n], ws[k])
+				for i := range want {
+					want[i] += float32(ws[k] * src[int(off)+i])
+				}
 			}
+			generic := slices.Clone(got)
 			AxpyRows(got, src, offs, ws)
 			require.Equal(t, want, got, "n %d, taps %d", n, taps)
+			if taps > 0 {
+				axpyRowsGeneric(generic, src, offs, ws)
+			}
+			require.Equal(t, want, generic, "generic, n %d, taps %d", n, taps)
 		}
 	}
 	require.Panics(t, func() { AxpyRows(make([]float32, 8), make([]float32, 10), []int32{3}, []float32{1}) })

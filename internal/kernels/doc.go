@@ -24,8 +24,10 @@
 //   - "go": plain Go, elsewhere and in builds with the purego tag.
 //
 // The byte and scaling kernels have AVX2 and portable versions (the
-// AVX-512 CPUs run the AVX2 ones); LessMask, MinByte and the ScaleRow
-// family give the same results on both, AxpyRows the results of Axpy.
+// AVX-512 CPUs run the AVX2 ones), which give the same results bit for bit:
+// AxpyRows and the ScaleRow family round every product before adding it
+// (no fused multiply-add), so that preprocessing an image gives the same
+// input on every build.
 //
 // The AVX-512 and AVX2 kernels give the same results bit for bit: every
 // output is computed with the same fused multiply-adds and additions in the
