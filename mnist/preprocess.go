@@ -2,6 +2,7 @@ package mnist
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
@@ -93,6 +94,11 @@ func Preprocess(data []byte, opts *PreprocessOptions) (*image.Gray, error) {
 			return out, err
 		}
 	}
+	if w, h, ok := pngSize(data); ok && w > maxPixels/h {
+		// image/png refuses sizes past its own bound as damage ("dimension
+		// overflow"); they are too large first.
+		return nil, &ImageTooLargeError{Bytes: int64(len(data)), Width: w, Height: h, MaxBytes: maxBytes, MaxPixels: maxPixels}
+	}
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
 		if f := signatureFormat(data); f != "" {
@@ -114,6 +120,16 @@ func Preprocess(data []byte, opts *PreprocessOptions) (*image.Gray, error) {
 		return nil, &damagedError{format: format, cause: err}
 	}
 	return PreprocessImage(displayOriented(data, img))
+}
+
+// pngSize returns the width and height in a PNG file's header (both
+// positive), ok false when data does not start with one.
+func pngSize(data []byte) (w, h int, ok bool) {
+	if signatureFormat(data) != "png" || len(data) < 24 || string(data[12:16]) != "IHDR" {
+		return 0, 0, false
+	}
+	w, h = int(binary.BigEndian.Uint32(data[16:])), int(binary.BigEndian.Uint32(data[20:]))
+	return w, h, w > 0 && h > 0
 }
 
 // signatureFormat returns "png" or "jpeg" when data starts as such a file

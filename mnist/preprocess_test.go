@@ -348,6 +348,12 @@ func TestPreprocessTooLarge(t *testing.T) {
 	_, err = Preprocess(pngHeaderClaiming(20_000_000, 1), nil)
 	require.ErrorIs(t, err, ErrImageTooLarge)
 
+	// Past image/png's own bound ("dimension overflow"): too large, not damaged.
+	_, err = Preprocess(pngHeaderClaiming(1<<31-1, 1<<31-1), nil)
+	require.ErrorAs(t, err, &tl)
+	assert.Equal(t, 1<<31-1, tl.Height)
+	assert.NotErrorIs(t, err, ErrDamagedImage)
+
 	small := encodePNG(t, render(must(testDigits(t))[0], rendering{size: 100, canvasW: 100, canvasH: 100}))
 	_, err = Preprocess(small, &PreprocessOptions{MaxPixels: 99 * 99})
 	require.ErrorAs(t, err, &tl)
