@@ -391,18 +391,18 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 		// stroke (the stretched levels fall as the flipped byte grows).
 		stroke, hi := uint8(0), limit
 		for stroke < hi {
-			if mid := stroke + (hi-stroke)/2; stretched(levels.of(mid), ref) < 0x8000 {
-				hi = mid
+			if f := stroke + (hi-stroke)/2; stretched(levels.of(f), ref) < 0x8000 {
+				hi = f
 			} else {
-				stroke = mid + 1
+				stroke = f + 1
 			}
 		}
-		bytes := s.byteRows(crop, table, flip, limit, stroke)
-		bytes.strokeBits(s)
-		mid = bytes
+		rows := s.byteRows(crop, table, flip, limit, stroke)
+		rows.strokeBits(s)
+		mid = rows
 		if wide := strokesTooThin(s, cw, ch, sum); wide > 0 {
 			plane := &s.planes[0]
-			bytes.copyTo(plane)
+			rows.copyTo(plane)
 			mid = dilate(plane, wide, &s.planes[1])
 		}
 	}
@@ -436,7 +436,6 @@ type scratch struct {
 	repeat  []bool     // scanInk: which rows equal the row above
 	spans   []inkSpan  // box: each row's pixels with ink
 	rowBuf  []float32  // scaleTent: one source row
-	mask    []uint64   // scaleTent: one source row's ink
 	reach   []int32    // scaleTent: the first output reaching each source column
 	matrix  []float32  // scaleTent: the weights by source pixel, for few outputs
 	hf      hfilter    // scaleTent: the horizontal filter
@@ -507,7 +506,8 @@ type inkScan struct {
 	// spans[y] is the first pixel with ink of row y and the one after the
 	// last (box's, for the rows it reads; x0 >= x1 for none).
 	spans []inkSpan
-	// hist is how many pixels with ink have each byte (box's).
+	// hist counts the bytes of each ink row from its first pixel with ink to
+	// its last (box's; see histRows).
 	hist [256]int
 }
 
@@ -1120,8 +1120,8 @@ type rowSource interface {
 	size() (w, h int)
 	// row writes row y's levels (0-65535, as float32) into buf[x0:x1] and
 	// returns x0 and x1: the row is black outside [x0, x1), and x0 == x1
-	// for a black row. mask ((w+63)/64 words) is its to use.
-	row(y int, buf []float32, mask []uint64) (x0, x1 int)
+	// for a black row.
+	row(y int, buf []float32) (x0, x1 int)
 	// same reports whether row y (> 0) is known to equal row y-1.
 	same(y int) bool
 }
@@ -1168,11 +1168,11 @@ func scaleTent(s *scratch, dst *plane16, dw, dh, sw, sh int, src rowSource, hist
 	s.tmp, s.inked = grown(s.tmp, sh*stride), grown(s.inked, sh)
 	tmp, inked := s.tmp, s.inked // horizontally scaled rows; which have ink
 	if parts := rowParts(sw, sh); parts == 1 {
-		s.rowBuf, s.mask = grown(s.rowBuf, sw), grown(s.mask, (sw+63)/64)
-		scaleRows(src, f, s.rowBuf, s.mask, tmp, inked, 0, sh)
+		s.rowBuf = grown(s.rowBuf, sw)
+		scaleRows(src, f, s.rowBuf, tmp, inked, 0, sh)
 	} else {
 		inParts(parts, sh, func(_, y0, y1 int) {
-			scaleRows(src, f, make([]float32, sw), make([]uint64, (sw+63)/64), tmp, inked, y0, y1)
+			scaleRows(src, f, make([]float32, sw), tmp, inked, y0, y1)
 		})
 	}
 	dst.resize(dw, dh)
@@ -1230,10 +1230,10 @@ type hfilter struct {
 }
 
 // scaleRows is scaleTent's horizontal pass over rows [y0, y1) of src with
-// the filter f, with buf and mask to read a row with, writing tmp's rows
+// the filter f, with buf to read a row into, writing tmp's rows
 // (f.stride apart) and inked. Its first row is always computed: the row
 // above may be another part's, not written yet.
-func scaleRows(src rowSource, f *hfilter, buf []float32, mask []uint64, tmp []float32, inked []bool, y0, y1 int) {
+func scaleRows(src rowSource, f *hfilter, buf, tmp []float32, inked []bool, y0, y1 int) {
 	hx, stride := f.taps, f.stride
 	for y := y0; y < y1; y++ {
 		out := tmp[y*stride : (y+1)*stride]
@@ -1246,12 +1246,12 @@ func scaleRows(src rowSource, f *hfilter, buf []float32, mask []uint64, tmp []fl
 		if b, ok := src.(*byteRows); ok && f.matrix != nil {
 			// Straight from the bytes, two rows at once when the next one
 			// needs computing too (their sums overlap in the CPU).
-			x0, x1 := b.inkSpan(y, mask)
+			x0, x1 := b.inkSpan(y)
 			inked[y] = x0 < x1
 			if y+1 < y1 && !src.same(y+1) {
 				next := tmp[(y+1)*stride : (y+2)*stride]
 				clear(next)
-				n0, n1 := b.inkSpan(y+1, mask)
+				n0, n1 := b.inkSpan(y + 1)
 				if inked[y+1] = n0 < n1; inked[y] && inked[y+1] {
 					x0, x1 = min(x0, n0), max(x1, n1) // the pixels between are black in either row
 					kernels.ScaleRowBytes2(out, next, f.matrix[x0*stride:], b.bytes(y)[x0:x1], b.bytes(y + 1)[x0:x1], b.table)
@@ -1269,7 +1269,7 @@ func scaleRows(src rowSource, f *hfilter, buf []float32, mask []uint64, tmp []fl
 			}
 			continue
 		}
-		x0, x1 := src.row(y, buf, mask)
+		x0, x1 := src.row(y, buf)
 		if inked[y] = x0 < x1; !inked[y] {
 			continue
 		}
@@ -1321,8 +1321,8 @@ func (r *byteRows) bytes(y int) []uint8 {
 	return r.g.Pix[off : off+r.g.Rect.Dx()]
 }
 
-func (r *byteRows) row(y int, buf []float32, mask []uint64) (x0, x1 int) {
-	x0, x1 = r.inkSpan(y, mask)
+func (r *byteRows) row(y int, buf []float32) (x0, x1 int) {
+	x0, x1 = r.inkSpan(y)
 	if x0 >= x1 {
 		return 0, 0
 	}
@@ -1335,7 +1335,7 @@ func (r *byteRows) row(y int, buf []float32, mask []uint64) (x0, x1 int) {
 
 // inkSpan returns the first pixel with ink of row y and the one after the
 // last (x0 >= x1 for none), as box found them.
-func (r *byteRows) inkSpan(y int, _ []uint64) (x0, x1 int) {
+func (r *byteRows) inkSpan(y int) (x0, x1 int) {
 	sp := r.spans[y]
 	return int(sp.x0 - r.x), int(sp.x1 - r.x)
 }
@@ -1381,7 +1381,7 @@ func (p *plane16) resize(w, h int) { p.w, p.h, p.px = w, h, grown(p.px, w*h) }
 
 func (p *plane16) size() (w, h int) { return p.w, p.h }
 
-func (p *plane16) row(y int, buf []float32, _ []uint64) (x0, x1 int) {
+func (p *plane16) row(y int, buf []float32) (x0, x1 int) {
 	px := p.px[y*p.w : (y+1)*p.w]
 	for x0 < len(px) && px[x0] == 0 {
 		x0++
