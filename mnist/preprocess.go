@@ -349,7 +349,7 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	// flipped byte is below limit.
 	floor := uint8(maxInk / noiseFloorDivisor)
 	limit := levels.limit(floor)
-	box := scan.box(s, ink, flip, limit)
+	box := scan.box(ink, flip, limit)
 	var level [256]uint8 // byte -> ink level, for the bytes of the ink; 0 for the rest
 	inks := s.inks[:0]   // the bytes of the ink that occur, by falling level
 	mass := 0
@@ -377,8 +377,9 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 			table[v] = uint16(l) * 0x101
 		}
 		plane := &s.planes[0]
-		scaleTent(s, plane, scaledSide(cw, long, midSide), scaledSide(ch, long, midSide), cw, ch, s.byteRows(crop, table, flip, limit, 0), nil)
-		if !stretch16(s, plane) {
+		var hist [256]int // of the high bytes, for the stretch
+		n := scaleTent(s, plane, scaledSide(cw, long, midSide), scaledSide(ch, long, midSide), cw, ch, s.byteRows(crop, table, flip, limit, 0), &hist)
+		if !stretch16(s, plane, &hist, n, nil) {
 			return nil, fmt.Errorf("%w (the strokes are too small to read)", ErrEmptyImage)
 		}
 		sum := strokeBits(s, plane)
@@ -413,12 +414,10 @@ func preprocessLuminance(lum *image.Gray) (*image.Gray, error) {
 	digit := &s.planes[2]
 	var hist [256]int // of the digit's high bytes, for its stretch
 	n := scaleTent(s, digit, scaledSide(mw, long, boxSide), scaledSide(mh, long, boxSide), mw, mh, mid, &hist)
-	ref, ok := stretchRef(s, digit.px, &hist, n)
-	if !ok {
+	var center massCenter
+	if !stretch16(s, digit, &hist, n, &center) {
 		return nil, fmt.Errorf("%w (the strokes are too small to read)", ErrEmptyImage)
 	}
-	var center massCenter
-	stretchBy(digit.px, digit.w, ref, &center)
 	return centerOfMassPlace(digit, center), nil
 }
 
@@ -432,9 +431,6 @@ type scratch struct {
 	crop    image.Gray  // the ink's bounding box
 	rows    byteRows
 	scan    inkScan
-	rowMin  []uint8    // scanInk: each row's smallest flipped byte
-	repeat  []bool     // scanInk: which rows equal the row above
-	spans   []inkSpan  // box: each row's pixels with ink
 	rowBuf  []float32  // scaleTent: one source row
 	reach   []int32    // scaleTent: the first output reaching each source column
 	matrix  []float32  // scaleTent: the weights by source pixel, for few outputs
@@ -519,8 +515,7 @@ type inkScan struct {
 func scanInk(s *scratch, px []uint8, w, h int, flip uint8) *inkScan {
 	scan := &s.scan
 	scan.w, scan.h = w, h
-	s.rowMin, s.repeat = grown(s.rowMin, h), grown(s.repeat, h)
-	scan.rowMin, scan.repeat = s.rowMin, s.repeat
+	scan.rowMin, scan.repeat = grown(scan.rowMin, h), grown(scan.repeat, h)
 	if w*h < repeatPixels {
 		// A snapshot: all rows' minima in one call; rows that repeat are few
 		// and cheap to read again.
@@ -563,7 +558,7 @@ type inkSpan struct{ x0, x1 int32 }
 // below limit, and fills scan.hist (see histRows). The rows with ink come
 // from the scan; in them, the pixels with ink from SIMD compares
 // (kernels.LessMask), whose union gives the columns.
-func (scan *inkScan) box(s *scratch, px []uint8, flip, limit uint8) (box image.Rectangle) {
+func (scan *inkScan) box(px []uint8, flip, limit uint8) (box image.Rectangle) {
 	clear(scan.hist[:])
 	first, last := span(scan.rowMin, limit)
 	if first < 0 {
@@ -573,8 +568,7 @@ func (scan *inkScan) box(s *scratch, px []uint8, flip, limit uint8) (box image.R
 	box.Min.Y, box.Max.Y = first, last+1
 	var small [maskWords]uint64
 	cols := rowMask(small[:], w) // the columns with ink
-	s.spans = grown(s.spans, scan.h)
-	scan.spans = s.spans
+	scan.spans = grown(scan.spans, scan.h)
 	if parts := rowParts(w, last+1-first); parts == 1 {
 		histRows(px, w, first, last+1, flip, limit, scan.repeat, scan.spans, &scan.hist, cols)
 	} else {
@@ -594,13 +588,7 @@ func (scan *inkScan) box(s *scratch, px []uint8, flip, limit uint8) (box image.R
 			}
 		}
 	}
-	box.Min.X, box.Max.X = w, 0
-	for i, m := range cols {
-		if m != 0 {
-			box.Min.X = min(box.Min.X, i*64+bits.TrailingZeros64(m))
-			box.Max.X = i*64 + 64 - bits.LeadingZeros64(m)
-		}
-	}
+	box.Min.X, box.Max.X = maskSpan(cols, w)
 	return box
 }
 
@@ -623,16 +611,10 @@ func histRows(px []uint8, w, y0, y1 int, flip, limit uint8, repeat []bool, spans
 		}
 		y += n
 		kernels.LessMask(mask, row, flip, limit)
-		x0, x1 := w, 0
 		for i, set := range mask {
 			cols[i] |= set
-			// Without a branch: a word with no ink leaves both as they are.
-			first, last := i*64+bits.TrailingZeros64(set), i*64+64-bits.LeadingZeros64(set)
-			if set == 0 {
-				first, last = x0, x1
-			}
-			x0, x1 = min(x0, first), last
 		}
+		x0, x1 := maskSpan(mask, w)
 		for k := y - n; k < y; k++ {
 			spans[k] = inkSpan{int32(x0), int32(x1)}
 		}
@@ -656,6 +638,21 @@ func histRows(px []uint8, w, y0, y1 int, flip, limit uint8, repeat []bool, spans
 	for v := range hist {
 		hist[v] += more[0][v] + more[1][v] + more[2][v]
 	}
+}
+
+// maskSpan returns the first set bit of mask and the one after the last, or
+// w, 0 for none.
+func maskSpan(mask []uint64, w int) (x0, x1 int) {
+	x0, x1 = w, 0
+	for i, set := range mask {
+		// Without a branch: a word with no bit set leaves both as they are.
+		first, last := i*64+bits.TrailingZeros64(set), i*64+64-bits.LeadingZeros64(set)
+		if set == 0 {
+			first, last = x0, x1
+		}
+		x0, x1 = min(x0, first), last
+	}
+	return x0, x1
 }
 
 // maskWords is the row masks' size that lives on the stack: rows of up to
@@ -797,20 +794,14 @@ func (l inkLevels) limit(floor uint8) uint8 {
 // (and a thin stroke averaged down during scaling gets its contrast back). The
 // reference level is the 90th percentile of the non-black pixels rather than
 // the maximum, so that one bright spot, such as two strokes crossing, does not
-// leave the rest of the digit dim; brighter pixels are clipped. It reports
-// false if g is black.
-func stretch16(s *scratch, g *plane16) bool {
-	var hist [256]int
-	n := 0
-	for _, v := range g.px {
-		if v != 0 {
-			hist[v>>8]++
-			n++
-		}
-	}
-	ref, ok := stretchRef(s, g.px, &hist, n)
+// leave the rest of the digit dim; brighter pixels are clipped. hist is the
+// histogram of the high bytes of g's n non-black pixels (see scaleTent), and
+// when c is not nil, the stretched pixels' sums for their centre of mass are
+// added to it (see stretchBy). It reports false if g is black.
+func stretch16(s *scratch, g *plane16, hist *[256]int, n int, c *massCenter) bool {
+	ref, ok := stretchRef(s, g.px, hist, n)
 	if ok {
-		stretchBy(g.px, g.w, ref, nil)
+		stretchBy(g.px, g.w, ref, c)
 	}
 	return ok
 }
@@ -1139,9 +1130,9 @@ func scaleTent(s *scratch, dst *plane16, dw, dh, sw, sh int, src rowSource, hist
 	hx, hy := s.taps[:dw], s.taps[dw:]
 	f := &s.hf
 	f.taps, f.stride, f.matrix = hx, dw, nil
-	if dw <= matrixOutputs {
-		// A few outputs: the weights by source pixel, a row of stride each,
-		// for kernels.ScaleRow.
+	if _, bytes := src.(*byteRows); bytes && dw <= matrixOutputs {
+		// A few outputs from bytes: the weights by source pixel, a row of
+		// stride each, for kernels.ScaleRowBytes.
 		f.stride = (dw + 7) &^ 7
 		s.matrix = grown(s.matrix, sw*f.stride)
 		clear(s.matrix)
@@ -1213,15 +1204,15 @@ func scaleTent(s *scratch, dst *plane16, dw, dh, sw, sh int, src rowSource, hist
 }
 
 // matrixOutputs is the most outputs a row of which scaleTent computes with
-// kernels.ScaleRow: the weights of every source pixel for every output, most
+// kernels.ScaleRowBytes: the weights of every source pixel for every output, most
 // of them zero, are fewer multiplications than they save in overhead only
 // for a few outputs (the final 20 pixels).
 const matrixOutputs = 32
 
 // hfilter is scaleTent's horizontal filter: its taps and, for scaleRows, the
-// first output reaching each source column, or for a few outputs the matrix
-// of the weights by source pixel, stride floats each. stride is also the
-// row stride of scaleRows' results.
+// first output reaching each source column, or for a few outputs read from
+// bytes the matrix of the weights by source pixel, stride floats each.
+// stride is also the row stride of scaleRows' results.
 type hfilter struct {
 	taps   []tentTaps
 	reach  []int32
@@ -1243,38 +1234,31 @@ func scaleRows(src rowSource, f *hfilter, buf, tmp []float32, inked []bool, y0, 
 			continue
 		}
 		clear(out)
-		if b, ok := src.(*byteRows); ok && f.matrix != nil {
-			// Straight from the bytes, two rows at once when the next one
-			// needs computing too (their sums overlap in the CPU).
+		if f.matrix != nil { // src is a *byteRows: straight from its bytes
+			b := src.(*byteRows)
 			x0, x1 := b.inkSpan(y)
 			inked[y] = x0 < x1
-			if y+1 < y1 && !src.same(y+1) {
-				next := tmp[(y+1)*stride : (y+2)*stride]
-				clear(next)
-				n0, n1 := b.inkSpan(y + 1)
-				if inked[y+1] = n0 < n1; inked[y] && inked[y+1] {
-					x0, x1 = min(x0, n0), max(x1, n1) // the pixels between are black in either row
-					kernels.ScaleRowBytes2(out, next, f.matrix[x0*stride:], b.bytes(y)[x0:x1], b.bytes(y + 1)[x0:x1], b.table)
-				} else if inked[y+1] {
-					kernels.ScaleRowBytes(next, f.matrix[n0*stride:], b.bytes(y + 1)[n0:n1], b.table)
-				}
-				if inked[y] && !inked[y+1] {
-					kernels.ScaleRowBytes(out, f.matrix[x0*stride:], b.bytes(y)[x0:x1], b.table)
-				}
-				y++
+			if y+1 == y1 || src.same(y+1) {
+				b.scale(out, f, y, x0, x1)
 				continue
 			}
-			if inked[y] {
-				kernels.ScaleRowBytes(out, f.matrix[x0*stride:], b.bytes(y)[x0:x1], b.table)
+			// Two rows at once: their sums overlap in the CPU.
+			y++
+			next := tmp[y*stride : (y+1)*stride]
+			clear(next)
+			n0, n1 := b.inkSpan(y)
+			inked[y] = n0 < n1
+			if !inked[y-1] || !inked[y] {
+				b.scale(out, f, y-1, x0, x1)
+				b.scale(next, f, y, n0, n1)
+				continue
 			}
+			x0, x1 = min(x0, n0), max(x1, n1) // the pixels between are black in either row
+			kernels.ScaleRowBytes2(out, next, f.matrix[x0*stride:], b.bytes(y - 1)[x0:x1], b.bytes(y)[x0:x1], b.table)
 			continue
 		}
 		x0, x1 := src.row(y, buf)
 		if inked[y] = x0 < x1; !inked[y] {
-			continue
-		}
-		if f.matrix != nil {
-			kernels.ScaleRow(out, f.matrix[x0*stride:], buf[x0:x1])
 			continue
 		}
 		// The outputs whose taps reach into [x0, x1).
@@ -1319,6 +1303,14 @@ func (r *byteRows) size() (w, h int) { return r.g.Rect.Dx(), r.g.Rect.Dy() }
 func (r *byteRows) bytes(y int) []uint8 {
 	off := y * r.g.Stride
 	return r.g.Pix[off : off+r.g.Rect.Dx()]
+}
+
+// scale adds row y's pixels [x0, x1) (none when x0 >= x1) through f's
+// weight matrix to out.
+func (r *byteRows) scale(out []float32, f *hfilter, y, x0, x1 int) {
+	if x0 < x1 {
+		kernels.ScaleRowBytes(out, f.matrix[x0*f.stride:], r.bytes(y)[x0:x1], r.table)
+	}
 }
 
 func (r *byteRows) row(y int, buf []float32) (x0, x1 int) {

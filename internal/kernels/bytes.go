@@ -53,42 +53,12 @@ func lessBytes(a, b uint64) uint64 {
 // byte, and no two partial products share a bit, so nothing carries.
 func laneBits(m uint64) uint8 { return uint8((m * 0x02040810204081) >> 56) }
 
-// ScaleRow adds to out (len(out) a multiple of 8) the products a*w[i] of
-// each non-zero levels[i] with its weights w[i] = w[i*len(out):(i+1)*len(out)],
-// in order of i, every product rounded to float32 before it is added (no
-// fused multiply-add): the horizontal pass of a separable image scaling, by
-// source pixel. Each out[j] gets the same terms in the same order as a sum
-// over the source pixels gathered for output j would, so the same value. It
-// panics if w holds fewer than len(levels)*len(out) weights.
-func ScaleRow(out, w, levels []float32) {
-	if len(out)%8 != 0 {
-		panic("kernels: ScaleRow: len(out) is not a multiple of 8")
-	}
-	if len(levels) == 0 || len(out) == 0 {
-		return
-	}
-	w = w[:len(levels)*len(out)]
-	scaleRow(out, w, levels)
-}
-
-func scaleRowGeneric(out, w, levels []float32) {
-	for i, a := range levels {
-		if a == 0 {
-			continue
-		}
-		ws := w[i*len(out) : (i+1)*len(out)]
-		ws = ws[:len(out)]
-		for j, wt := range ws {
-			out[j] += float32(a * wt) // the conversion rules out a fused multiply-add
-		}
-	}
-}
-
 // MinByte returns the smallest src[i]^flip; src must not be empty (it
 // panics otherwise).
 func MinByte(src []byte, flip byte) byte {
-	_ = src[0]
-	return minByte(src, flip)
+	var m [1]byte
+	RowMins(m[:], src[:len(src):len(src)], len(src), flip)
+	return m[0]
 }
 
 // minByteGeneric is MinByte, eight bytes at a time as the lanes of a word.
@@ -113,9 +83,16 @@ func minByteGeneric(src []byte, flip byte) byte {
 	return m
 }
 
-// ScaleRowBytes is ScaleRow for the levels table[src[i]]: the pixels of a
-// row of bytes read through a table of 16-bit levels. It panics as
-// ScaleRow does, and if len(out) > 32.
+// ScaleRowBytes adds to out (8, 16, 24 or 32 outputs) the products a*w[i]
+// of each pixel's level a = table[src[i]] with its weights
+// w[i] = w[i*len(out):(i+1)*len(out)], in order of i, every product
+// rounded to float32 before it is added (no fused multiply-add): the
+// horizontal pass of a separable image scaling, by source pixel, for a row
+// of bytes read through a table of 16-bit levels. Each out[j] gets the same
+// terms in the same order as a sum over the source pixels gathered for
+// output j would (the zero products add nothing), so the same value. It
+// panics if len(out) is not one of those or w holds fewer than
+// len(src)*len(out) weights.
 func ScaleRowBytes(out, w []float32, src []byte, table *[256]uint16) {
 	if len(out)%8 != 0 || len(out) > 32 {
 		panic("kernels: ScaleRowBytes: len(out) is not 8, 16, 24 or 32")

@@ -17,32 +17,6 @@ func lessMask(mask []uint64, src []byte, flip, limit byte) {
 //go:noescape
 func lessMaskAVX2(mask *uint64, src *byte, n int, flip, atMost byte)
 
-func scaleRow(out, w, levels []float32) {
-	if !useAVX2 {
-		scaleRowGeneric(out, w, levels)
-		return
-	}
-	scaleRowAVX2(&out[0], &w[0], len(out), &levels[0], len(levels))
-}
-
-// scaleRowAVX2 is ScaleRow for stride = len(out) (a positive multiple of 8)
-// and n = len(levels) > 0.
-//
-//go:noescape
-func scaleRowAVX2(out, w *float32, stride int, levels *float32, n int)
-
-func minByte(src []byte, flip byte) byte {
-	if !useAVX2 || len(src) < 32 {
-		return minByteGeneric(src, flip)
-	}
-	return minByteAVX2(&src[0], len(src), flip)
-}
-
-// minByteAVX2 is MinByte for n = len(src) >= 32.
-//
-//go:noescape
-func minByteAVX2(src *byte, n int, flip byte) byte
-
 func scaleRowBytes(out, w []float32, src []byte, table *[256]uint16) {
 	if !useAVX2 {
 		scaleRowBytesGeneric(out, w, src, table)

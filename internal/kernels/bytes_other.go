@@ -7,10 +7,6 @@ func lessMask(mask []uint64, src []byte, flip, limit byte) {
 	lessMaskGeneric(mask, src, 0, flip, limit)
 }
 
-func scaleRow(out, w, levels []float32) { scaleRowGeneric(out, w, levels) }
-
-func minByte(src []byte, flip byte) byte { return minByteGeneric(src, flip) }
-
 func scaleRowBytes(out, w []float32, src []byte, table *[256]uint16) {
 	scaleRowBytesGeneric(out, w, src, table)
 }

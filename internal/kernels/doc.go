@@ -5,10 +5,8 @@
 // (the weight gradient summed over a list of windows, and one window's input
 // gradient added in place), a dot product and axpy; and the loops of image
 // preprocessing: byte masks and minima of a row of pixels (LessMask,
-// MinByte), and the two passes of a separable scaling (ScaleRow,
-// ScaleRowBytes, ScaleRowBytes2 by source pixel, with products rounded
-// before they are added so that the portable code gives the same bits, and
-// AxpyRows).
+// MinByte, RowMins), and the two passes of a separable scaling
+// (ScaleRowBytes and ScaleRowBytes2 by source pixel, and AxpyRows).
 //
 // Three sets of kernels, chosen at run time from the CPU's features
 // (golang.org/x/sys/cpu) and named by Features:
