@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/advspace/advspace/dadc"
+	"github.com/advspace/advspace/internal/cputime"
 	"github.com/advspace/advspace/internal/kernels"
 	"github.com/advspace/advspace/mnist"
 	"github.com/advspace/advspace/mnist/mnistdata"
@@ -345,6 +346,13 @@ func timePreprocessing(test *mnist.Dataset, g *goFigures) error {
 		}
 	}
 	return nil
+}
+
+// cpuTime returns the CPU time the process has used so far, or 0 where it
+// is not known (the CPU column then reads 0).
+func cpuTime() time.Duration {
+	d, _ := cputime.Process()
+	return d
 }
 
 // lastLine returns the last non-empty line of out.
