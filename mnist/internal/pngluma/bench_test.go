@@ -103,8 +103,9 @@ func BenchmarkDecode(b *testing.B) {
 // filteredRows inflates the image data of the PNG file data: its rows,
 // each a filter type and then the filtered bytes.
 func filteredRows(t testing.TB, data []byte) (h *header, rows []byte) {
-	h, err := parse(data)
+	f, err := Parse(data)
 	require.NoError(t, err)
+	h = &f.h
 	zr, err := zlib.NewReader(bytes.NewReader(bytes.Join(h.idat, nil)))
 	require.NoError(t, err)
 	rows, err = io.ReadAll(zr)

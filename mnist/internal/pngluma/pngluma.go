@@ -77,16 +77,8 @@ func Parse(data []byte) (*File, error) {
 // Size returns the image's width and height in pixels, from its header.
 func (f *File) Size() (width, height int) { return f.h.width, f.h.height }
 
-// parse walks the chunks of data and checks their CRCs.
-func parse(data []byte) (*header, error) {
-	h := &header{}
-	if err := h.parse(data); err != nil {
-		return nil, err
-	}
-	return h, nil
-}
-
-// parse fills h, which is zero, from the chunks of data.
+// parse fills h, which is zero, from the chunks of data, and checks their
+// CRCs.
 func (h *header) parse(data []byte) error {
 	if !bytes.HasPrefix(data, signature) {
 		return unsupported("no PNG signature")

@@ -236,9 +236,9 @@ func FuzzStoredGrey(f *testing.F) {
 	pix := snapshot(rng, 12, 10)
 	for _, block := range []int{65535, 13, 1} {
 		data := storedGrey(storedSpec{w: 12, h: 10, block: block}, pix)
-		h, err := parse(data)
+		file, err := Parse(data)
 		require.NoError(f, err)
-		f.Add(bytes.Join(h.idat, nil), uint16(0))
+		f.Add(bytes.Join(file.h.idat, nil), uint16(0))
 	}
 	f.Fuzz(func(t *testing.T, z []byte, cut uint16) {
 		if len(z) == 0 {
