@@ -216,22 +216,19 @@ func timePrediction(ctx context.Context, test *mnist.Dataset, g *goFigures) erro
 		}
 	}
 	// The best of five runs, as for preprocessing, which the page's snapshot
-	// is compared with: a busy machine only ever slows a run down.
+	// is compared with.
 	const reps = 20000
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	g.PredictLatencyUS, g.PredictCPUUS = math.Inf(1), math.Inf(1)
-	for run := range 5 {
-		t0, c0 := time.Now(), cpuTime()
-		for i := run * reps / 5; i < (run+1)*reps/5; i++ {
-			if _, err := m.PredictPixels(ctx, test.Pixels(i%test.Len())); err != nil {
-				return err
-			}
-		}
-		g.PredictLatencyUS = min(g.PredictLatencyUS, time.Since(t0).Seconds()/(reps/5)*1e6)
-		g.PredictCPUUS = min(g.PredictCPUUS, (cpuTime()-c0).Seconds()/(reps/5)*1e6)
+	wall, cpu, err := bestOfFive(reps, func(i int) error {
+		_, err := m.PredictPixels(ctx, test.Pixels(i%test.Len()))
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	runtime.ReadMemStats(&after)
+	g.PredictLatencyUS, g.PredictCPUUS = wall.Seconds()*1e6, cpu.Seconds()*1e6
 	g.PredictAllocs = float64(after.Mallocs-before.Mallocs) / reps
 	// The allocation-free path: one Prediction reused, as a server's worker can.
 	var p dadc.Prediction
@@ -331,21 +328,35 @@ func timePreprocessing(test *mnist.Dataset, g *goFigures) error {
 		if _, err := mnist.Preprocess(data, nil); err != nil {
 			return fmt.Errorf("preprocessing %s: %w", c.name, err)
 		}
-		// The best of five runs: a busy machine only ever slows a run down.
-		*c.dst, *c.cpu = math.Inf(1), math.Inf(1)
-		for range 5 {
-			t0, c0 := time.Now(), cpuTime()
-			for range c.reps / 5 {
-				if _, err := mnist.Preprocess(data, nil); err != nil {
-					return err
-				}
-			}
-			n := float64(c.reps / 5)
-			*c.dst = min(*c.dst, time.Since(t0).Seconds()/n*1e3)
-			*c.cpu = min(*c.cpu, (cpuTime()-c0).Seconds()/n*1e3)
+		wall, cpu, err := bestOfFive(c.reps, func(int) error {
+			_, err := mnist.Preprocess(data, nil)
+			return err
+		})
+		if err != nil {
+			return err
 		}
+		*c.dst, *c.cpu = wall.Seconds()*1e3, cpu.Seconds()*1e3
 	}
 	return nil
+}
+
+// bestOfFive calls fn reps times (with i from 0 to reps-1) in five runs of
+// reps/5 and returns the fastest run's wall and CPU time per call: a busy
+// machine only ever slows a run down.
+func bestOfFive(reps int, fn func(i int) error) (wall, cpu time.Duration, err error) {
+	wall, cpu = time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
+	n := reps / 5
+	for run := range 5 {
+		t0, c0 := time.Now(), cpuTime()
+		for i := run * n; i < (run+1)*n; i++ {
+			if err := fn(i); err != nil {
+				return 0, 0, err
+			}
+		}
+		wall = min(wall, time.Since(t0)/time.Duration(n))
+		cpu = min(cpu, (cpuTime()-c0)/time.Duration(n))
+	}
+	return wall, cpu, nil
 }
 
 // cpuTime returns the CPU time the process has used so far, or 0 where it
