@@ -183,21 +183,7 @@ func TestBrowserPredictSendsGreyPNG(t *testing.T) {
 	rgba, err := png.Decode(bytes.NewReader(canvasPNG))
 	require.NoError(t, err)
 	require.Equal(t, image.Rect(0, 0, 84, 84), rgba.Bounds())
-	ink, mismatched := 0, 0
-	for y := range 84 {
-		for x := range 84 {
-			c := rgba.At(x, y)
-			_, _, _, a := c.RGBA()
-			require.Equal(t, uint32(0xffff), a, "the send canvas is opaque at (%d,%d)", x, y)
-			want := color.GrayModel.Convert(c).(color.Gray).Y
-			if grey.GrayAt(x, y).Y != want {
-				mismatched++
-			}
-			if want < 128 {
-				ink++
-			}
-		}
-	}
+	mismatched, ink := lumaMismatch(t, grey, rgba)
 	assert.Zero(t, mismatched, "pixels whose grey level is not the canvas's luminance")
 	assert.Greater(t, ink, 200, "the seven is in the snapshot (dark pixels)")
 	assert.Equal(t, greyStoredPNG(lumaOf(rgba)), body, "byte for byte the reference encoding of the canvas's luminance")
@@ -344,20 +330,7 @@ func TestPageSnapshotFixtures(t *testing.T) {
 	require.NoError(t, err)
 	require.IsType(t, &image.NRGBA{}, rgba, "Chromium writes 8-bit RGBA")
 	require.Equal(t, grey.Bounds(), rgba.Bounds())
-	ink, mismatched := 0, 0
-	for y := range 84 {
-		for x := range 84 {
-			c := rgba.(*image.NRGBA).NRGBAAt(x, y)
-			require.Equal(t, uint8(255), c.A, "opaque at (%d,%d)", x, y)
-			want := color.GrayModel.Convert(c).(color.Gray).Y
-			if grey.GrayAt(x, y).Y != want {
-				mismatched++
-			}
-			if want < 128 {
-				ink++
-			}
-		}
-	}
+	mismatched, ink := lumaMismatch(t, grey, rgba)
 	assert.Zero(t, mismatched, "pixels whose luminance differs between the two")
 	assert.Greater(t, ink, 200, "a drawing (dark pixels)")
 
@@ -369,6 +342,29 @@ func TestPageSnapshotFixtures(t *testing.T) {
 }
 
 // dataURLBytes decodes a data:image/png;base64 URL.
+// lumaMismatch counts the pixels of grey whose level is not color.GrayModel's
+// of the same pixel of rgba (as large), and rgba's dark pixels (ink); it
+// fails at a pixel of rgba that is not opaque.
+func lumaMismatch(t *testing.T, grey *image.Gray, rgba image.Image) (mismatched, ink int) {
+	t.Helper()
+	b := rgba.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			c := rgba.At(x, y)
+			_, _, _, a := c.RGBA()
+			require.Equal(t, uint32(0xffff), a, "opaque at (%d,%d)", x, y)
+			want := color.GrayModel.Convert(c).(color.Gray).Y
+			if grey.GrayAt(x, y).Y != want {
+				mismatched++
+			}
+			if want < 128 {
+				ink++
+			}
+		}
+	}
+	return mismatched, ink
+}
+
 func dataURLBytes(t *testing.T, u string) []byte {
 	t.Helper()
 	const prefix = "data:image/png;base64,"
